@@ -1,0 +1,1 @@
+"""newsflow's feed connectors: RSS/Atom/JSON feeds -> news.raw."""

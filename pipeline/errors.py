@@ -1,0 +1,164 @@
+"""newsflow's error tree. Every class has a short ``kind``: the metric label, the log key and the DLQ field.
+
+::
+
+    NewsflowError
+    ├── SettingsError
+    ├── StackError                       the local Kafka/Elasticsearch stack could not start or stop
+    ├── FeedError (feed_url)
+    │   ├── FetchError: FeedTimeout, FeedUnreachable, AddressRefused, FeedHTTPStatus(status),
+    │   │               BodyTooLarge, TooManyRedirects
+    │   └── FeedParseError: NotAFeed, HostileXML
+    ├── StageError (stage): CleanFailed, EnrichFailed, ArticleDiscarded(reason)
+    └── SinkError: ElasticUnavailable (retried), DocumentRejected (dead-lettered)
+
+Library errors are translated into these at the edge of the module that called the library and
+raised ``from`` the original, so nothing above those modules catches a foreign exception.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AddressRefused",
+    "ArticleDiscarded",
+    "BodyTooLarge",
+    "CleanFailed",
+    "DocumentRejected",
+    "ElasticUnavailable",
+    "EnrichFailed",
+    "FeedError",
+    "FeedHTTPStatus",
+    "FeedParseError",
+    "FeedTimeout",
+    "FeedUnreachable",
+    "FetchError",
+    "HostileXML",
+    "NewsflowError",
+    "NotAFeed",
+    "SettingsError",
+    "SinkError",
+    "StackError",
+    "StageError",
+    "TooManyRedirects",
+]
+
+
+class NewsflowError(Exception):
+    """Root of every error newsflow raises on purpose."""
+
+    kind = "error"
+
+
+class SettingsError(NewsflowError):
+    kind = "settings"
+
+
+class StackError(NewsflowError):
+    """The local stack failed; the message names the cause and the log file to read."""
+
+    kind = "stack"
+
+
+class FeedError(NewsflowError):
+    kind = "feed"
+
+    def __init__(self, message: str, *, feed_url: str = "") -> None:
+        super().__init__(message)
+        self.feed_url = feed_url
+
+
+class FetchError(FeedError):
+    kind = "fetch"
+
+
+class FeedTimeout(FetchError):
+    kind = "timeout"
+
+
+class FeedUnreachable(FetchError):
+    """DNS, connection refused/reset, TLS: the host could not be talked to."""
+
+    kind = "unreachable"
+
+
+class AddressRefused(FetchError):
+    """The URL resolves to a private, loopback or link-local address and those are not allowed."""
+
+    kind = "address_refused"
+
+
+class FeedHTTPStatus(FetchError):
+    kind = "http_status"
+
+    def __init__(self, message: str, *, feed_url: str = "", status: int, retry_after_s: float | None = None):
+        super().__init__(message, feed_url=feed_url)
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+
+class BodyTooLarge(FetchError):
+    """The body, or what it decompresses to, passed the configured cap."""
+
+    kind = "body_too_large"
+
+
+class TooManyRedirects(FetchError):
+    kind = "too_many_redirects"
+
+
+class FeedParseError(FeedError):
+    kind = "parse"
+
+
+class NotAFeed(FeedParseError):
+    """The document is not RSS, Atom or JSON Feed (often an HTML page)."""
+
+    kind = "not_a_feed"
+
+
+class HostileXML(FeedParseError):
+    """Entity expansion, external entities or a DTD: refused before parsing."""
+
+    kind = "hostile_xml"
+
+
+class StageError(NewsflowError):
+    kind = "stage"
+
+    def __init__(self, message: str, *, stage: str = "") -> None:
+        super().__init__(message)
+        self.stage = stage
+
+
+class CleanFailed(StageError):
+    kind = "clean_failed"
+
+
+class EnrichFailed(StageError):
+    kind = "enrich_failed"
+
+
+class ArticleDiscarded(StageError):
+    """A typed reason to drop an article (too short, no text); counted, and dead-lettered for inspection."""
+
+    kind = "discarded"
+
+    def __init__(self, reason: str, *, stage: str = "") -> None:
+        super().__init__(f"article discarded: {reason}", stage=stage)
+        self.reason = reason
+
+
+class SinkError(NewsflowError):
+    kind = "sink"
+
+
+class ElasticUnavailable(SinkError):
+    """Elasticsearch cannot be reached or answers 429/5xx: retried, never dead-lettered."""
+
+    kind = "elastic_unavailable"
+
+
+class DocumentRejected(SinkError):
+    """Elasticsearch refused this document (mapping error): it goes to news.dlq with the reason."""
+
+    kind = "document_rejected"

@@ -1,0 +1,58 @@
+"""Every Prometheus collector newsflow has, declared once and observed where the work happens.
+
+Names follow ``newsflow_<component>_<what>_<unit>``; labels stay small and closed
+(``status``, ``kind``, ``stage``, ``channel``). Per-feed detail lives in feed state, not in labels.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+__all__ = [
+    "ALERTS_SENT",
+    "ARTICLES_DEDUPED",
+    "DEAD_LETTERS",
+    "END_TO_END_LAG",
+    "FEED_FETCHES",
+    "FEED_ITEMS_PUBLISHED",
+    "FEED_ITEMS_SKIPPED",
+    "FEED_PARSE_ERRORS",
+    "SINK_BULK_SECONDS",
+    "SINK_DOCUMENTS",
+    "STAGE_ERRORS",
+    "STAGE_MESSAGES",
+    "STAGE_SECONDS",
+    "serve_metrics",
+]
+
+# connectors
+FEED_FETCHES = Counter("newsflow_feed_fetches_total", "Feed fetches by outcome", ["status", "kind"])
+FEED_PARSE_ERRORS = Counter("newsflow_feed_parse_errors_total", "Feeds that could not be parsed", ["kind"])
+FEED_ITEMS_PUBLISHED = Counter("newsflow_feed_items_published_total", "Items acknowledged by Kafka on news.raw")
+FEED_ITEMS_SKIPPED = Counter("newsflow_feed_items_skipped_total", "Items skipped as already published")
+
+# stream stages
+STAGE_MESSAGES = Counter("newsflow_stage_messages_total", "Messages handled per stage", ["stage", "status"])
+STAGE_ERRORS = Counter("newsflow_stage_errors_total", "Messages a stage failed on", ["stage", "kind"])
+STAGE_SECONDS = Histogram("newsflow_stage_seconds", "Time spent per article in a stage", ["stage"])
+ARTICLES_DEDUPED = Counter("newsflow_dedupe_decisions_total", "Dedupe decisions", ["decision"])
+DEAD_LETTERS = Counter("newsflow_dead_letters_total", "Messages sent to news.dlq", ["stage", "kind"])
+
+# sink
+SINK_DOCUMENTS = Counter("newsflow_sink_documents_total", "Documents by outcome", ["status"])
+SINK_BULK_SECONDS = Histogram("newsflow_sink_bulk_seconds", "Bulk request latency")
+END_TO_END_LAG = Histogram(
+    "newsflow_end_to_end_lag_seconds",
+    "From ingested (fetched) to indexed",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300, 900, 3600),
+)
+SINK_BACKLOG = Gauge("newsflow_sink_pending_documents", "Documents waiting for the next bulk")
+
+# alerts
+ALERTS_SENT = Counter("newsflow_alerts_sent_total", "Alerts delivered", ["channel", "status"])
+
+
+def serve_metrics(port: int) -> None:
+    """Expose /metrics on ``port`` (0 disables it)."""
+    if port:
+        start_http_server(port, addr="127.0.0.1")

