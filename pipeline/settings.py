@@ -56,6 +56,12 @@ class KafkaSettings(_Section):
     partitions: int = Field(4, ge=1, le=1024)  # of news.raw / news.deduped / news.enriched
     replication_factor: int = Field(1, ge=1, le=16)
     client_id: str = "newsflow"
+    # Prepended to every topic name (news.raw -> <prefix>news.raw): several pipelines, or tests, on one cluster.
+    topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._\-]*$")
+
+    def topic(self, name: str) -> str:
+        """The full name of one of the topics in pipeline.schemas (RAW_TOPIC, ...)."""
+        return f"{self.topic_prefix}{name}"
 
     @field_validator("bootstrap")
     @classmethod
