@@ -111,6 +111,7 @@ class StackSettings(_Section):
     es_heap: str = "1g"
     java_home: str | None = None  # for Kafka; None: the java on PATH
     es_java_home: str | None = None  # None: same as java_home, else the JDK behind `java`
+    cache_dir: str | None = None  # where Maven-resolved servers go; None: <data_dir>/cache
     es_user: str = "newsflow-es"  # Elasticsearch refuses to run as root; this user is created when needed
     start_timeout_s: float = Field(120.0, gt=0, le=1800)
     stop_timeout_s: float = Field(30.0, gt=0, le=600)
@@ -200,6 +201,10 @@ class Settings(BaseModel):
     @property
     def data_path(self) -> Path:
         return self.path(self.data_dir)
+
+    @property
+    def cache_path(self) -> Path:
+        return self.path(self.stack.cache_dir) if self.stack.cache_dir else self.data_path / "cache"
 
 
 # Short names for the overrides operators and tests set most.

@@ -51,7 +51,7 @@ class ElasticsearchService(Service):
 
     @property
     def dist_dir(self) -> Path:
-        return self.settings.data_path / "cache" / f"elasticsearch-{self.version}"
+        return self.settings.cache_path / f"elasticsearch-{self.version}"
 
     @property
     def es_home(self) -> Path:

@@ -50,7 +50,7 @@ class KafkaService(Service):
 
     @property
     def lib_dir(self) -> Path:
-        return self.settings.data_path / "cache" / f"kafka-{self.version}" / "lib"
+        return self.settings.cache_path / f"kafka-{self.version}" / "lib"
 
     def resolve(self) -> float:
         return resolve(
