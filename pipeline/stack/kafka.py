@@ -14,6 +14,7 @@ from kafka.errors import KafkaError
 
 from pipeline.errors import StackError
 from pipeline.stack.maven import resolve
+from pipeline.stack.process import port_open
 from pipeline.stack.service import DEPLOY_DIR, Service
 
 __all__ = ["KafkaService"]
@@ -110,6 +111,9 @@ class KafkaService(Service):
 
     def ready(self) -> bool:
         """A metadata request lists broker 1."""
+        # kafka-python retries a refused bootstrap for many seconds: ask only once the port listens.
+        if not port_open(self.port):
+            return False
         try:
             admin = KafkaAdminClient(
                 bootstrap_servers=f"127.0.0.1:{self.port}",

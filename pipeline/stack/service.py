@@ -85,10 +85,10 @@ class Service(ABC):
     def up(self) -> str:
         """Start the server unless it runs; return what was done ("already running" / "started in Ns")."""
         pid = self.pid()
-        if pid is not None:
-            self._wait_ready(pid, time.monotonic())
+        if pid is not None and self._wait_ready(pid, time.monotonic()):
             return "already running"
-        if port_open(self.port):
+        # Not running, or it died while we looked (a kill -9 a moment ago): start it.
+        if self._port_busy():
             raise StackError(
                 f"{self.name}: port {self.port} is in use by another process; stop it or change "
                 f"stack.{self.name if self.name == 'kafka' else 'es'}_port"
@@ -98,20 +98,29 @@ class Service(ABC):
         self.home.mkdir(parents=True, exist_ok=True)
         self.launch()
         pid = self.pid()
-        if pid is None:
-            raise StackError(f"{self.name} exited at start: {self._last_error()}; see {self.log_file}")
-        self._wait_ready(pid, started)
+        if pid is None or not self._wait_ready(pid, started):
+            raise StackError(f"{self.name} died while starting: {self._last_error()}; see {self.log_file}")
         took = time.monotonic() - started
         log.info("server started", service=self.name, port=self.port, took_s=round(took, 1))
         return f"started in {took:.1f}s"
 
-    def _wait_ready(self, pid: int, started: float) -> None:
+    def _port_busy(self, grace_s: float = 10.0) -> bool:
+        """True when another process holds the port; a server killed a moment ago gets ``grace_s`` to let go."""
+        deadline = time.monotonic() + grace_s
+        while port_open(self.port):
+            if time.monotonic() > deadline:
+                return True
+            time.sleep(0.25)
+        return False
+
+    def _wait_ready(self, pid: int, started: float) -> bool:
+        """True once the server answers; False when its process is gone; StackError on timeout."""
         deadline = started + self.stack.start_timeout_s
         while time.monotonic() < deadline:
             if self.ready():
-                return
+                return True
             if self.pid() is None:
-                raise StackError(f"{self.name} died while starting: {self._last_error()}; see {self.log_file}")
+                return False
             time.sleep(0.5)
         raise StackError(
             f"{self.name} (pid {pid}) not ready after {self.stack.start_timeout_s:.0f}s; see {self.log_file}"
