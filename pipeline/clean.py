@@ -1,0 +1,367 @@
+"""The clean stage: one RawItem in, one CleanArticle out (main text, metadata, language, syndication).
+
+``clean_article`` is pure and synchronous so it can run in a process pool. The cascade:
+
+1. pick the HTML: ``item.content`` (a full page or a feed's content:encoded fragment), else ``item.summary``;
+2. extract the main text with trafilatura (precision mode, no comments, no tables); a fragment, or a page
+   trafilatura gives up on, goes through a plain block-text baseline instead;
+3. drop the boilerplate trafilatura lets through (``pipeline.boilerplate``: teasers, promos, widgets);
+4. fill the fields, feed metadata first and page metadata second, all as NFC plain text.
+
+Every reason to drop an article raises ``ArticleDiscarded``; anything unexpected is ``CleanFailed``.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import lxml.etree
+import lxml.html
+import trafilatura
+from tld import get_fld
+from trafilatura.settings import Document
+
+from pipeline.boilerplate import filter_paragraphs
+from pipeline.canonical import canonical_url, text_fingerprint
+from pipeline.errors import ArticleDiscarded, CleanFailed
+from pipeline.language import detect_language
+from pipeline.logs import get_logger
+from pipeline.schemas import CleanArticle, RawItem
+from pipeline.syndication import syndicated_from
+
+__all__ = ["MAX_HTML_CHARS", "clean_article", "html_to_text", "source_domain", "warm_up"]
+
+log = get_logger(__name__)
+STAGE = "clean"
+
+# trafilatura logs ordinary outcomes ("empty HTML tree", "discarding data") at ERROR and WARNING, once per
+# short or odd page; this stage reports those outcomes itself as typed errors with a metric, so the
+# library's own records would only be noise in the worker's log.
+logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
+
+# A news page is rarely over 1 MB of HTML; past this it is a feed mistake or an attack, and lxml would
+# spend seconds and hundreds of MB on it.
+MAX_HTML_CHARS = 5_000_000
+# A page whose text is below this many words under trafilatura is retried with the baseline extractor
+# when the input is a fragment (feeds' content:encoded): trafilatura drops short fragments as "too small".
+_FRAGMENT_RETRY_WORDS = 40
+
+# XML 1.0 forbids C0 controls other than tab/newline/CR; lxml refuses them, and they have no place in text.
+# Lone surrogates come from JSON "\udcxx" escapes and cannot be encoded for lxml either.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# libxml2 checks attributes for duplicates pairwise: a tag with 100,000 attributes takes minutes to parse.
+# No real tag is this long, so an overlong one keeps its name and loses its attributes.
+_OVERLONG_TAG = re.compile(r"<([a-zA-Z][\w:-]{0,30})\b[^<>]{8000,}>")
+_SPACE = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
+_SENTENCE_END = re.compile(r"[.!?…:;]['\"”’»)]*$")
+_FULL_PAGE = re.compile(r"<\s*(?:html|body|head|article|main)\b", re.IGNORECASE)
+_TAG_LIKE = re.compile(r"<[a-zA-Z!/?][^<>]*>")
+_SCRIPT_BLOCK = re.compile(r"<(script|style)\b[^<>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|[a-zA-Z]{2,8});")
+_BLOCK_TAGS = (
+    "p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "tr", "dd", "dt",
+    "section", "article", "figcaption", "header", "footer", "ul", "ol", "table", "br", "hr",
+)
+_DROP_TAGS = ("script", "style", "noscript", "template", "svg", "iframe", "object", "embed", "form", "button",
+              "select", "nav", "head", "title", "meta", "link", "aside", "footer")
+_PUBLISHED_XPATH = (
+    '//meta[@property="article:published_time" or @name="article:published_time" or '
+    '@property="og:published_time" or @name="pubdate" or @name="publish-date" or @itemprop="datePublished"]/@content'
+    ' | //time[@itemprop="datePublished"]/@datetime'
+)
+# Standfirst / dek / lede containers of common news templates (first match wins).
+_STANDFIRST_XPATH = (
+    "//*[self::p or self::div or self::h2 or self::h3]"
+    "[contains(concat(' ', normalize-space(@class), ' '), ' standfirst ') or "
+    "contains(concat(' ', normalize-space(@class), ' '), ' dek ') or "
+    "contains(concat(' ', normalize-space(@class), ' '), ' lede ') or "
+    "contains(concat(' ', normalize-space(@class), ' '), ' subtitle ') or "
+    "contains(concat(' ', normalize-space(@class), ' '), ' article__summary ') or "
+    "contains(concat(' ', normalize-space(@class), ' '), ' article-summary ') or "
+    "contains(concat(' ', normalize-space(@class), ' '), ' subheadline ') or @itemprop='alternativeHeadline']"
+)
+_TRAFILATURA_DATE = {"extensive_search": False, "original_date": True, "outputformat": "%Y-%m-%dT%H:%M:%S%z"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Extracted:
+    paragraphs: list[str]
+    title: str | None = None
+    subtitle: str | None = None
+    authors: tuple[str, ...] = ()
+    published_raw: str | None = None
+    sitename: str | None = None
+
+
+def warm_up() -> None:
+    """Load what the first article would otherwise pay for (langdetect profiles: ~1 s): a pool initializer."""
+    detect_language("warm up the language profiles with a short English sentence")
+
+
+def clean_article(item: RawItem, *, min_words: int = 20, max_html_chars: int = MAX_HTML_CHARS) -> CleanArticle:
+    """Extract the article in ``item`` as plain text with its metadata.
+
+    Raises ``ArticleDiscarded`` when there is no usable text or fewer than ``min_words`` words, and
+    ``CleanFailed`` for anything else that goes wrong (never a foreign exception).
+    """
+    try:
+        return _clean(item, min_words=min_words, max_html_chars=max_html_chars)
+    except (ArticleDiscarded, CleanFailed):
+        raise
+    except Exception as exc:  # the stage boundary: whatever a parser throws becomes one typed error
+        raise CleanFailed(f"{type(exc).__name__}: {exc}"[:500], stage=STAGE) from exc
+
+
+def _clean(item: RawItem, *, min_words: int, max_html_chars: int) -> CleanArticle:
+    source_html = item.content if item.content and item.content.strip() else item.summary
+    if not source_html or not source_html.strip():
+        raise ArticleDiscarded("no_content", stage=STAGE)
+    if len(source_html) > max_html_chars:
+        raise ArticleDiscarded("html_too_large", stage=STAGE)
+    source_html = _OVERLONG_TAG.sub(r"<\1>", _CONTROL.sub("", source_html))
+
+    extracted = _extract(source_html, url=item.link)
+    feed_title = html_to_text(item.title) if item.title else None
+    title = feed_title or extracted.title
+    source = item.feed_name or (html_to_text(item.feed_title) if item.feed_title else None) or extracted.sitename
+    names = tuple(n for n in (source, extracted.sitename, item.feed_name, item.feed_title) if n)
+    paragraphs = filter_paragraphs(extracted.paragraphs, title=title, subtitle=extracted.subtitle, names=names)
+    subtitle = extracted.subtitle
+    if subtitle is None and len(paragraphs) >= 2 and _looks_like_standfirst(paragraphs[0], paragraphs[1]):
+        subtitle = paragraphs.pop(0)
+    body = "\n\n".join(paragraphs)
+    word_count = len(body.split())
+    if word_count == 0:
+        raise ArticleDiscarded("no_text", stage=STAGE)
+    if word_count < min_words:
+        raise ArticleDiscarded("too_short", stage=STAGE)
+
+    published_at, published_raw = item.published_at, item.published_raw
+    if published_at is None and extracted.published_raw:
+        published_at = _parse_datetime(extracted.published_raw)
+        published_raw = published_raw or extracted.published_raw
+    summary = _summary(item.summary, title=title, names=names)
+    return CleanArticle(
+        url=item.link,
+        canonical_url=item.canonical_link or canonical_url(item.link),
+        feed_url=item.feed_url,
+        guid=item.guid,
+        title=title or _first_words(body),
+        subtitle=subtitle,
+        summary=summary or None,
+        body=body,
+        authors=_authors(item.authors) or list(extracted.authors),
+        categories=[c for c in (html_to_text(c) for c in item.categories) if c],
+        tags=list(item.tags),
+        published_at=published_at,
+        published_raw=published_raw,
+        ingested_at=item.fetched_at,
+        source=source,
+        source_domain=source_domain(item.link),
+        syndicated_from=syndicated_from(body, source=source),
+        language=detect_language(body, hint=item.language),
+        word_count=word_count,
+        text_fingerprint=text_fingerprint(body),
+    )
+
+
+def _extract(source_html: str, *, url: str | None) -> _Extracted:
+    """Step 2 of the cascade: trafilatura on pages, the baseline on fragments and trafilatura's failures."""
+    is_page = bool(_FULL_PAGE.search(source_html[:20_000]))
+    if not _TAG_LIKE.search(source_html):
+        # Plain text (a summary without markup): paragraphs are its blank-line separated blocks.
+        return _Extracted(paragraphs=_split_text_lines(html.unescape(source_html)))
+    doc: Document | None = None
+    published_raw, standfirst = None, None
+    try:
+        # Parse once: the page's own meta tags are read from the tree trafilatura then extracts from.
+        tree = trafilatura.load_html(source_html) if is_page else None
+        if tree is not None:
+            published_raw, standfirst = _page_meta(tree)
+        extracted = trafilatura.bare_extraction(
+            # trafilatura takes a lone block ("<p>...</p>") for not-quite-HTML: a fragment gets a parent.
+            tree if tree is not None else f"<div>{source_html}</div>",
+            url=url,
+            fast=True,
+            favor_precision=True,
+            include_comments=False,
+            include_tables=False,
+            include_images=False,
+            include_links=False,
+            with_metadata=is_page,
+            date_extraction_params=_TRAFILATURA_DATE,
+        )
+        doc = extracted if isinstance(extracted, Document) else None  # a dict only with as_dict=True
+    except Exception as exc:  # any failure inside trafilatura leaves the baseline to try
+        # trafilatura raises on trees it cannot build (deep nesting, odd encodings) and has had internal
+        # bugs on odd markup; the article is not lost if the plain baseline can still read it.
+        log.info("trafilatura failed, using the baseline", stage=STAGE, kind=type(exc).__name__, url=url)
+    paragraphs = _split_lines(doc.text) if doc is not None and doc.text else []
+    if not is_page and sum(len(p.split()) for p in paragraphs) < _FRAGMENT_RETRY_WORDS:
+        baseline = _baseline_paragraphs(source_html)
+        if sum(len(p.split()) for p in baseline) > sum(len(p.split()) for p in paragraphs):
+            paragraphs = baseline
+    elif is_page and not paragraphs:
+        paragraphs = _baseline_paragraphs(source_html)
+    if doc is None or not is_page:
+        return _Extracted(paragraphs=paragraphs)
+    title = _clean_line(doc.title) if doc.title else None
+    description = standfirst or (_clean_line(doc.description) if doc.description else None)
+    subtitle = _subtitle(description, title, paragraphs)
+    return _Extracted(
+        paragraphs=paragraphs,
+        title=title or None,
+        subtitle=subtitle,
+        authors=tuple(_authors((doc.author or "").split(";"))),
+        published_raw=published_raw or doc.date,
+        sitename=_clean_line(doc.sitename) if doc.sitename else None,
+    )
+
+
+def _summary(value: str | None, *, title: str | None, names: tuple[str, ...]) -> str | None:
+    """The feed summary as plain text, without the furniture feeds append ("The post ... appeared first on")."""
+    text = html_to_text(value)
+    if not text:
+        return None
+    paragraphs = text.split("\n\n")
+    # A summary that is all "furniture" to the filter (a short phrase) is kept as it is.
+    return "\n\n".join(filter_paragraphs(paragraphs, title=title, names=names)) or text
+
+
+def _subtitle(description: str | None, title: str | None, paragraphs: list[str]) -> str | None:
+    """The standfirst, when the page's description is one: not the title, not the lede cut short."""
+    if not description or len(description) > 400:
+        return None
+    if title and description.casefold() == title.casefold():
+        return None
+    if paragraphs:
+        first = paragraphs[0].casefold()
+        if first == description.casefold():
+            # The standfirst printed above the text (kept by the extractor) is a subtitle; a lede copied into
+            # the description is a full sentence and stays the body's first paragraph.
+            return None if _SENTENCE_END.search(description) and len(description.split()) > 25 else description
+        if first.startswith(description.rstrip(".…").casefold()[:120]):
+            return None  # the description is the lede cut short
+    return description
+
+
+def _looks_like_standfirst(first: str, second: str) -> bool:
+    """An opening line that is a standfirst: a phrase without a full stop, before a longer paragraph."""
+    words = len(first.split())
+    return 6 <= words <= 40 and not _SENTENCE_END.search(first) and len(second.split()) > words
+
+
+def _page_meta(tree: lxml.html.HtmlElement) -> tuple[str | None, str | None]:
+    """(publication timestamp, standfirst) read from the page's own markup.
+
+    trafilatura keeps only the date when htmldate misses the time, and reads a standfirst only from the
+    meta description; news templates mark both plainly (article:published_time, class="standfirst").
+    """
+    published = next(
+        (v.strip() for v in tree.xpath(_PUBLISHED_XPATH) if isinstance(v, str) and _parse_datetime(v.strip())), None
+    )
+    standfirst = None
+    for element in tree.xpath(_STANDFIRST_XPATH)[:1]:
+        text = _clean_line(element.text_content())
+        if 3 <= len(text.split()) <= 60:
+            standfirst = text
+    return published, standfirst
+
+
+def _parse_datetime(value: str) -> datetime | None:
+    text = value.strip().replace("Z", "+00:00")
+    for candidate in (text, text[:25], text[:19], text[:10]):
+        try:
+            parsed = datetime.fromisoformat(candidate)
+        except ValueError:
+            continue
+        # A date without a zone is taken as UTC: the schema needs aware datetimes, and pages that omit
+        # the zone are mostly UTC-stamped CMS output.
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def _baseline_paragraphs(source_html: str) -> list[str]:
+    """Block-level text of ``source_html`` without scripts, styles, forms and navigation."""
+    try:
+        root = lxml.html.fragment_fromstring(source_html, create_parent="div")
+    except (lxml.etree.LxmlError, ValueError):
+        return []
+    # Comments need no removal: text_content() reads text nodes only.
+    for element in list(root.iter(*_DROP_TAGS)):
+        element.drop_tree()
+    for element in root.iter(*_BLOCK_TAGS):
+        # Block boundaries become blank lines so text_content() keeps paragraphs apart.
+        element.tail = "\n\n" + (element.tail or "")
+        if element.tag != "br":
+            element.text = "\n\n" + (element.text or "")
+    return _split_plain(root.text_content())
+
+
+def html_to_text(value: str | None) -> str:
+    """Plain NFC text of a short HTML string (titles, summaries): tags and scripts gone, entities decoded."""
+    if not value:
+        return ""
+    value = _CONTROL.sub("", value)
+    if _TAG_LIKE.search(value):
+        return "\n\n".join(_baseline_paragraphs(value))
+    return _clean_line(html.unescape(value))
+
+
+def _split_lines(text: str) -> list[str]:
+    # trafilatura's text output has one paragraph (or list item, or heading) per line.
+    return [line for line in (_clean_line(raw) for raw in text.split("\n")) if line]
+
+
+def _split_plain(text: str) -> list[str]:
+    return [block for block in (_clean_line(raw) for raw in re.split(r"\n\s*\n", text)) if block]
+
+
+def _split_text_lines(text: str) -> list[str]:
+    # Plain-text summaries put one paragraph (or one widget label) per line; wrapped lines are rare in feeds.
+    return [line for line in (_clean_line(raw) for raw in text.splitlines()) if line]
+
+
+def _clean_line(value: str) -> str:
+    # Feeds that escape their HTML twice ("&amp;amp;", "&lt;p&gt;") leave entities and then markup in text
+    # that was already parsed once: decode what remains and strip what that reveals.
+    if "&" in value and _ENTITY.search(value):
+        value = html.unescape(value)
+    if "<" in value and _TAG_LIKE.search(value):
+        value = _TAG_LIKE.sub(" ", _SCRIPT_BLOCK.sub(" ", value))
+    value = unicodedata.normalize("NFC", _CONTROL.sub("", value))
+    return _SPACE.sub(" ", value.replace("\r", " ").replace("\n", " ")).strip()
+
+
+def _authors(values: list[str] | tuple[str, ...]) -> list[str]:
+    seen: dict[str, str] = {}
+    for raw in values:
+        name = html_to_text(raw).removeprefix("By ").removeprefix("by ").strip(" ,;")
+        if name and name.casefold() not in seen:
+            seen[name.casefold()] = name
+    return list(seen.values())
+
+
+def _first_words(body: str, limit: int = 12) -> str:
+    words = body.split()
+    return " ".join(words[:limit]) + ("…" if len(words) > limit else "")
+
+
+def source_domain(url: str | None) -> str | None:
+    """The registered domain of ``url`` ("bbc.co.uk" for news.bbc.co.uk), else its host without "www."."""
+    if not url:
+        return None
+    try:
+        domain = get_fld(url, fail_silently=True)
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    if domain:
+        return str(domain).lower()
+    return host.lower().removeprefix("www.") if host else None

@@ -1,0 +1,364 @@
+"""The clean stage: main text without boilerplate, metadata fields, and typed errors on hostile input."""
+
+from __future__ import annotations
+
+import html
+import pickle
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pipeline.boilerplate import filter_paragraphs
+from pipeline.canonical import text_fingerprint
+from pipeline.clean import clean_article, source_domain
+from pipeline.errors import ArticleDiscarded, CleanFailed
+from pipeline.language import detect_language
+from pipeline.schemas import CleanArticle, RawItem
+from pipeline.syndication import syndicated_from
+
+PAGES = Path(__file__).resolve().parents[1] / "fixtures" / "pages"
+SEED_TEXT = PAGES / "seed-article.txt"  # the seed as text, with its boilerplate (copied from shared fixtures)
+SEED_URL = "https://www.rt.com/news/632101-nato-compromise-ukraine-fatigue/?utm_source=rss"
+
+BOILERPLATE = [
+    "Article Word Jumble",
+    "Play The Word Game",
+    "Most Popular Articles",
+    "21.1 C",
+    "Test your skills",
+    "Russia and Ukraine holding new Abu Dhabi talks: What you need to know",
+    "War-torn Ukraine is being sold as an ‘investment bonanza’",
+    "Read more",
+    "RT composite.",
+    "Delhi",
+    "04:33PM",
+    "Finally some realism",  # a reader comment
+    "TV-Novosti",  # the footer
+    "dataLayer",  # a script
+]
+ARTICLE_SENTENCES = [
+    "On Tuesday, NATO Secretary-General Mark Rutte arrived in Kiev and addressed the Ukrainian parliament",
+    "The previous day, Kremlin spokesman Dmitry Peskov noted that the “energy truce”",
+    "Mykolaiv Governor Vitaly Kim admitted what many in Kiev now acknowledge privately",
+    "“Territories are important, but people are more important,” Kim said.",
+    "“Once a peace agreement is reached, there will be forces on the ground, aircraft in the air, and support at sea,”",
+    "Rutte’s arrival came as US President Donald Trump again weighed in on the conflict",
+    "But the plan’s credibility is unclear.",
+    "preparing the world for the reality that any settlement will reflect power, not principle.",
+]
+
+
+def _item(content: str | None = None, **fields: object) -> RawItem:
+    defaults: dict[str, object] = {
+        "feed_url": "https://www.rt.com/rss/news/",
+        "link": SEED_URL,
+        "guid": "rt-632101",
+        "title": "NATO signals compromise as Ukraine fatigue grows",
+        "feed_name": "RT",
+        "fetched_at": datetime(2026, 2, 4, 17, 0, tzinfo=UTC),
+        "content": content,
+    }
+    defaults.update(fields)
+    return RawItem(**defaults)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def seed_page() -> str:
+    return (PAGES / "seed-rt.html").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def seed(seed_page: str) -> CleanArticle:
+    return clean_article(_item(seed_page, language="en"))
+
+
+def _assert_clean_seed(article: CleanArticle) -> None:
+    for junk in BOILERPLATE:
+        assert junk not in article.body, junk
+    for sentence in ARTICLE_SENTENCES:
+        assert sentence in article.body, sentence
+    assert article.syndicated_from == "Kommersant"
+    assert article.language == "en"
+
+
+def test_seed_page_keeps_the_article_and_drops_boilerplate(seed: CleanArticle) -> None:
+    _assert_clean_seed(seed)
+    paragraphs = seed.body.split("\n\n")
+    assert len(paragraphs) == 21  # every article paragraph, each kept apart
+    assert paragraphs[0].startswith("On Tuesday, NATO Secretary-General")
+    assert paragraphs[-1].startswith("This article was first published by Kommersant, and was translated")
+    assert 800 <= seed.word_count <= 860
+
+
+def test_seed_page_fields(seed: CleanArticle) -> None:
+    assert seed.title == "NATO signals compromise as Ukraine fatigue grows"
+    assert seed.subtitle == (
+        "Mark Rutte’s Kiev visit highlights the gap between the military bloc’s plans and Russian red lines"
+    )
+    assert seed.subtitle not in seed.body and seed.title not in seed.body
+    assert seed.source == "RT"
+    assert seed.source_domain == "rt.com"
+    assert seed.url == SEED_URL
+    assert seed.canonical_url == "https://rt.com/news/632101-nato-compromise-ukraine-fatigue"
+    assert seed.published_at == datetime(2026, 2, 4, 16, 33, tzinfo=UTC)  # from the page: the feed gave none
+    assert seed.ingested_at == datetime(2026, 2, 4, 17, 0, tzinfo=UTC)
+    assert seed.text_fingerprint == text_fingerprint(seed.body)
+    assert seed.guid == "rt-632101" and seed.feed_url == "https://www.rt.com/rss/news/"
+
+
+def test_no_markup_or_script_in_any_text_field(seed: CleanArticle) -> None:
+    for name, value in seed.model_dump().items():
+        if isinstance(value, str):
+            assert not re.search(r"<[a-zA-Z/!][^>]*>", value), name
+            assert "gtag(" not in value and "console.log" not in value, name
+            assert not re.search(r"&(?:#\d+|[a-z]+);", value), name
+
+
+def test_feed_fragment_and_plain_text_versions_clean_to_the_same_text(seed: CleanArticle) -> None:
+    # The same page as a feed's content:encoded (one <p> per block) and as plain text in the summary.
+    raw = SEED_TEXT.read_text(encoding="utf-8")
+    fragment = "".join(f"<p>{html.escape(block).replace(chr(10), '<br>')}</p>\n" for block in raw.split("\n\n"))
+    from_fragment = clean_article(_item(fragment))
+    from_summary = clean_article(_item(None, summary=raw))
+    for article in (from_fragment, from_summary):
+        _assert_clean_seed(article)
+        assert article.text_fingerprint == seed.text_fingerprint
+        assert article.subtitle == seed.subtitle
+
+
+def test_syndicated_copy_and_unrelated_article() -> None:
+    copy = clean_article(
+        _item(
+            (PAGES / "seed-syndicated.html").read_text(encoding="utf-8"),
+            link="https://eurasiawire.example.net/europe/2026/02/05/nato-compromise-ukraine-fatigue",
+            title=None,
+            feed_name=None,
+            feed_title="Eurasia Wire — Europe",
+        )
+    )
+    assert copy.title == "NATO signals readiness to compromise as fatigue grows in Ukraine"
+    assert copy.authors == ["Eurasia Wire staff"]
+    assert copy.source == "Eurasia Wire — Europe"
+    assert copy.syndicated_from == "Kommersant"
+    assert "We use cookies" not in copy.body and "Eurasia Briefing" not in copy.body and "Trending" not in copy.body
+    assert "travelled to Kiev on Tuesday" in copy.body
+
+    other = clean_article(
+        _item(
+            (PAGES / "unrelated-same-topic.html").read_text(encoding="utf-8"),
+            link="https://www.northernledger.example.org/world/abu-dhabi-talks-second-day",
+            title=None,
+            feed_name="Northern Ledger",
+        )
+    )
+    assert other.authors == ["Anna Lindqvist"]
+    assert other.syndicated_from is None
+    assert other.subtitle and other.subtitle.startswith("Negotiators narrow their focus")
+    assert "Photo: Reuters" not in other.body and "NATO weighs new air defence fund" not in other.body
+    assert other.body.startswith("Delegations from Russia and Ukraine met for a second day in Abu Dhabi")
+
+
+def test_feed_metadata_wins_over_page_metadata(seed_page: str) -> None:
+    article = clean_article(
+        _item(
+            seed_page,
+            title="Feed &amp; title <b>bold</b>",
+            authors=["By Jane Roe", "jane roe"],
+            published_at=datetime(2026, 2, 4, 15, 0, tzinfo=UTC),
+            published_raw="Wed, 04 Feb 2026 15:00:00 +0000",
+            summary="<p>Rutte&#8217;s visit <script>alert(1)</script>in <em>short</em>.</p>",
+            categories=["World &amp; Politics"],
+            tags=["nato"],
+        )
+    )
+    assert article.title == "Feed & title bold"
+    assert article.authors == ["Jane Roe"]
+    assert article.published_at == datetime(2026, 2, 4, 15, 0, tzinfo=UTC)
+    assert article.published_raw == "Wed, 04 Feb 2026 15:00:00 +0000"
+    assert article.summary == "Rutte’s visit in short."
+    assert article.categories == ["World & Politics"] and article.tags == ["nato"]
+
+
+def test_double_escaped_feed_html_leaves_no_markup() -> None:
+    body = " ".join(f"Sentence {n} of the article says the talks in Abu Dhabi went on." for n in range(5))
+    summary = f"&lt;p&gt;{body} &lt;script&gt;track()&lt;/script&gt;&lt;b&gt;Bold&lt;/b&gt; end.&lt;/p&gt;"
+    footer = "The post NATO signals compromise as Ukraine fatigue grows after a long day appeared first on Example."
+    article = clean_article(_item(f"<p>{body}</p><p>{footer}</p>", summary=summary))
+    assert article.summary == f"{body} Bold end."
+    assert article.body == body  # the WordPress footer is gone, whatever the title's length
+
+
+def test_summary_loses_feed_furniture() -> None:
+    lede = "NATO Secretary-General Mark Rutte arrived in Kiev on Tuesday and addressed the Ukrainian parliament."
+    summary = f"<p>{lede}</p><p>The post NATO signals compromise appeared first on Example News.</p>"
+    article = clean_article(_item(f"<article><p>{lede} " * 3 + "</p></article>", summary=summary))
+    assert article.summary == lede
+
+
+def test_language_is_detected_not_assumed() -> None:
+    german = (
+        "<p>Die Verhandlungen zwischen den beiden Delegationen wurden am Donnerstag in Abu Dhabi fortgesetzt. "
+        "Nach Angaben von Diplomaten ging es vor allem um den Austausch von Gefangenen und um den Schutz der "
+        "Häfen. Eine gemeinsame Erklärung wurde für den späten Abend erwartet, lag aber bis Mitternacht nicht vor.</p>"
+    )
+    article = clean_article(_item(german, language="en"))  # the feed claims English
+    assert article.language == "de"
+    assert detect_language("", hint="en-GB") == "en"  # nothing to judge by: the hint is all there is
+    assert detect_language("12345 67 89") is None
+    assert detect_language("Hola amigo", hint="es") == "es"  # too short to judge: the hint decides
+    assert detect_language("Regjeringen vil styrke forsvaret og bruke mer penger på sykehus neste år.") == "no"
+
+
+def test_unicode_is_nfc_and_entities_unescaped() -> None:
+    decomposed = "Cafe\u0301 owners in Zu\u0308rich &amp; Gene\u0300ve said the talks went well. " * 6
+    article = clean_article(_item(f"<div><p>{decomposed}</p></div>", title="Caf&eacute; talk"))
+    assert "Café owners in Zürich & Genève" in article.body
+    assert article.title == "Café talk"
+
+
+@pytest.mark.parametrize(
+    ("content", "summary", "reason"),
+    [
+        (None, None, "no_content"),
+        ("", "   ", "no_content"),
+        ("<html><body><script>var a = 'Most Popular Articles';</script></body></html>", None, "no_text"),
+        ("<p>Too short to be an article.</p>", None, "too_short"),
+        ("<style>p{}</style><!-- only a comment -->", None, "no_text"),
+        ("x" * 6_000_000, None, "html_too_large"),
+    ],
+)
+def test_unusable_input_is_discarded_with_a_reason(content: str | None, summary: str | None, reason: str) -> None:
+    with pytest.raises(ArticleDiscarded) as info:
+        clean_article(_item(content, summary=summary))
+    assert info.value.reason == reason
+    assert info.value.stage == "clean"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "<html><body><div><p>Unclosed <b>tags <i>everywhere " + "and words " * 40 + "</div></span></table>",
+        "\x00\x01\x02 garbage \udcff\udcfe bytes \x1b[31m" * 50 + "<p>" + "ÿþ\ufffd" * 300,
+        "<" * 5000 + ">" * 5000,
+        "<div>" * 3000 + "deep " * 50 + "</div>" * 3000,
+        "<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'aaaa'>]><x>&a;&a;&a;</x>",
+        "<html><head><meta charset='shift_jis'></head><body><p>" + "\u00e9\u00e8 word " * 80 + "</p></body></html>",
+        # 100,000 attributes on one tag: libxml2 would take minutes (pairwise duplicate check).
+        "<p " + " ".join(f'a{i}="{i}"' for i in range(100_000)) + ">" + "text here " * 30 + "</p>",
+        bytes(range(256)).decode("latin-1") * 400,  # binary read as text
+    ],
+    ids=["broken", "control-chars", "angle-brackets", "deep-nesting", "xml-entities", "wrong-charset",
+         "attribute-bomb", "binary"],
+)
+def test_hostile_input_gives_a_typed_error_or_an_article(content: str) -> None:
+    try:
+        article = clean_article(_item(content))
+    except (ArticleDiscarded, CleanFailed) as exc:
+        assert exc.stage == "clean"
+    else:
+        assert article.word_count >= 20
+        assert "\x00" not in article.body and "<div>" not in article.body
+
+
+def test_a_trafilatura_failure_falls_back_to_the_baseline(seed_page: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.clean
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise IndexError("internal trafilatura bug")
+
+    monkeypatch.setattr(pipeline.clean.trafilatura, "bare_extraction", broken)
+    article = clean_article(_item(seed_page))
+    for sentence in ARTICLE_SENTENCES:
+        assert sentence in article.body
+    for junk in ("21.1 C", "Article Word Jumble", "Most Popular Articles", "Read more", "dataLayer"):
+        assert junk not in article.body
+
+
+def test_huge_page_is_cleaned() -> None:
+    # Distinct paragraphs: trafilatura collapses repeated identical ones.
+    paragraphs = "".join(
+        "<p>" + f"Round {n} of the talks: the delegations met again on day {n} to discuss prisoners. " * 8 + "</p>"
+        for n in range(400)
+    )
+    page = f"<html><body><nav>Home World</nav><article>{paragraphs}</article></body></html>"
+    article = clean_article(_item(page))
+    assert article.word_count > 10_000
+
+
+def test_summary_only_item_uses_the_summary() -> None:
+    summary = (
+        "NATO Secretary-General Mark Rutte arrived in Kiev on Tuesday and urged the swift conclusion of a peace "
+        "agreement with Russia, while promising the future deployment of foreign troops in Ukraine."
+    )
+    article = clean_article(_item(None, summary=f"<p>{summary}</p>"))
+    assert article.body == summary
+    assert article.summary == summary
+
+
+def test_errors_and_articles_survive_pickling(seed: CleanArticle) -> None:
+    # The stage runs in a process pool: results and errors cross the process boundary.
+    assert pickle.loads(pickle.dumps(seed)) == seed
+    error = pickle.loads(pickle.dumps(ArticleDiscarded("too_short", stage="clean")))
+    assert isinstance(error, ArticleDiscarded)
+
+
+@pytest.mark.parametrize(
+    ("text", "source", "expected"),
+    [
+        ("… This article was first published by Kommersant, and was translated and edited by the RT team.", "RT",
+         "Kommersant"),
+        ("This article was originally published on The Conversation. Read the original article.", None,
+         "The Conversation"),
+        ("Republished with permission from The New York Times.", None, "The New York Times"),
+        ("This story was first published by the U.S. Naval Institute News.", None, "U.S. Naval Institute News"),
+        ("The post NATO talks appeared first on Example News.", None, None),
+        ("This article was first published by RT.", "RT", None),
+    ],
+)
+def test_syndication_notice(text: str, source: str | None, expected: str | None) -> None:
+    assert syndicated_from(text, source=source) == expected
+
+
+def test_teaser_filter_keeps_subheadings_and_sentences() -> None:
+    paragraphs = [
+        "First real paragraph of the story, long enough to be a sentence.",
+        "What happens next",
+        "Officials will meet again next week, the ministry said.",
+        "Read more",
+        "Photo: Reuters",
+        "Ministers clash over budget",
+        "The newsletter sent to staff on Monday did not mention the talks, three people said.",
+    ]
+    assert filter_paragraphs(paragraphs) == [paragraphs[0], paragraphs[1], paragraphs[2], paragraphs[6]]
+
+
+def test_bylines_and_credit_lines_go_but_lookalike_subheadings_stay() -> None:
+    first, last = "A long first paragraph that is clearly a sentence.", "The end of the story, with a full stop."
+    kept = ["Text messages reveal the plan", "By Friday, talks had collapsed."]
+    dropped = [
+        "By Tom Gallagher",
+        "Interview: Paul Schneider",
+        "Reporting by Ana Ruiz; Editing by Mark Potter",
+        "Last updated: 12 March 2026 · Reviewed by our energy editor",
+        "Von Katrin Vogel · 12.03.2026, 18:40 Uhr",
+        "Wednesday, February 4, 2026",
+        "-3°C",
+        "Advertisement",
+    ]
+    assert filter_paragraphs([first, *kept, *dropped, last]) == [first, *kept, last]
+
+
+@pytest.mark.parametrize(
+    ("url", "domain"),
+    [
+        ("https://www.rt.com/news/1", "rt.com"),
+        ("https://news.bbc.co.uk/a", "bbc.co.uk"),
+        ("http://localhost:8000/x", "localhost"),
+        (None, None),
+        ("not a url", None),
+    ],
+)
+def test_source_domain(url: str | None, domain: str | None) -> None:
+    assert source_domain(url) == domain
