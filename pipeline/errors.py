@@ -8,9 +8,11 @@
     ├── FeedError (feed_url)
     │   ├── FetchError: FeedTimeout, FeedUnreachable, AddressRefused, FeedHTTPStatus(status),
     │   │               BodyTooLarge, TooManyRedirects
-    │   └── FeedParseError: NotAFeed, HostileXML
-    ├── StageError (stage): CleanFailed, EnrichFailed, ArticleDiscarded(reason)
-    └── SinkError: ElasticUnavailable (retried), DocumentRejected (dead-lettered)
+    │   ├── FeedParseError: NotAFeed, HostileXML
+    │   └── PublishFailed                 Kafka did not acknowledge an item (it stays unseen)
+    ├── StageError (stage): CleanFailed, DedupeFailed, EnrichFailed, ArticleDiscarded(reason)
+    ├── SinkError: ElasticUnavailable (retried), DocumentRejected (dead-lettered)
+    └── SearchError                      bad query syntax, no index yet, Elasticsearch unreachable
 
 Library errors are translated into these at the edge of the module that called the library and
 raised ``from`` the original, so nothing above those modules catches a foreign exception.
@@ -23,6 +25,7 @@ __all__ = [
     "ArticleDiscarded",
     "BodyTooLarge",
     "CleanFailed",
+    "DedupeFailed",
     "DocumentRejected",
     "ElasticUnavailable",
     "EnrichFailed",
@@ -35,6 +38,8 @@ __all__ = [
     "HostileXML",
     "NewsflowError",
     "NotAFeed",
+    "PublishFailed",
+    "SearchError",
     "SettingsError",
     "SinkError",
     "StackError",
@@ -106,6 +111,12 @@ class TooManyRedirects(FetchError):
     kind = "too_many_redirects"
 
 
+class PublishFailed(FeedError):
+    """Kafka did not acknowledge an item; it stays unseen and is published on the next poll."""
+
+    kind = "publish_failed"
+
+
 class FeedParseError(FeedError):
     kind = "parse"
 
@@ -132,6 +143,10 @@ class StageError(NewsflowError):
 
 class CleanFailed(StageError):
     kind = "clean_failed"
+
+
+class DedupeFailed(StageError):
+    kind = "dedupe_failed"
 
 
 class EnrichFailed(StageError):
@@ -162,3 +177,9 @@ class DocumentRejected(SinkError):
     """Elasticsearch refused this document (mapping error): it goes to news.dlq with the reason."""
 
     kind = "document_rejected"
+
+
+class SearchError(NewsflowError):
+    """A search could not run: bad query syntax, no index yet, or Elasticsearch unreachable."""
+
+    kind = "search"

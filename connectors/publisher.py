@@ -1,0 +1,143 @@
+"""The kafka-python producer for news.raw: idempotent, acks=all, gzip, keyed by canonical URL (else guid)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from pipeline.errors import PublishFailed
+from pipeline.logs import get_logger
+from pipeline.metrics import FEED_ITEMS_PUBLISHED, FEED_PUBLISH_ERRORS
+from pipeline.schemas import RAW_TOPIC, RawItem
+from pipeline.settings import Settings
+
+__all__ = ["PublishOutcome", "Publisher", "ensure_topic"]
+
+log = get_logger(__name__)
+
+
+def ensure_topic(settings: Settings, name: str) -> bool:
+    """Create ``name`` with ``kafka.partitions`` partitions if it is missing; True when it was created."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers, client_id=settings.kafka.client_id)
+    except KafkaError as exc:
+        raise PublishFailed(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}") from exc
+    try:
+        if name in admin.list_topics():
+            return False
+        admin.create_topics([NewTopic(name, num_partitions=settings.kafka.partitions,
+                                      replication_factor=settings.kafka.replication_factor)])
+        return True
+    except TopicAlreadyExistsError:
+        return False
+    except KafkaError as exc:
+        raise PublishFailed(f"cannot create topic {name}: {exc}") from exc
+    finally:
+        admin.close()
+
+
+@dataclass
+class PublishOutcome:
+    """Which items Kafka acknowledged and which it did not (those stay unseen and are retried)."""
+
+    acked: list[RawItem] = field(default_factory=list)
+    failed: list[tuple[RawItem, str]] = field(default_factory=list)
+
+
+class Publisher:
+    """Sends RawItems to ``<prefix>news.raw``; an item counts only once its send future resolves.
+
+    Args:
+        settings: uses ``kafka.bootstrap``, ``kafka.client_id``, ``kafka.topic_prefix``, ``kafka.partitions``.
+        create_topic: create the topic when missing (with ``kafka.partitions`` partitions).
+    """
+
+    def __init__(self, settings: Settings, *, create_topic: bool = True, **producer_config: Any) -> None:
+        self.topic = settings.kafka.topic(RAW_TOPIC)
+        if create_topic:
+            ensure_topic(settings, self.topic)
+        config: dict[str, Any] = {
+            "bootstrap_servers": settings.kafka.servers,
+            "client_id": f"{settings.kafka.client_id}-connector",
+            "acks": "all",
+            "enable_idempotence": True,  # retries never duplicate or reorder within a partition
+            "compression_type": "gzip",  # always available; lz4/zstd need extra packages
+            # Bigger, fewer batches: kafka-python spends ~0.1 ms of CPU per message plus a fixed cost per batch
+            # (measured: 1 MB / 20 ms uses ~15% less CPU than 64 kB / 5 ms); 20 ms is nothing next to a poll.
+            "linger_ms": 20,
+            "batch_size": 1024 * 1024,
+            "max_request_size": 8 * 1024 * 1024,
+            "retries": 2**31 - 1,
+            "delivery_timeout_ms": 60_000,
+        }
+        config.update(producer_config)
+        try:
+            self._producer = KafkaProducer(**config)
+        except KafkaError as exc:
+            raise PublishFailed(f"cannot start the Kafka producer ({settings.kafka.bootstrap}): {exc}") from exc
+
+    async def publish(self, items: list[RawItem]) -> PublishOutcome:
+        """Send every item and wait for each acknowledgement without blocking the event loop."""
+        outcome = PublishOutcome()
+        if not items:
+            return outcome
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        # One wake-up of the event loop per call, not per item: the callbacks run on the producer's
+        # I/O thread and only count down; the last one resolves `done`.
+        errors: dict[int, str] = {}
+        pending = [len(items)]
+        lock = threading.Lock()
+
+        def settle(index: int, exc: BaseException | None) -> None:
+            with lock:
+                if exc is not None:
+                    errors[index] = f"{type(exc).__name__}: {exc}"
+                pending[0] -= 1
+                last = pending[0] == 0
+            if last:
+                loop.call_soon_threadsafe(_resolve, done, None)
+
+        for index, item in enumerate(items):
+            try:
+                future = self._producer.send(self.topic, key=item.key.encode("utf-8"),
+                                             value=item.model_dump_json().encode("utf-8"))
+            except KafkaError as exc:  # buffer full past max_block_ms, message too large, closed producer
+                settle(index, exc)
+                continue
+            future.add_callback(lambda _md, i=index: settle(i, None))
+            future.add_errback(lambda exc, i=index: settle(i, exc))
+        await done
+        for index, item in enumerate(items):
+            if index in errors:
+                outcome.failed.append((item, errors[index]))
+            else:
+                outcome.acked.append(item)
+        FEED_ITEMS_PUBLISHED.inc(len(outcome.acked))
+        if outcome.failed:
+            FEED_PUBLISH_ERRORS.inc(len(outcome.failed))
+        return outcome
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Flush what is buffered and close the producer (called on stop)."""
+        try:
+            self._producer.flush(timeout=timeout_s)
+        except KafkaError as exc:
+            log.warning("producer flush failed", error=str(exc))
+        finally:
+            self._producer.close(timeout=timeout_s)
+
+
+def _resolve(waiter: asyncio.Future[None], exc: BaseException | None) -> None:
+    if waiter.done():
+        return
+    if exc is None:
+        waiter.set_result(None)
+    else:
+        waiter.set_exception(exc)
