@@ -1,0 +1,193 @@
+"""Searching the indexed articles: query-string syntax, filters, story collapse, highlights.
+
+:func:`build_search` is a pure function from the CLI's options to the search request (tested without a
+server); :func:`search_articles` runs it on the read alias and returns :class:`Hit` objects that the CLI
+prints as text or JSON.
+
+Query syntax is Elasticsearch's ``query_string``: words (all must match: ``default_operator`` AND, since
+an analyst typing two words means both), "phrases", ``AND``/``OR``/``NOT``, ``field:value``
+(``source:Reuters``, ``language:en``, ``entity_names:"Mark Rutte"``), wildcards. It runs over
+``title^3, summary^2, body, entity_names``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal
+
+from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
+
+from pipeline.errors import SearchError
+from pipeline.settings import Settings
+
+__all__ = ["SEARCH_FIELDS", "Hit", "SearchResult", "build_search", "parse_since", "search_articles"]
+
+SEARCH_FIELDS = ["title^3", "summary^2", "body", "entity_names.text^2"]
+Sort = Literal["newest", "best"]
+
+_SINCE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(value: str) -> timedelta:
+    """``"24h"``, ``"7d"``, ``"30m"``, ``"2w"``, ``"90s"`` -> a timedelta.
+
+    Raises:
+        SearchError: for anything else.
+    """
+    match = _SINCE.match(value)
+    if not match:
+        raise SearchError(f"--since must be a number and a unit s/m/h/d/w, such as 24h or 7d (got {value!r})")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _since_filter(since: timedelta) -> dict[str, Any]:
+    # Articles without a published time count from when they were fetched.
+    gte = f"now-{int(since.total_seconds())}s"
+    return {"bool": {"minimum_should_match": 1, "should": [
+        {"range": {"published_at": {"gte": gte}}},
+        {"bool": {"must_not": {"exists": {"field": "published_at"}},
+                  "filter": {"range": {"ingested_at": {"gte": gte}}}}},
+    ]}}
+
+
+def build_search(
+    query: str,
+    *,
+    since: timedelta | None = None,
+    source: str | None = None,
+    entity: str | None = None,
+    language: str | None = None,
+    limit: int = 10,
+    all_copies: bool = False,
+    sort: Sort = "newest",
+    tags: tuple[str, str] = ("<em>", "</em>"),
+) -> dict[str, Any]:
+    """The keyword arguments of ``Elasticsearch.search`` for these options (no index)."""
+    text = query.strip()
+    must: dict[str, Any] = (
+        {"query_string": {"query": text, "fields": SEARCH_FIELDS, "default_operator": "AND", "lenient": True}}
+        if text and text != "*" else {"match_all": {}}
+    )
+    filters: list[dict[str, Any]] = []
+    if since is not None:
+        filters.append(_since_filter(since))
+    if source:
+        filters.append({"bool": {"minimum_should_match": 1, "should": [
+            {"term": {"source": source}}, {"term": {"source_domain": source.lower()}}]}})
+    if entity:
+        filters.append({"bool": {"minimum_should_match": 1, "should": [
+            {"term": {"entity_names": entity}},
+            {"match_phrase": {"entity_names.text": entity}}]}})
+    if language:
+        filters.append({"term": {"language": language.lower()}})
+    newest = [{"published_at": {"order": "desc", "missing": "_last"}}, {"ingested_at": {"order": "desc"}}]
+    body: dict[str, Any] = {
+        "query": {"bool": {"must": [must], "filter": filters}},
+        "size": limit,
+        "sort": newest if sort == "newest" else ["_score", *newest],
+        "track_total_hits": True,
+        "highlight": {
+            "pre_tags": [tags[0]], "post_tags": [tags[1]],
+            "fields": {"title": {"number_of_fragments": 0},
+                       "summary": {"fragment_size": 180, "number_of_fragments": 1},
+                       "body": {"fragment_size": 180, "number_of_fragments": 1}},
+        },
+    }
+    if sort == "newest":
+        body["track_scores"] = True  # so --json still shows how well each hit matched
+    if not all_copies:
+        # One hit per story; inner_hits (size 0) only counts the copies.
+        body["collapse"] = {"field": "story_id", "inner_hits": {"name": "copies", "size": 0}}
+    return body
+
+
+@dataclass
+class Hit:
+    """One search result: the document plus score, highlight and how many copies its story has."""
+
+    id: str
+    index: str
+    score: float | None
+    document: dict[str, Any]
+    highlight: dict[str, list[str]] = field(default_factory=dict)
+    copies: int = 1
+
+    @property
+    def title(self) -> str:
+        return str(self.document.get("title") or "(no title)")
+
+    @property
+    def time(self) -> str | None:
+        value = self.document.get("published_at") or self.document.get("ingested_at")
+        return str(value) if value else None
+
+    @property
+    def fragment(self) -> str:
+        """The best highlighted passage: summary, then body, then the highlighted title, else the summary's start."""
+        for name in ("summary", "body", "title"):
+            if self.highlight.get(name):
+                return " ".join(self.highlight[name][0].split())
+        text = self.document.get("summary") or self.document.get("body") or ""
+        return " ".join(str(text).split())[:180]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.document, "_id": self.id, "_index": self.index, "_score": self.score,
+                "highlight": self.highlight, "copies": self.copies}
+
+
+@dataclass
+class SearchResult:
+    total: int
+    took_ms: int
+    hits: list[Hit]
+
+
+def search_articles(es: Elasticsearch, settings: Settings, query: str, **options: Any) -> SearchResult:
+    """Run :func:`build_search` on the read alias.
+
+    Raises:
+        SearchError: bad query syntax (the server's reason), no index yet, or the server unreachable.
+    """
+    body = build_search(query, **options)
+    try:
+        resp = es.search(index=settings.es.alias, **body)
+    except NotFoundError as exc:
+        raise SearchError(f"no index {settings.es.alias!r} yet: run `newsflow index setup` or start the "
+                          "pipeline") from exc
+    except ApiError as exc:
+        raise SearchError(f"search refused ({exc.meta.status}): {_reason(exc)}") from exc
+    except TransportError as exc:
+        raise SearchError(f"Elasticsearch at {settings.es.url} unreachable: {exc}") from exc
+    hits = []
+    for raw in resp["hits"]["hits"]:
+        copies = raw.get("inner_hits", {}).get("copies", {}).get("hits", {}).get("total", {}).get("value", 1)
+        hits.append(Hit(id=raw["_id"], index=raw["_index"], score=raw.get("_score"), document=raw["_source"],
+                        highlight=raw.get("highlight", {}), copies=int(copies)))
+    return SearchResult(total=int(resp["hits"]["total"]["value"]), took_ms=int(resp["took"]), hits=hits)
+
+
+def _reason(exc: ApiError) -> str:
+    """The root cause of a refused search (for a bad query: the parser's message)."""
+    info = exc.info if isinstance(exc.info, dict) else {}
+    error = info.get("error", {}) if isinstance(info.get("error"), dict) else {}
+    for failure in error.get("failed_shards", []) or []:
+        reason = failure.get("reason", {})
+        cause = reason.get("caused_by") or reason
+        if cause.get("reason"):
+            return str(cause["reason"])
+    causes = error.get("root_cause") or []
+    if causes and causes[0].get("reason"):
+        return str(causes[0]["reason"])
+    return str(exc.message)
+
+
+def format_hit(n: int, hit: Hit) -> str:
+    """Three lines for a terminal: rank and title; source, time, copies and URL; the highlighted fragment."""
+    doc = hit.document
+    source = doc.get("source") or doc.get("source_domain") or "?"
+    copies = f" · {hit.copies} copies" if hit.copies > 1 else ""
+    url = doc.get("url") or doc.get("canonical_url") or ""
+    return f"{n:>2}. {hit.title}\n    {source} · {hit.time or '?'}{copies} · {url}\n    {hit.fragment}"
