@@ -111,17 +111,341 @@ def stack_logs_cmd(
 
 # -- the main job ----------------------------------------------------------------------------------
 @app.command("run")
-def run_cmd() -> None:
-    """Bring the local stack up (if needed) and report its health."""
-    from pipeline.stack import services, stack_up
+def run_cmd(
+    feeds: Annotated[Path | None, typer.Option("--feeds", help="feed list (default poll.feeds_file)")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=16, help="worker processes")] = 2,
+    progress_every: Annotated[float, typer.Option("--progress-every", help="seconds between progress lines")] = 5.0,
+) -> None:
+    """The whole pipeline: local stack (if needed), topics, index, connector and workers, until Ctrl-C."""
+    from pipeline.runner import run_pipeline
 
     try:
-        stack_up(settings())
+        code = run_pipeline(settings(), feeds_file=feeds, workers=workers, echo=_echo,
+                            progress_every_s=progress_every)
     except NewsflowError as exc:
         raise fail(str(exc)) from exc
-    for s in (svc.status() for svc in services(settings())):
-        _echo(f"{s.name}: {s.state} on 127.0.0.1:{s.port} (version {s.version})")
+    raise typer.Exit(code)
 
+
+# -- pipeline worker (faust helper) -----------------------------------------------------------------
+@app.command("worker")
+def worker_cmd(
+    name: Annotated[str | None, typer.Option("--name", help="worker name: its local state dir (default from port)")]
+    = None,
+    web_port: Annotated[int | None, typer.Option("--web-port", min=0, max=65535,
+                                                 help="Faust web port, 0 = off (default pipeline.web_port)")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, max=64,
+                                                    help="clean agent instances (default pipeline.clean_concurrency)")]
+    = None,
+    processes: Annotated[int | None, typer.Option("--processes", min=0, max=64,
+                                                  help="offload pool processes (default pipeline.offload_processes)")]
+    = None,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", min=0, max=65535,
+                                                     help="Prometheus port, 0 = off (default metrics_port)")] = None,
+) -> None:
+    """Run one Faust worker (clean, dedupe, enrich, index) until Ctrl-C; several workers share the partitions."""
+    import os
+
+    from pipeline.worker import run_worker
+
+    s = settings()
+    overrides = {k: v for k, v in (("clean_concurrency", concurrency), ("offload_processes", processes))
+                 if v is not None}
+    if overrides:
+        s = s.model_copy(update={"pipeline": s.pipeline.model_copy(update=overrides)})
+    port = s.pipeline.web_port if web_port is None else web_port
+    try:
+        run_worker(s, name=name or (f"w{port}" if port else f"w{os.getpid()}"), web_port=port,
+                   metrics_port=metrics_port)
+    except NewsflowError as exc:
+        raise fail(str(exc)) from exc
+
+
+# -- search and index (elastic helper) -------------------------------------------------------------
+index_app = typer.Typer(help="The Elasticsearch index template, monthly indices and read alias.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+
+@app.command("search")
+def search_cmd(
+    query: Annotated[str, typer.Argument(help='query string: words, "phrases", AND/OR/NOT, field:value; * = all')],
+    since: Annotated[str | None, typer.Option("--since", help="only the last 24h, 7d, 30m, 2w ...")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="outlet name or domain")] = None,
+    entity: Annotated[str | None, typer.Option("--entity", help='an entity name, e.g. "Mark Rutte"')] = None,
+    lang: Annotated[str | None, typer.Option("--lang", help="language code, e.g. en")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10_000)] = 10,
+    all_copies: Annotated[bool, typer.Option("--all-copies", help="do not collapse copies of one story")] = False,
+    sort: Annotated[str, typer.Option("--sort", help="newest or best")] = "newest",
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per hit")] = False,
+) -> None:
+    """Search the indexed articles (read alias es.alias); one hit per story unless --all-copies."""
+    from pipeline.index import make_client
+    from pipeline.search import format_hit, parse_since, search_articles
+
+    if sort not in ("newest", "best"):
+        raise fail(f"--sort must be newest or best (got {sort!r})", 2)
+    s = settings()
+    bold = sys.stdout.isatty() and not as_json
+    tags = ("\033[1m", "\033[0m") if bold else (("<em>", "</em>") if as_json else ("**", "**"))
+    es = make_client(s.es)
+    try:
+        result = search_articles(es, s, query, since=parse_since(since) if since else None, source=source,
+                                 entity=entity, language=lang, limit=limit, all_copies=all_copies,
+                                 sort=sort, tags=tags)  # type: ignore[arg-type]
+    except NewsflowError as exc:
+        raise fail(str(exc)) from exc
+    finally:
+        es.close()
+    if as_json:
+        for hit in result.hits:
+            _echo(json.dumps(hit.as_dict(), ensure_ascii=False, default=str))
+        return
+    for n, hit in enumerate(result.hits, 1):
+        _echo(format_hit(n, hit))
+    what = "articles" if all_copies else "stories, copies collapsed"
+    _echo(f"-- {len(result.hits)} shown ({what}) of {result.total} matching articles, {result.took_ms} ms")
+
+
+@index_app.command("setup")
+def index_setup_cmd() -> None:
+    """Create or upgrade the index template and create this month's index behind the alias."""
+    import asyncio
+
+    from pipeline.index import ensure_index_template, make_async_client
+
+    async def _setup() -> dict[str, object]:
+        es = make_async_client(settings().es)
+        try:
+            return (await ensure_index_template(es, settings())).as_dict()
+        finally:
+            await es.close()
+
+    try:
+        done = asyncio.run(_setup())
+    except NewsflowError as exc:
+        raise fail(str(exc)) from exc
+    _echo(f"template {done['template']} v{done['version']} ({done['action']}), analyzer {done['analyzer']}, "
+          f"current index {done['current_index']} behind alias {settings().es.alias}")
+    for note in done["notes"]:  # type: ignore[attr-defined]
+        _echo(f"note: {note}")
+
+
+@index_app.command("status")
+def index_status_cmd(as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False) -> None:
+    """Template version and analyzer, the indices behind the alias and their document counts."""
+    import asyncio
+
+    from pipeline.index import index_status, make_async_client
+
+    async def _status() -> dict[str, object]:
+        es = make_async_client(settings().es)
+        try:
+            return await index_status(es, settings())
+        finally:
+            await es.close()
+
+    try:
+        st = asyncio.run(_status())
+    except NewsflowError as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        _echo(json.dumps(st))
+        return
+    _echo(f"cluster {st['cluster']}; template {st['template']} installed v{st['installed_version']} "
+          f"(shipped v{st['shipped_version']}), analyzer {st.get('text_analyzer')}")
+    for row in st["indices"]:  # type: ignore[attr-defined]
+        _echo(f"  {row['index']:<24} {row['docs']:>9} docs  {row['size'] or '':>8}  {row['health']}")
+    _echo(f"alias {st['alias']}: {st['documents']} documents")
+    if st["installed_version"] is None:
+        raise typer.Exit(1)
+
+
+# -- connectors: feeds / ingest / connector ---------------------------------------------------------
+feeds_app = typer.Typer(help="The feed list (config/feeds.yaml) and each feed's health.", no_args_is_help=True)
+app.add_typer(feeds_app, name="feeds")
+
+FeedsOpt = Annotated[Path | None, typer.Option("--feeds", help="feed list YAML (default: poll.feeds_file)")]
+
+
+def _feeds_path(feeds: Path | None) -> Path:
+    return feeds.resolve() if feeds else settings().path(settings().poll.feeds_file)
+
+
+@feeds_app.command("add")
+def feeds_add_cmd(
+    url: Annotated[str, typer.Argument(help="http(s):// or file: URL of an RSS, Atom or JSON feed")],
+    name: Annotated[str | None, typer.Option(help="display name")] = None,
+    interval: Annotated[int | None, typer.Option(help="seconds between polls (adapts from here)")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="tag copied onto every item (repeatable)")] = None,
+    fetch_article: Annotated[bool | None, typer.Option("--fetch-article/--no-fetch-article",
+                                                       help="fetch pages of summary-only items")] = None,
+    language: Annotated[str | None, typer.Option(help="language hint, e.g. en")] = None,
+    feeds: FeedsOpt = None,
+) -> None:
+    """Add a feed to the feed list (a running connector picks it up)."""
+    from pydantic import ValidationError
+
+    from connectors.feedlist import FeedSpec, add_feed
+
+    try:
+        spec = FeedSpec(url=url, name=name, interval=interval, tags=tag or [], fetch_article=fetch_article,
+                        language=language)
+    except ValidationError as exc:
+        raise fail(f"invalid feed: {exc.errors()[0]['msg']}", 2) from exc
+    path = _feeds_path(feeds)
+    try:
+        added = add_feed(path, spec)
+    except NewsflowError as exc:
+        raise fail(str(exc)) from exc
+    _echo(f"{'added' if added else 'already listed'}: {spec.url} ({path})")
+
+
+@feeds_app.command("import")
+def feeds_import_cmd(
+    opml: Annotated[Path, typer.Argument(help="an OPML subscription list", exists=True, dir_okay=False)],
+    feeds: FeedsOpt = None,
+) -> None:
+    """Add every feed of an OPML file to the feed list (folders become tags)."""
+    from connectors.feedlist import import_opml
+
+    path = _feeds_path(feeds)
+    try:
+        added, present = import_opml(path, opml)
+    except NewsflowError as exc:
+        raise fail(str(exc)) from exc
+    _echo(f"imported {added} feeds, {present} already listed ({path})")
+
+
+@feeds_app.command("list")
+def feeds_list_cmd(
+    feeds: FeedsOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per feed")] = False,
+) -> None:
+    """Each feed with its health: last success, last error, items published, next check."""
+    from connectors.feedlist import load_feeds
+    from connectors.state import StateStore
+
+    try:
+        specs = load_feeds(_feeds_path(feeds))
+    except NewsflowError as exc:
+        raise fail(str(exc)) from exc
+    store = StateStore(settings().data_path / "feeds")
+
+    def when(value: object) -> str:
+        return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "never"  # type: ignore[attr-defined]
+
+    for spec in specs:
+        st = store.load(spec.url)
+        if as_json:
+            _echo(json.dumps({"url": spec.url, "name": spec.name or st.title, "status": st.last_status,
+                              "last_success_at": st.last_success_at and st.last_success_at.isoformat(),
+                              "last_error_at": st.last_error_at and st.last_error_at.isoformat(),
+                              "last_error_kind": st.last_error_kind, "last_error": st.last_error,
+                              "error_count": st.error_count, "items_published": st.items_published,
+                              "moved_to": st.moved_to,
+                              "next_check_at": st.next_check_at and st.next_check_at.isoformat()}))
+            continue
+        health = {"ok": "ok", "not_modified": "ok", "error": f"FAILING x{st.error_count}"}.get(
+            st.last_status or "", "not polled yet")
+        _echo(f"{spec.name or st.title or spec.url}\n  url {spec.url}\n  {health}; items published "
+              f"{st.items_published}; last success {when(st.last_success_at)}; next check {when(st.next_check_at)}")
+        if st.last_error:
+            _echo(f"  last error {when(st.last_error_at)} [{st.last_error_kind}] {st.last_error[:200]}")
+        if st.moved_to:
+            _echo(f"  moved permanently to {st.moved_to}")
+
+
+@app.command("ingest")
+def ingest_cmd(
+    once: Annotated[bool, typer.Option("--once", help="poll every feed once, then exit with a summary")] = False,
+    feeds: FeedsOpt = None,
+) -> None:
+    """Poll the feed list and publish new items to news.raw (`--once`; without it, like `newsflow connector`)."""
+    if not once:
+        connector_cmd(feeds)
+        return
+    from connectors import poll_once
+
+    try:
+        summary = poll_once(settings(), feeds)
+    except NewsflowError as exc:  # setup errors only: a failing feed is counted, not raised
+        raise fail(str(exc)) from exc
+    for url, error in summary.failures.items():
+        _echo(f"failed: {url}: {error[:300]}")
+    _echo(summary.line())
+
+
+@app.command("connector")
+def connector_cmd(feeds: FeedsOpt = None) -> None:
+    """Poll feeds continuously until SIGTERM/SIGINT, then flush the producer and save feed state."""
+    import asyncio
+    import signal
+
+    from connectors import run_connector
+    from pipeline.metrics import serve_metrics
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        summary = await run_connector(settings(), feeds, stop_event=stop)
+        _echo(summary.line())
+
+    serve_metrics(settings().metrics_port)
+    try:
+        asyncio.run(main())
+    except NewsflowError as exc:
+        raise fail(str(exc)) from exc
+
+
+# -- clean stage (clean helper) --------------------------------------------------------------------
+@app.command("clean")
+def clean_cmd(
+    page: Annotated[Path, typer.Argument(help="an HTML page or feed fragment, '-' for stdin", allow_dash=True)],
+    url: Annotated[str | None, typer.Option(help="the page's URL (domain, canonical URL)")] = None,
+    min_words: Annotated[int, typer.Option(help="discard articles shorter than this")] = 20,
+) -> None:
+    """Run the clean stage on one page and print the CleanArticle as JSON (to check extraction by hand)."""
+    from pipeline.clean import clean_article
+    from pipeline.schemas import RawItem
+
+    text = sys.stdin.read() if str(page) == "-" else page.read_text(encoding="utf-8", errors="replace")
+    item = RawItem(feed_url="file://" + str(page), link=url, content=text)
+    try:
+        article = clean_article(item, min_words=min_words)
+    except NewsflowError as exc:
+        raise fail(f"{exc.kind}: {exc}") from exc
+    _echo(json.dumps(article.model_dump(mode="json"), ensure_ascii=False, indent=2))
+
+
+
+# -- enrich stage (enrich helper) ------------------------------------------------------------------
+@app.command("enrich")
+def enrich_cmd(
+    text: Annotated[Path, typer.Argument(help="a plain-text article (first line: title), '-' for stdin",
+                                         allow_dash=True)],
+) -> None:
+    """Run the enrich stage on one text and print entities, entity_names, keywords and summary as JSON."""
+    from datetime import UTC, datetime
+
+    from pipeline.canonical import text_fingerprint
+    from pipeline.enrich import enrich_articles
+    from pipeline.schemas import DedupedArticle
+
+    raw = sys.stdin.read() if str(text) == "-" else text.read_text(encoding="utf-8", errors="replace")
+    title, _, body = raw.strip().partition("\n")
+    body = body.strip() or title
+    article = DedupedArticle(feed_url="file://" + str(text), title=title, body=body, ingested_at=datetime.now(UTC),
+                             text_fingerprint=text_fingerprint(body), id="-", story_id="-")
+    p = settings().pipeline
+    try:
+        [out] = enrich_articles([article], model=p.spacy_model, ner_max_words=p.ner_max_words,
+                                variants_file=str(settings().path(p.entity_variants_file)))
+    except NewsflowError as exc:
+        raise fail(f"{exc.kind}: {exc}") from exc
+    _echo(json.dumps(out.model_dump(mode="json", include={"entities", "entity_names", "keywords", "summary"}),
+                     ensure_ascii=False, indent=2))
 
 def main() -> None:
     try:

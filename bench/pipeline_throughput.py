@@ -1,0 +1,189 @@
+"""Throughput of clean + dedupe + enrich: each stage alone (one process) and the whole chain with two workers.
+
+Articles are realistic news pages of 300-1,500 words (bench/stage_clean.py's builder: hand-written corpus
+paragraphs inside full page furniture). Steps:
+
+1. stage alone, in this process, one core each: ``clean_and_sign`` (trafilatura + MinHash, what the clean
+   agent offloads), ``Deduper.decide`` (what the dedupe agent does on the loop), ``enrich_batch`` (spaCy in
+   batches, what the enrich agent offloads); articles/s of CPU.
+2. the chain on the real broker: topics with a fresh prefix, every article produced to news.raw first, then
+   ``--workers`` ``newsflow worker`` processes (index agent off: this measures clean + dedupe + enrich) consume
+   them; throughput = articles / (time of the last news.enriched message - time of the first), so worker
+   start-up (spaCy load, group join) is not counted.
+
+    python bench/pipeline_throughput.py [--articles 400] [--workers 2] [--seed 7]
+
+The last line printed is one JSON object. The machine has 2 cores and is shared: numbers move with load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
+from kafka.admin import KafkaAdminClient  # noqa: E402
+from stage_clean import _paragraph_pool, build_page  # noqa: E402
+
+from pipeline.agents import clean_and_sign, decode_signature, enrich_batch  # noqa: E402
+from pipeline.dedupe import Deduper, MemoryDedupeStore  # noqa: E402
+from pipeline.schemas import CLEAN_TOPIC, ENRICHED_TOPIC, RAW_TOPIC, CleanArticle, RawItem  # noqa: E402
+from pipeline.settings import load_settings  # noqa: E402
+from pipeline.topics import ensure_topics  # noqa: E402
+
+
+def make_items(count: int, seed: int) -> list[RawItem]:
+    rng = random.Random(seed)
+    pool = _paragraph_pool()
+    items = []
+    for n in range(count):
+        page, _ = build_page(rng, pool, n)
+        url = f"https://bench.example.com/news/{n}-story"
+        items.append(RawItem(feed_url="https://bench.example.com/rss", link=url, canonical_link=url, content=page,
+                             content_fetched=True))
+    return items
+
+
+def stages_alone(items: list[RawItem], settings_p) -> dict[str, float]:
+    """articles/s of one process per stage, on the first 64 items."""
+    sample = items[:64]
+    kw = {"min_words": settings_p.min_words, "num_perm": settings_p.minhash_permutations,
+          "shingle_size": settings_p.shingle_size}
+    clean_and_sign(sample[0], **kw)  # warm-up (imports)
+    start = time.process_time()
+    cleaned = [clean_and_sign(item, **kw) for item in sample]
+    clean_s = time.process_time() - start
+
+    deduper = Deduper(MemoryDedupeStore(), threshold=settings_p.near_duplicate_threshold,
+                      num_perm=settings_p.minhash_permutations)
+    start = time.process_time()
+    deduped = []
+    for article_json, header in cleaned:
+        sig = decode_signature(header, settings_p.minhash_permutations, settings_p.shingle_size)
+        decision = deduper.decide(CleanArticle.model_validate_json(article_json), sig or [])
+        if decision.article is not None:
+            deduped.append(decision.article.model_dump_json())
+    dedupe_s = time.process_time() - start
+
+    enrich_batch(deduped[:2], model=settings_p.spacy_model, batch_size=2)  # warm-up (model load)
+    start = time.process_time()
+    bs = settings_p.nlp_batch_size
+    for i in range(0, len(deduped), bs):
+        enrich_batch(deduped[i : i + bs], model=settings_p.spacy_model, batch_size=bs)
+    enrich_s = time.process_time() - start
+    return {
+        "clean_and_sign": round(len(sample) / clean_s, 1),
+        "dedupe_decide": round(len(cleaned) / max(dedupe_s, 1e-6), 1),
+        "enrich": round(len(deduped) / enrich_s, 1),
+    }
+
+
+def run_chain(items: list[RawItem], workers: int) -> dict[str, float]:
+    base = load_settings()
+    unique = uuid.uuid4().hex[:8]
+    prefix = f"bench{unique}."
+    settings = base.model_copy(update={"kafka": base.kafka.model_copy(update={"topic_prefix": prefix})})
+    ensure_topics(settings)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka.servers, acks="all", linger_ms=20)
+    for item in items:
+        producer.send(settings.kafka.topic(RAW_TOPIC), key=item.key.encode(), value=item.model_dump_json().encode())
+    producer.flush(timeout=60)
+    producer.close()
+
+    tmp = Path(tempfile.mkdtemp(prefix="newsflow-bench-"))
+    env = {**os.environ, "NEWSFLOW_KAFKA_TOPIC_PREFIX": prefix, "NEWSFLOW_PIPELINE_APP_ID": f"bench{unique}",
+           "NEWSFLOW_DATA_DIR": str(tmp), "NEWSFLOW_PIPELINE_INDEX_ENABLED": "false", "NEWSFLOW_LOG_FORMAT": "json",
+           "NEWSFLOW_LOG_LEVEL": "warning"}
+    procs = []
+    for i in range(workers):
+        log = (tmp / f"worker-{i}.log").open("wb")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "worker", "--name", f"b{i}", "--web-port", "0"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+    started = time.time()
+    consumer = KafkaConsumer(settings.kafka.topic(ENRICHED_TOPIC), bootstrap_servers=settings.kafka.servers,
+                             auto_offset_reset="earliest", enable_auto_commit=False)
+    clean_consumer = KafkaConsumer(settings.kafka.topic(CLEAN_TOPIC), bootstrap_servers=settings.kafka.servers,
+                                   auto_offset_reset="earliest", enable_auto_commit=False)
+    ids: set[str] = set()
+    stamps: list[float] = []
+    clean_stamps: list[float] = []
+    try:
+        while len(ids) < len(items) and time.time() - started < 900:
+            for records in consumer.poll(timeout_ms=500).values():
+                for r in records:
+                    ids.add(json.loads(r.value)["id"])
+                    stamps.append(r.timestamp / 1000)
+            for records in clean_consumer.poll(timeout_ms=10).values():
+                clean_stamps.extend(r.timestamp / 1000 for r in records)
+            if any(p.poll() is not None for p in procs):
+                raise SystemExit(f"a worker died: see {tmp}")
+        for records in clean_consumer.poll(timeout_ms=1000).values():
+            clean_stamps.extend(r.timestamp / 1000 for r in records)
+    finally:
+        for p in procs:
+            os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=60)
+        consumer.close()
+        clean_consumer.close()
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers)
+        admin.delete_topics([t for t in admin.list_topics() if t.startswith(f"bench{unique}")])
+        admin.close()
+    span = max(stamps) - min(stamps)
+    clean_span = max(clean_stamps) - min(clean_stamps) if len(clean_stamps) > 1 else float("nan")
+    return {
+        "articles_out": len(ids),
+        "chain_articles_per_s": round((len(ids) - 1) / span, 1) if span > 0 else float("nan"),
+        "clean_articles_per_s_in_chain": round((len(clean_stamps) - 1) / clean_span, 1),
+        "first_output_after_start_s": round(min(stamps) - started, 1),
+        "total_wall_s": round(max(stamps) - started, 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--articles", type=int, default=400)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--skip-alone", action="store_true", help="only the chain")
+    args = parser.parse_args()
+    settings = load_settings()
+    items = make_items(args.articles, args.seed)
+    words = [len(i.content.split()) for i in items if i.content]
+    print(f"{len(items)} pages, {min(words)}-{max(words)} words of HTML text each", file=sys.stderr)
+    alone = {} if args.skip_alone else stages_alone(items, settings.pipeline)
+    if alone:
+        print(f"stage alone (articles/s of one core): {alone}", file=sys.stderr)
+    chain = run_chain(items, args.workers)
+    limiting = min(alone, key=alone.get) if alone else None
+    result = {
+        "bench": "pipeline_throughput",
+        "articles": len(items),
+        "workers": args.workers,
+        "offload_processes_per_worker": settings.pipeline.offload_processes,
+        "stage_alone_articles_per_s": alone,
+        "limiting_stage": limiting,
+        **chain,
+        "target_articles_per_s": 50,
+        "cpu_count": os.cpu_count(),
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Dead letters: ``stage_guard`` turns any failure in a stage into a DeadLetter on news.dlq and moves on.
+
+Like quixstreams' ``on_processing_error`` returning True: the error is logged, counted and written to
+``news.dlq`` with the original payload, then suppressed, so one bad message never stops a stream.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from pipeline.logs import get_logger
+from pipeline.metrics import DEAD_LETTERS, STAGE_ERRORS, STAGE_MESSAGES, STAGE_SECONDS
+from pipeline.schemas import DeadLetter
+
+__all__ = ["MAX_PAYLOAD_CHARS", "DeadLetterSender", "Origin", "dead_letter_for", "error_kind", "stage_guard"]
+
+log = get_logger(__name__)
+
+DeadLetterSender = Callable[[DeadLetter], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a message came from: what a dead letter needs besides the error."""
+
+    payload: bytes | str | None
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    key: bytes | str | None = None
+
+    @staticmethod
+    def text(value: bytes | str | None) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        return value.decode("utf-8", errors="replace")
+
+
+def error_kind(exc: BaseException) -> str:
+    """The ``kind`` of a newsflow error; ``invalid_message`` for bad JSON or schema; else the class name."""
+    if isinstance(exc, ValidationError):
+        return "invalid_message"
+    kind = getattr(exc, "kind", None)
+    return kind if isinstance(kind, str) else type(exc).__name__
+
+
+# Kafka's default message limit is 1 MB: a dead letter must fit even when its payload was the largest message
+# the source topic accepted, or the dead letter itself could not be written.
+MAX_PAYLOAD_CHARS = 400_000
+
+
+def dead_letter_for(stage: str, exc: BaseException, origin: Origin) -> DeadLetter:
+    payload = Origin.text(origin.payload) or ""
+    error = str(exc)[:2000] or type(exc).__name__
+    if len(payload) > MAX_PAYLOAD_CHARS:
+        error += f" (payload truncated from {len(payload)} characters)"
+        payload = payload[:MAX_PAYLOAD_CHARS]
+    return DeadLetter(
+        stage=stage,
+        kind=error_kind(exc),
+        error=error,
+        topic=origin.topic,
+        partition=origin.partition,
+        offset=origin.offset,
+        key=Origin.text(origin.key),
+        payload=payload,
+    )
+
+
+@asynccontextmanager
+async def stage_guard(stage: str, origin: Origin, send_dead_letter: DeadLetterSender, *,
+                      count: bool = True) -> AsyncIterator[None]:
+    """Run one message through a stage: count and time it; on any exception dead-letter it and carry on.
+
+    ``count=False`` guards a second step of a message already counted (a batch stage's send): failures are
+    still dead-lettered and counted, successes are not counted twice.
+
+    ``asyncio.CancelledError`` (worker shutdown) is not an error of the message and propagates, so the
+    offset is not committed and the message is processed again after restart.
+    """
+    start = time.perf_counter()
+    try:
+        yield
+    except Exception as exc:
+        letter = dead_letter_for(stage, exc, origin)
+        # ArticleDiscarded's kind; it may have crossed the offload pool, so compare kinds, not classes.
+        status = "discarded" if letter.kind == "discarded" else "error"
+        log_fn = log.info if status == "discarded" else log.warning
+        log_fn("message dead-lettered", stage=stage, kind=letter.kind, error=letter.error[:300],
+               topic=origin.topic, partition=origin.partition, offset=origin.offset)
+        STAGE_MESSAGES.labels(stage, status).inc()
+        STAGE_ERRORS.labels(stage, letter.kind).inc()
+        await send_dead_letter(letter)
+        DEAD_LETTERS.labels(stage, letter.kind).inc()
+    else:
+        if count:
+            STAGE_MESSAGES.labels(stage, "ok").inc()
+    finally:
+        if count:
+            STAGE_SECONDS.labels(stage).observe(time.perf_counter() - start)

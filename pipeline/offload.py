@@ -1,0 +1,94 @@
+"""The process pool that keeps blocking work (HTML parsing, MinHash, NLP) off the asyncio event loop.
+
+One pool per worker process, created lazily on first use. ``processes=0`` runs the work in a single
+thread instead (tests, debugging). Pool processes are started with ``spawn`` rather than ``fork``: the
+worker process holds a running event loop and Kafka client threads that must not be copied. Modules
+that load a model (spaCy) cache it at module level, so each pool process loads it once.
+
+    >>> offload = Offload(processes=1)
+    >>> article = await offload.run(clean_article, item, min_words=20)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+from pipeline.errors import NewsflowError
+from pipeline.logs import get_logger
+
+__all__ = ["Offload", "OffloadedError"]
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+
+class OffloadedError(NewsflowError):
+    """An exception raised in a pool process, carried back with its ``kind`` and message.
+
+    Exceptions cross the process boundary by pickling, and not every exception survives that (pydantic's
+    ValidationError, errors with keyword-only constructor arguments): this one always does.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.kind, str(self)))
+
+
+def _call(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        kind = getattr(exc, "kind", None)
+        raise OffloadedError(kind if isinstance(kind, str) else type(exc).__name__, str(exc)) from None
+
+
+class Offload:
+    """A lazily created executor; ``await offload.run(fn, *args, **kwargs)`` runs ``fn`` in it."""
+
+    def __init__(self, processes: int = 1) -> None:
+        self.processes = processes
+        self._executor: Executor | None = None
+
+    @property
+    def executor(self) -> Executor:
+        if self._executor is None:
+            if self.processes == 0:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsflow-offload")
+            else:
+                self._executor = ProcessPoolExecutor(
+                    max_workers=self.processes, mp_context=multiprocessing.get_context("spawn")
+                )
+            log.info("offload pool started", processes=self.processes)
+        return self._executor
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` in the pool and return its result (exceptions propagate).
+
+        ``fn`` and its arguments must be picklable: module-level functions and pydantic models are.
+
+        Raises:
+            OffloadedError: ``fn`` raised; ``kind`` is the original error's kind (or class name).
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.executor, functools.partial(_call, fn, args, kwargs))
+        except BrokenProcessPool:
+            # A pool process died (OOM killer, segfault in a native library): start a fresh pool for the
+            # next call; this call's message is dead-lettered by the caller's stage_guard.
+            log.error("offload pool broken, restarting it", processes=self.processes)
+            self.shutdown(wait=False)
+            raise
+
+    def shutdown(self, wait: bool = True) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=wait, cancel_futures=True)
+            self._executor = None

@@ -1,0 +1,124 @@
+"""The agents' building blocks without a broker: signature header, table-backed store, stage_guard, offload."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.agents import FaustDedupeStore, decode_signature, encode_signature
+from pipeline.dedupe import Deduper, SignatureRecord, UrlRecord, minhash_signature
+from pipeline.dlq import Origin, stage_guard
+from pipeline.errors import ArticleDiscarded, CleanFailed
+from pipeline.offload import Offload, OffloadedError
+from pipeline.schemas import CleanArticle, DeadLetter, RawItem, utcnow
+
+
+def test_signature_header_round_trips_and_rejects_other_parameters() -> None:
+    sig = minhash_signature("NATO chief Mark Rutte said the alliance is ready to compromise", num_perm=64)
+    header = encode_signature(sig, 64, 5)
+    assert decode_signature(header, 64, 5) == sig
+    # Made with other parameters, truncated or absent: recomputed by the dedupe agent.
+    assert decode_signature(header, 128, 5) is None
+    assert decode_signature(header, 64, 4) is None
+    assert decode_signature(header[:-8], 64, 5) is None
+    assert decode_signature(None, 64, 5) is None
+
+
+def _article(url: str, body: str) -> CleanArticle:
+    from pipeline.canonical import text_fingerprint
+
+    return CleanArticle(url=url, canonical_url=url, feed_url="https://f.example/rss", title="t", body=body,
+                        ingested_at=utcnow(), text_fingerprint=text_fingerprint(body))
+
+
+def test_faust_store_keeps_json_dicts_and_backs_the_deduper() -> None:
+    # Faust tables are mutable mappings holding what the changelog holds: plain JSON values.
+    urls: dict = {}
+    fingerprints: dict = {}
+    signatures: dict = {}
+    store = FaustDedupeStore(urls, fingerprints, signatures)
+    store.put_url("https://a.example/1", UrlRecord(id="i1", fingerprint="f1", story_id="i1"))
+    store.put_signature("i1", SignatureRecord(story_id="i1", signature=[1, 2, 3]))
+    assert urls["https://a.example/1"] == {"id": "i1", "fingerprint": "f1", "version": 1, "story_id": "i1",
+                                           "duplicate_of": None}
+    assert store.get_url("https://a.example/1") == UrlRecord(id="i1", fingerprint="f1", story_id="i1")
+    assert store.get_url("https://nowhere.example/") is None
+    assert [k for k, _ in store.signatures()] == ["i1"]
+
+    # The same decisions as over the dedupe module's own store, including after a rebuild (a restart).
+    body = " ".join(f"word{i} sentence about the alliance and the talks" for i in range(40))
+    deduper = Deduper(FaustDedupeStore({}, {}, {}), threshold=0.5, num_perm=64)
+    first = deduper.decide(_article("https://a.example/x", body), minhash_signature(body, num_perm=64))
+    restarted = Deduper(deduper.store, threshold=0.5, num_perm=64)
+    restarted.rebuild()
+    copy_body = body + " A closing line added by the second outlet."
+    copy = restarted.decide(_article("https://b.example/y", copy_body), minhash_signature(copy_body, num_perm=64))
+    assert first.action == "new" and copy.action == "near_duplicate"
+    assert copy.article is not None and first.article is not None
+    assert copy.article.story_id == first.article.id
+    replay = restarted.decide(_article("https://a.example/x", body), minhash_signature(body, num_perm=64))
+    assert replay.action == "duplicate" and replay.existing is not None and replay.existing.id == first.article.id
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind", "status"),
+    [
+        (CleanFailed("no text", stage="clean"), "clean_failed", "error"),
+        (ArticleDiscarded("too short", stage="clean"), "discarded", "discarded"),
+        (OffloadedError("discarded", "article discarded: too short"), "discarded", "discarded"),
+        (ValueError("boom"), "ValueError", "error"),
+    ],
+    ids=["stage-error", "discarded", "discarded-from-pool", "foreign"],
+)
+async def test_stage_guard_dead_letters_and_suppresses(exc: Exception, kind: str, status: str) -> None:
+    from pipeline.metrics import STAGE_MESSAGES
+
+    sent: list[DeadLetter] = []
+
+    async def send(letter: DeadLetter) -> None:
+        sent.append(letter)
+
+    before = STAGE_MESSAGES.labels("test", status)._value.get()
+    async with stage_guard("test", Origin(payload=b"\xffraw", topic="news.raw", partition=2, offset=7, key=b"k"),
+                           send):
+        raise exc
+    assert len(sent) == 1
+    letter = sent[0]
+    assert (letter.stage, letter.kind, letter.topic, letter.partition, letter.offset, letter.key) == (
+        "test", kind, "news.raw", 2, 7, "k")
+    assert letter.payload == "\ufffdraw"  # undecodable bytes replaced, never an exception
+    assert STAGE_MESSAGES.labels("test", status)._value.get() == before + 1
+
+
+async def test_stage_guard_lets_bad_json_through_as_invalid_message() -> None:
+    sent: list[DeadLetter] = []
+
+    async def send(letter: DeadLetter) -> None:
+        sent.append(letter)
+
+    async with stage_guard("clean", Origin(payload=b"not json"), send):
+        RawItem.model_validate_json(b"not json")
+    assert [d.kind for d in sent] == ["invalid_message"]
+
+
+def test_dead_letter_payload_is_capped_to_fit_a_kafka_message() -> None:
+    from pipeline.dlq import MAX_PAYLOAD_CHARS, dead_letter_for
+
+    letter = dead_letter_for("clean", ValueError("bad"), Origin(payload="x" * (MAX_PAYLOAD_CHARS + 10)))
+    assert len(letter.payload) == MAX_PAYLOAD_CHARS and "truncated" in letter.error
+
+
+def _fails(reason: str) -> None:
+    raise ArticleDiscarded(reason, stage="clean")
+
+
+@pytest.mark.parametrize("processes", [0, 1], ids=["thread", "process"])
+async def test_offload_runs_off_loop_and_carries_errors_back(processes: int) -> None:
+    offload = Offload(processes)
+    try:
+        assert await offload.run(minhash_signature, "a b c d e f", num_perm=16) == minhash_signature(
+            "a b c d e f", num_perm=16)
+        with pytest.raises(OffloadedError) as info:
+            await offload.run(_fails, "too short")
+        assert info.value.kind == "discarded" and "too short" in str(info.value)
+    finally:
+        offload.shutdown()
