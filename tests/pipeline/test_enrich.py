@@ -1,0 +1,142 @@
+"""Enrich (pipeline.enrich) with the real spaCy small model on the seed page: the acceptance entities."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pipeline.canonical import text_fingerprint
+from pipeline.clean import clean_article
+from pipeline.enrich import enrich_articles, lead, load_model
+from pipeline.errors import EnrichFailed
+from pipeline.schemas import DedupedArticle, EnrichedArticle, RawItem
+
+PAGES = Path(__file__).resolve().parent.parent / "fixtures" / "pages"
+ACCEPTANCE = [
+    ("NATO", "ORG"), ("Mark Rutte", "PERSON"), ("Dmitry Peskov", "PERSON"), ("Vitaly Kim", "PERSON"),
+    ("Donald Trump", "PERSON"), ("Kiev", "GPE"), ("Abu Dhabi", "GPE"), ("Ukraine", "GPE"), ("Russia", "GPE"),
+]
+
+
+def _deduped(page: str) -> DedupedArticle:
+    html = (PAGES / page).read_text(encoding="utf-8")
+    link = f"https://news.example/{page}"
+    clean = clean_article(RawItem(feed_url="https://feeds.example/rss", link=link, canonical_link=link,
+                                  content=html, content_fetched=True))
+    return DedupedArticle(**clean.model_dump(), id=page, story_id=page)
+
+
+@pytest.fixture(scope="module")
+def enriched() -> list[EnrichedArticle]:
+    load_model()  # once for the module (~1-2 s)
+    return enrich_articles([_deduped("seed-rt.html"), _deduped("unrelated-same-topic.html")])
+
+
+def test_seed_entities_include_the_acceptance_set(enriched):
+    seed = enriched[0]
+    got = {(e.name, e.label) for e in seed.entities}
+    assert set(ACCEPTANCE) <= got, set(ACCEPTANCE) - got
+    assert not any(e.name == "Kiev" and e.label == "PERSON" for e in seed.entities)
+    assert not any(e.name in {"Rutte", "Peskov", "Kim", "Trump", "Kyiv"} for e in seed.entities)
+    by_name = {e.name: e for e in seed.entities}
+    assert by_name["Mark Rutte"].count >= 8  # "Rutte", "Rutte’s" ... all counted under the full name
+    assert len(by_name) == len(seed.entities)  # one entity per name
+
+
+def test_seed_entity_names_and_variants(enriched):
+    seed = enriched[0]
+    assert {"Kiev", "Kyiv", "NATO", "Mark Rutte"} <= set(seed.entity_names)
+    assert all(e.label not in {"DATE", "TIME", "PERCENT", "CARDINAL", "MONEY"} for e in seed.entities)
+
+
+def test_keywords_and_lead(enriched):
+    seed = enriched[0]
+    assert 5 <= len(seed.keywords) <= 10
+    assert "security guarantees" in seed.keywords
+    assert all(k == k.lower() for k in seed.keywords)
+    assert seed.summary and seed.summary.startswith("On Tuesday, NATO Secretary-General Mark Rutte arrived in Kiev")
+
+
+def test_batch_keeps_order_and_identity(enriched):
+    assert [a.id for a in enriched] == ["seed-rt.html", "unrelated-same-topic.html"]
+    other = {e.name for e in enriched[1].entities}
+    assert "Abu Dhabi" in other and "Mark Rutte" not in other
+
+
+def test_ner_budget_keeps_the_entities_and_counts_the_whole_body():
+    article = _deduped("seed-rt.html")
+    [short] = enrich_articles([article], ner_max_words=150)
+    names = {e.name: e.count for e in short.entities}
+    assert names["Mark Rutte"] >= 8  # found in the lead, counted over the whole text
+    # Names first met after the budget (Peskov, Kim, Trump, Abu Dhabi's second mention) still come from pass 2.
+    assert set(ACCEPTANCE) <= {(e.name, e.label) for e in short.entities}
+
+
+def test_usable_feed_summary_is_kept():
+    now = datetime.now(UTC)
+    body = "First sentence of the body is here. Second one follows it."
+    summary = "A standfirst written by the editor that says what the story is about in a line."
+    article = DedupedArticle(feed_url="f", title="T", body=body, summary=summary, ingested_at=now,
+                             text_fingerprint=text_fingerprint(body), id="x", story_id="x")
+    [out] = enrich_articles([article])
+    assert out.summary == summary
+    [out] = enrich_articles([article.model_copy(update={"summary": "Read more"})])
+    assert out.summary == body
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("Short one. Then a second sentence. And a third.", "Short one. Then a second sentence."),
+        ("x " * 100, ("x " * 60).strip() + "…"),
+        ("Caption here\nThe real first paragraph starts here and runs on for a while. More.",
+         "The real first paragraph starts here and runs on for a while. More."),
+    ],
+    ids=["two-sentences", "capped", "skips-short-line"],
+)
+def test_lead(body, expected):
+    assert lead(body) == expected
+
+
+def test_unknown_model_is_a_typed_error():
+    with pytest.raises(EnrichFailed, match="cannot be loaded"):
+        load_model("no_such_model_xyz")
+
+
+def test_arguments_are_picklable():
+    # The agents send this call to a process pool.
+    pickle.dumps((enrich_articles, [_deduped("unrelated-same-topic.html")]))
+
+
+def test_cli_enrich_prints_entities(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    path = tmp_path / "article.txt"
+    path.write_text("Rutte visits Kyiv\nNATO Secretary-General Mark Rutte arrived in Kyiv on Tuesday, and Rutte "
+                    "addressed the Ukrainian parliament about security guarantees for Ukraine.\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["enrich", str(path)])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output[result.output.index("{"):])
+    names = {e["name"] for e in out["entities"]}
+    assert {"Mark Rutte", "Kiev"} <= names and "Rutte" not in names
+    assert "Kyiv" in out["entity_names"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["", "…", "🙂 🙂 🙂", "<script>alert(1)</script> &amp; \u200b\u0000", "word " * 60_000],
+    ids=["empty", "ellipsis", "emoji", "markup-and-controls", "huge"],
+)
+def test_odd_bodies_do_not_crash(body):
+    now = datetime.now(UTC)
+    article = DedupedArticle(feed_url="f", title="Odd input", body=body, ingested_at=now,
+                             text_fingerprint=text_fingerprint(body), id="odd", story_id="odd")
+    [out] = enrich_articles([article])
+    assert out.id == "odd"
+    assert isinstance(out.entities, list) and isinstance(out.keywords, list)

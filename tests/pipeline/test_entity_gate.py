@@ -1,0 +1,41 @@
+"""The entity quality gate (bench/eval_entities.py) as a test: floors hold and enrich beats raw spaCy."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "eval_entities.py"
+
+
+@pytest.fixture(scope="module")
+def gate():
+    spec = importlib.util.spec_from_file_location("eval_entities", BENCH)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["eval_entities"] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_corpus_has_at_least_ten_annotated_articles(gate):
+    assert len(gate.corpus_docs()) >= 10
+
+
+def test_entity_quality_meets_floors_and_beats_raw_spacy(gate):
+    result = gate.run()
+    problems = gate.check(result["scores"], result["baseline_raw_spacy"], gate.load_floors(), gate.corpus_digest())
+    assert problems == [], (problems, result["scores"], result["baseline_raw_spacy"])
+
+
+def test_update_refuses_to_lower_a_floor(gate, tmp_path):
+    floors = tmp_path / "floors.json"
+    high = dict.fromkeys(gate.METRICS, 0.9)
+    assert gate.update(high, "d", allow_regression=False, path=floors) == []
+    low = dict.fromkeys(gate.METRICS, 0.5)
+    assert gate.update(low, "d", allow_regression=False, path=floors)  # refused
+    assert gate.update(low, "d", allow_regression=True, path=floors) == []
+    assert gate.load_floors(floors)["floors"]["f1"] < 0.5
