@@ -28,15 +28,18 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.feedserver import FeedServer  # noqa: E402
+from tests.feedserver import FeedServer
 
-_WORDS = (
-    "minister parliament talks ceasefire energy market inflation election coalition budget court ruling "
-    "summit delegation sanctions exports harvest drought floods storm rescue hospital vaccine research "
-    "university students strike union wages pension reform border migrants police investigation trial "
-    "verdict company shares profits losses merger startup investors bank rates currency oil gas pipeline "
-    "railway airport tourism festival museum exhibition football league championship coach transfer"
-).split()
+_WORDS = tuple(
+    " ".join([
+        "minister parliament talks ceasefire energy market inflation election coalition budget court ruling ",
+        "summit delegation sanctions exports harvest drought floods storm rescue hospital vaccine research ",
+        "university students strike union wages pension reform border migrants police investigation trial ",
+        "verdict company shares profits losses merger startup investors bank rates currency oil ",
+        "gas pipeline railway airport tourism festival museum exhibition football league championship coach ",
+        "transfer ",
+    ]).split()
+)
 
 
 def _article(i: int, run_id: str) -> dict[str, object]:

@@ -58,12 +58,15 @@ def clean_and_sign(item: RawItem, *, min_words: int, num_perm: int, shingle_size
     return article.model_dump_json(), encode_signature(signature, num_perm, shingle_size)
 
 
-def enrich_batch(payloads: list[str], *, model: str, batch_size: int) -> list[str]:
-    """Pool-side: enrich DedupedArticle JSONs; returns EnrichedArticle JSONs in the same order."""
+def enrich_batch(payloads: list[str], **options: Any) -> list[str]:
+    """Pool-side: enrich DedupedArticle JSONs; returns EnrichedArticle JSONs in the same order.
+
+    ``options`` go to :func:`pipeline.enrich.enrich_articles` (model, batch_size, variants_file, ner_max_words).
+    """
     from pipeline.enrich import enrich_articles
 
     articles = [DedupedArticle.model_validate_json(p) for p in payloads]
-    return [a.model_dump_json() for a in enrich_articles(articles, model=model, batch_size=batch_size)]
+    return [a.model_dump_json() for a in enrich_articles(articles, **options)]
 
 
 class FaustDedupeStore:
@@ -133,6 +136,12 @@ def register_agents(app: NewsflowApp, offload: Offload) -> None:
     """Add the clean, dedupe, enrich and (when ``pipeline.index_enabled``) index agents to ``app``."""
     settings = app.settings
     p = settings.pipeline
+    enrich_options = {
+        "model": p.spacy_model,
+        "batch_size": p.nlp_batch_size,
+        "variants_file": str(settings.path(p.entity_variants_file)),
+        "ner_max_words": p.ner_max_words,
+    }
 
     async def send_dead_letter(letter: DeadLetter) -> None:
         await _delivered([await app.dlq_topic.send(key=_key(letter.key), value=letter.model_dump_json().encode())])
@@ -208,8 +217,7 @@ def register_agents(app: NewsflowApp, offload: Offload) -> None:
             if not good:
                 continue
             try:
-                results = await offload.run(enrich_batch, [j for _, j in good], model=p.spacy_model,
-                                            batch_size=p.nlp_batch_size)
+                results = await offload.run(enrich_batch, [j for _, j in good], **enrich_options)
                 pairs = list(zip(good, results, strict=True))
             except Exception as exc:
                 # One bad article must not dead-letter its whole batch: retry one by one, isolate the culprit.
@@ -217,7 +225,7 @@ def register_agents(app: NewsflowApp, offload: Offload) -> None:
                 pairs = []
                 for event, payload in good:
                     async with stage_guard("enrich", _origin(event), send_dead_letter, count=False):
-                        [result] = await offload.run(enrich_batch, [payload], model=p.spacy_model, batch_size=1)
+                        [result] = await offload.run(enrich_batch, [payload], **{**enrich_options, "batch_size": 1})
                         pairs.append(((event, payload), result))
             pending = []
             for (event, _payload), result in pairs:

@@ -16,7 +16,7 @@ def test_defaults_load_from_the_shipped_yaml() -> None:
 @pytest.mark.parametrize(
     ("name", "value", "path", "expected"),
     [
-        ("NEWSFLOW_KAFKA_BOOTSTRAP", "broker-1:9092,broker-2:9092", ("kafka", "bootstrap"), "broker-1:9092,broker-2:9092"),
+        ("NEWSFLOW_KAFKA_BOOTSTRAP", "b-1:9092,b-2:9092", ("kafka", "bootstrap"), "b-1:9092,b-2:9092"),
         ("NEWSFLOW_ES_URL", "https://es.example.org:9243/", ("es", "url"), "https://es.example.org:9243"),
         ("NEWSFLOW_DATA_DIR", "/var/lib/newsflow", ("data_dir",), Path("/var/lib/newsflow")),
         ("NEWSFLOW_ALLOW_PRIVATE_HOSTS", "1", ("poll", "allow_private_hosts"), True),
