@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.settings import PROJECT_ROOT, Settings, load_settings
+from pipeline.settings import Settings, load_settings
 from pipeline.stack.elasticsearch import ElasticsearchService
 from tests.integration.test_sink import SinkRig, make_article, make_rig
 
@@ -29,10 +29,10 @@ DOWN_S = 30.0
 def own_es(stack: Settings) -> Iterator[ElasticsearchService]:
     # Under the project's data dir (not /root, which the node's user cannot traverse); the cached distribution
     # is shared so nothing is downloaded.
-    data_dir = PROJECT_ROOT / ".newsflow" / f"test-es-{uuid.uuid4().hex[:8]}"
+    data_dir = stack.data_path / f"test-es-{uuid.uuid4().hex[:8]}"
     settings = load_settings(environ={
         "NEWSFLOW_DATA_DIR": str(data_dir),
-        "NEWSFLOW_STACK_CACHE_DIR": str(PROJECT_ROOT / ".newsflow" / "cache"),
+        "NEWSFLOW_STACK_CACHE_DIR": str(stack.cache_path),
         "NEWSFLOW_STACK_ES_PORT": str(ES_PORT),
         "NEWSFLOW_STACK_ES_TRANSPORT_PORT": "9310",
         "NEWSFLOW_STACK_ES_HEAP": "512m",

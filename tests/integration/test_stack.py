@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.errors import StackError
-from pipeline.settings import PROJECT_ROOT, Settings, load_settings
+from pipeline.settings import Settings, load_settings
 from pipeline.stack import ElasticsearchService, KafkaService, stack_down, stack_up
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ def _env(data_dir: Path, shared: Settings, **extra: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def private_env(stack: Settings) -> Iterator[dict[str, str]]:
     # Under the project (not /tmp of the test user, not /root): the Elasticsearch user must reach it.
-    data_dir = PROJECT_ROOT / ".newsflow" / f"test-stack-{os.getpid()}"
+    data_dir = stack.data_path / f"test-stack-{os.getpid()}"
     env = _env(data_dir, stack)
     yield env
     stack_down(load_settings(environ=env))
