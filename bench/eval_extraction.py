@@ -28,6 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench import gate  # noqa: E402
+
 CORPUS = ROOT / "bench" / "corpus" / "extraction"
 FLOORS = ROOT / "bench" / "floors" / "extraction.json"
 METRICS = ("precision", "recall", "f1", "min_page_f1")
@@ -115,50 +118,20 @@ def evaluate(corpus: Path = CORPUS) -> tuple[dict[str, float], list[PageScore]]:
 
 
 def load_floors(path: Path = FLOORS) -> dict[str, object]:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return gate.load_floors(path)
 
 
 def check(scores: dict[str, float], floors: dict[str, object], digest: str) -> list[str]:
     """Reasons the gate fails: a score below its floor, or floors pinned for another corpus."""
-    problems = []
-    if not floors:
-        problems.append("no floors pinned: run with --update")
-        return problems
-    if floors.get("corpus_sha256") != digest:
-        problems.append("the corpus changed since the floors were pinned: re-pin with --update")
-    pinned = floors.get("floors", {})
-    assert isinstance(pinned, dict)
-    for metric in METRICS:
-        floor = pinned.get(metric)
-        if floor is not None and scores[metric] < float(floor):
-            problems.append(f"{metric} {scores[metric]:.4f} < floor {float(floor):.4f}")
-    return problems
-
-
-def new_floors(scores: dict[str, float]) -> dict[str, float]:
-    return {m: max(0.0, int((scores[m] - SLACK) * 1000) / 1000) for m in METRICS}
+    return gate.check_floors(scores, floors, digest, METRICS)
 
 
 def update(scores: dict[str, float], digest: str, *, allow_regression: bool, path: Path = FLOORS) -> list[str]:
     """Pin new floors; refuse to lower any floor unless ``allow_regression``. Returns the refusals."""
-    old = load_floors(path).get("floors", {})
-    assert isinstance(old, dict)
-    proposed = new_floors(scores)
-    lowered = [f"{m} {old[m]} -> {proposed[m]}" for m in METRICS if m in old and proposed[m] < float(old[m])]
-    if lowered and not allow_regression:
-        return [f"refusing to lower floors ({'; '.join(lowered)}): pass --allow-regression"]
-    # A floor only moves up on --update (unless a regression is allowed): noise never erodes it.
-    pinned = proposed if allow_regression else {m: max(proposed[m], float(old.get(m, 0.0))) for m in METRICS}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "corpus_sha256": digest,
+    return gate.pin_floors(scores, digest, METRICS, path, allow_regression=allow_regression, slack=SLACK, extra={
         "pages": len(corpus_pages()),
-        "floors": pinned,
-        "measured": {m: round(scores[m], 4) for m in METRICS},
         "note": "token precision/recall of pipeline.clean bodies vs hand-marked text; see bench/eval_extraction.py",
-    }
-    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    return []
+    })
 
 
 def run_gate(corpus: Path = CORPUS, floors_path: Path = FLOORS) -> tuple[dict[str, float], list[PageScore], list[str]]:

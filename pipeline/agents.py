@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pipeline.dedupe import MappingDedupeStore
 from pipeline.dlq import Origin, stage_guard
 from pipeline.logs import get_logger
 from pipeline.metrics import ARTICLES_DEDUPED, STAGE_MESSAGES, STAGE_SECONDS
@@ -25,7 +26,6 @@ from pipeline.schemas import CleanArticle, DeadLetter, DedupedArticle, EnrichedA
 
 if TYPE_CHECKING:
     from pipeline.app import NewsflowApp
-    from pipeline.dedupe import SignatureRecord, UrlRecord
 
 __all__ = ["FaustDedupeStore", "clean_and_sign", "decode_signature", "encode_signature", "register_agents"]
 
@@ -69,44 +69,8 @@ def enrich_batch(payloads: list[str], **options: Any) -> list[str]:
     return [a.model_dump_json() for a in enrich_articles(articles, **options)]
 
 
-class FaustDedupeStore:
+class FaustDedupeStore(MappingDedupeStore):
     """:class:`pipeline.dedupe.DedupeStore` over the three Faust tables (values are JSON dicts)."""
-
-    def __init__(self, urls: Any, fingerprints: Any, signatures: Any) -> None:
-        self.urls = urls
-        self.fingerprints = fingerprints
-        self.signature_table = signatures
-
-    def get_url(self, canonical_url: str) -> UrlRecord | None:
-        from pipeline.dedupe import UrlRecord
-
-        raw = self.urls.get(canonical_url)
-        return UrlRecord.model_validate(raw) if raw is not None else None
-
-    def put_url(self, canonical_url: str, record: UrlRecord) -> None:
-        self.urls[canonical_url] = record.model_dump(mode="json")
-
-    def get_fingerprint(self, fingerprint: str) -> str | None:
-        return self.fingerprints.get(fingerprint)
-
-    def put_fingerprint(self, fingerprint: str, article_id: str) -> None:
-        self.fingerprints[fingerprint] = article_id
-
-    def get_signature(self, article_id: str) -> SignatureRecord | None:
-        from pipeline.dedupe import SignatureRecord
-
-        raw = self.signature_table.get(article_id)
-        return SignatureRecord.model_validate(raw) if raw is not None else None
-
-    def put_signature(self, article_id: str, record: SignatureRecord) -> None:
-        self.signature_table[article_id] = record.model_dump(mode="json")
-
-    def signatures(self) -> Iterable[tuple[str, SignatureRecord]]:
-        from pipeline.dedupe import SignatureRecord
-
-        for key, raw in list(self.signature_table.items()):
-            if raw is not None:
-                yield key, SignatureRecord.model_validate(raw)
 
 
 def _origin(event: Any) -> Origin:

@@ -29,8 +29,8 @@ article on the same topic far below it (see tests/pipeline/test_dedupe.py for th
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
-from typing import Literal, Protocol
+from collections.abc import Iterable, MutableMapping
+from typing import Any, Literal, Protocol
 
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 from pydantic import BaseModel, ConfigDict
@@ -44,6 +44,7 @@ __all__ = [
     "Decision",
     "DedupeStore",
     "Deduper",
+    "MappingDedupeStore",
     "MemoryDedupeStore",
     "SignatureRecord",
     "UrlRecord",
@@ -99,13 +100,16 @@ class DedupeStore(Protocol):
     def signatures(self) -> Iterable[tuple[str, SignatureRecord]]: ...
 
 
-class MemoryDedupeStore:
-    """A dict-backed :class:`DedupeStore`. Values are kept as JSON dicts, exactly as Faust tables hold them."""
+class MappingDedupeStore:
+    """A :class:`DedupeStore` over three mappings holding JSON dicts: plain dicts, or the Faust tables
+    (``pipeline.app``), which hold exactly these values and write them to their changelog topics."""
 
-    def __init__(self) -> None:
-        self.urls: dict[str, dict] = {}
-        self.fingerprints: dict[str, str] = {}
-        self.signature_table: dict[str, dict] = {}
+    def __init__(self, urls: MutableMapping[str, Any] | None = None,
+                 fingerprints: MutableMapping[str, Any] | None = None,
+                 signatures: MutableMapping[str, Any] | None = None) -> None:
+        self.urls: MutableMapping[str, Any] = {} if urls is None else urls
+        self.fingerprints: MutableMapping[str, Any] = {} if fingerprints is None else fingerprints
+        self.signature_table: MutableMapping[str, Any] = {} if signatures is None else signatures
 
     def get_url(self, canonical_url: str) -> UrlRecord | None:
         raw = self.urls.get(canonical_url)
@@ -129,7 +133,12 @@ class MemoryDedupeStore:
 
     def signatures(self) -> Iterable[tuple[str, SignatureRecord]]:
         for key, raw in list(self.signature_table.items()):
-            yield key, SignatureRecord.model_validate(raw)
+            if raw is not None:  # a deleted table key reads back as None
+                yield key, SignatureRecord.model_validate(raw)
+
+
+class MemoryDedupeStore(MappingDedupeStore):
+    """A dict-backed :class:`DedupeStore` for tests and benchmarks."""
 
 
 class Decision(BaseModel):
