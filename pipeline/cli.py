@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -209,19 +209,14 @@ def search_cmd(
 @index_app.command("setup")
 def index_setup_cmd() -> None:
     """Create or upgrade the index template and create this month's index behind the alias."""
-    import asyncio
 
-    from pipeline.index import ensure_index_template, make_async_client
+    from pipeline.index import ensure_index_template, run_with_client
 
-    async def _setup() -> dict[str, object]:
-        es = make_async_client(settings().es)
-        try:
-            return (await ensure_index_template(es, settings())).as_dict()
-        finally:
-            await es.close()
+    async def _setup(es: Any) -> dict[str, object]:
+        return (await ensure_index_template(es, settings())).as_dict()
 
     try:
-        done = asyncio.run(_setup())
+        done = run_with_client(settings().es, _setup)
     except NewsflowError as exc:
         raise fail(str(exc)) from exc
     _echo(f"template {done['template']} v{done['version']} ({done['action']}), analyzer {done['analyzer']}, "
@@ -233,19 +228,11 @@ def index_setup_cmd() -> None:
 @index_app.command("status")
 def index_status_cmd(as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False) -> None:
     """Template version and analyzer, the indices behind the alias and their document counts."""
-    import asyncio
 
-    from pipeline.index import index_status, make_async_client
-
-    async def _status() -> dict[str, object]:
-        es = make_async_client(settings().es)
-        try:
-            return await index_status(es, settings())
-        finally:
-            await es.close()
+    from pipeline.index import index_status, run_with_client
 
     try:
-        st = asyncio.run(_status())
+        st = run_with_client(settings().es, lambda es: index_status(es, settings()))
     except NewsflowError as exc:
         raise fail(str(exc)) from exc
     if as_json:

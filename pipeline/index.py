@@ -16,11 +16,13 @@ from the next new index) and the current ``refresh_interval``.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from elasticsearch import (
     ApiError,
@@ -35,6 +37,8 @@ from pipeline.errors import ElasticUnavailable, SinkError
 from pipeline.logs import get_logger
 from pipeline.settings import ElasticSettings, Settings
 
+T = TypeVar("T")
+
 __all__ = [
     "TEMPLATE_FILE",
     "IndexSetup",
@@ -45,6 +49,7 @@ __all__ = [
     "index_status",
     "make_async_client",
     "make_client",
+    "run_with_client",
     "template_name",
     "template_version",
 ]
@@ -115,6 +120,19 @@ def make_async_client(es: ElasticSettings) -> AsyncElasticsearch:
 
 def make_client(es: ElasticSettings) -> Elasticsearch:
     return Elasticsearch(**_client_kwargs(es))
+
+
+def run_with_client(es: ElasticSettings, fn: Callable[[AsyncElasticsearch], Awaitable[T]]) -> T:
+    """``fn(client)`` on a fresh async client in its own event loop, the client closed after (for commands)."""
+
+    async def go() -> T:
+        client = make_async_client(es)
+        try:
+            return await fn(client)
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
 
 
 def _translate(exc: Exception, what: str) -> SinkError:

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -148,7 +148,7 @@ def run_pipeline(
     stop_event: threading.Event | None = None,
 ) -> int:
     """Run stack + connector + workers until SIGINT/SIGTERM (or ``stop_event``); return an exit code."""
-    from pipeline.index import ensure_index_template
+    from pipeline.index import ensure_index_template, run_with_client
     from pipeline.stack import services, stack_down, stack_up
     from pipeline.topics import ensure_topics
 
@@ -161,7 +161,7 @@ def run_pipeline(
         for name, what in result.items():
             echo(f"{name}: {what}")
     ensure_topics(settings)
-    _ensure_index(settings, ensure_index_template)
+    run_with_client(settings.es, lambda es: ensure_index_template(es, settings))
 
     exe = [sys.executable, "-m", "pipeline.cli"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -209,18 +209,3 @@ def run_pipeline(
             for name, what in stack_down(settings).items():
                 echo(f"{name}: {what}")
     return code
-
-
-def _ensure_index(settings: Settings, ensure: Callable[..., Awaitable[object]]) -> None:
-    import asyncio
-
-    from pipeline.index import make_async_client
-
-    async def go() -> None:
-        es = make_async_client(settings.es)
-        try:
-            await ensure(es, settings)
-        finally:
-            await es.close()
-
-    asyncio.run(go())
