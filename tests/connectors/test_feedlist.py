@@ -82,3 +82,21 @@ def test_hostile_opml_is_refused(tmp_path: Path) -> None:
     opml.write_text('<?xml version="1.0"?><!DOCTYPE opml [<!ENTITY a "aaaa">]><opml><body>&a;</body></opml>')
     with pytest.raises(SettingsError):
         read_opml(opml)
+
+
+def test_cli_feeds_import_and_hostile_opml(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    feeds, opml, evil = tmp_path / "feeds.yaml", tmp_path / "subs.opml", tmp_path / "evil.opml"
+    opml.write_text(OPML)
+    evil.write_text('<?xml version="1.0"?><!DOCTYPE opml [<!ENTITY a "aaaa">]><opml><body>&a;</body></opml>')
+    runner = CliRunner()
+    result = runner.invoke(app, ["feeds", "import", str(opml), "--feeds", str(feeds)])
+    assert result.exit_code == 0, result.output
+    assert "imported" in result.output and len(load_feeds(feeds)) >= 1
+    again = runner.invoke(app, ["feeds", "import", str(opml), "--feeds", str(feeds)])
+    assert again.exit_code == 0 and "imported 0 feeds" in again.output
+    refused = runner.invoke(app, ["feeds", "import", str(evil), "--feeds", str(feeds)])
+    assert refused.exit_code != 0 and "error" in refused.output
