@@ -12,10 +12,12 @@ This is how a template or analyzer change reaches articles already indexed. Step
  3. catch up with what the live sink indexed meanwhile (read on from where step 2 stopped), refresh, and compare:
     fewer documents than the old indices (``news.enriched``'s retention dropped old articles) stops here, the
     new indices deleted, unless ``--allow-fewer``;
- 4. one ``POST _aliases``: the read alias onto the new indices, each monthly name ``{prefix}-YYYY.MM`` made an
-    alias of its new index (the sink keeps writing to that name), the old indices removed (``remove_index``).
-    Searches see the old indices until this call and the new ones after it, never both nor neither;
- 5. catch up once more: articles the live sink wrote into the old indices between step 3 and the switch are on
+ 4. one ``POST _aliases`` moves the read alias from the old indices to the new ones: searches see the old
+    indices until this call and the new ones after it, never both nor neither. After ``sink.reindex_grace_s``
+    (searches already running on the old indices finish: one losing an index mid-way would answer with partial
+    results) a second call deletes the old indices (``remove_index``) and makes each monthly name
+    ``{prefix}-YYYY.MM`` an alias of its new index, so the live sink keeps writing to that name;
+ 5. catch up once more: articles the live sink wrote into the old indices between step 3 and step 4 are on
     the topic and are indexed again (``_id`` = article id, so repeating one is harmless).
 
 Old indices whose name has no ``YYYY.MM`` month are left in place, behind the alias, and reported.
@@ -23,6 +25,7 @@ Old indices whose name has no ``YYYY.MM`` month are left in place, behind the al
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -192,17 +195,32 @@ async def reindex(es: AsyncElasticsearch, settings: Settings, *, allow_fewer: bo
                     f"{topic} holds {count_new} articles but alias {alias} has {count_old}: the topic's retention "
                     f"has dropped older articles, which a rebuild would lose. Nothing was switched; "
                     f"--allow-fewer switches anyway")
-            # 4.
+            # 4. The read alias moves in one call; the old indices leave it (still there for running searches).
+            old_aliases = await es.indices.get_alias(index=",".join(removable)) if removable else {}
+            monthly = {month: f"{settings.es.index_prefix}-{month}" for month in rebuild.by_month}
+            concrete = set(removable) & set(monthly.values())  # monthly names that are old indices, not aliases
             actions: list[dict[str, Any]] = []
             for month, index in sorted(rebuild.by_month.items()):
                 actions.append({"add": {"index": index, "alias": alias}})
-                actions.append({"add": {"index": index, "alias": f"{settings.es.index_prefix}-{month}"}})
-            actions += [{"remove_index": {"index": index}} for index in removable]
+                if monthly[month] not in concrete:
+                    actions.append({"add": {"index": index, "alias": monthly[month]}})
+            for index in removable:
+                for name in old_aliases.get(index, {}).get("aliases", {}):
+                    if name == alias or name in monthly.values():
+                        actions.append({"remove": {"index": index, "alias": name}})
             await es.indices.update_aliases(actions=actions)
             switched = True
             result.new_indices = new
+            log.info("reindex: alias switched", alias=alias, new=new)
+            # Then the old indices go, and monthly names that were old indices become aliases of the new ones.
+            await asyncio.sleep(settings.sink.reindex_grace_s)
+            if removable:
+                actions = [{"remove_index": {"index": index}} for index in removable]
+                actions += [{"add": {"index": rebuild.by_month[month], "alias": name}}
+                            for month, name in monthly.items() if name in concrete]
+                await es.indices.update_aliases(actions=actions)
             result.removed_indices = removable
-            log.info("reindex: alias switched", alias=alias, new=new, removed=result.removed_indices)
+            log.info("reindex: old indices removed", removed=removable)
             # 5.
             # Now the sink's own routing (monthly names, corrections looked up behind the alias) reaches them.
             live = ElasticSink(es, settings)
