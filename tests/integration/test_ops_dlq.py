@@ -103,6 +103,9 @@ def test_poison_dead_lettered_cause_fixed_replay_indexes_it(stack: Settings, uni
         assert "0 replayed" in again and f"skipped {listed['offset']}: already replayed" in again
         [after] = [json.loads(line) for line in _cli(env, "dlq", "list", "--json").splitlines()]
         assert after["replayed"] is True
+        human = _cli(env, "dlq", "list")
+        assert f"{listed['offset']:>8}" in human and "document_rejected" in human and "[replayed]" in human
+        assert "-- 1 dead letters, 1 replayed" in human
         with TopicReader(settings, "test") as reader:
             records = list(reader.scan(settings.kafka.topic(DLQ_REPLAYED_TOPIC)))
         assert [r.key for r in records] == [f"0:{listed['offset']}".encode()]

@@ -44,8 +44,8 @@ def _produce(settings: Settings, articles: list[EnrichedArticle]) -> None:
         producer.close()
 
 
-async def _index(settings: Settings, articles: list[EnrichedArticle]) -> None:
-    """What the live sink did before the reindex: the same articles, through the same bulk path."""
+async def index_through_sink(settings: Settings, articles: list[EnrichedArticle]) -> None:
+    """Index as the live sink does (same bulk path), then refresh so that searches and counts see them."""
     es = make_async_client(settings.es)
     try:
         sink = ElasticSink(es, settings)
@@ -99,8 +99,8 @@ def test_reindex_while_searching_keeps_every_document(rig: tuple[Settings, dict[
     # A correction whose feed moved it to another month: it stays one document, where version 1 went.
     correction = _article(7, version=2, published=datetime(2026, 2, 27, tzinfo=UTC), title="Harbour works corrected")
     _produce(settings, [*articles, correction])
-    asyncio.run(_index(settings, articles))
-    asyncio.run(_index(settings, [correction]))  # a later batch: the sink finds version 1 and overwrites it
+    asyncio.run(index_through_sink(settings, articles))
+    asyncio.run(index_through_sink(settings, [correction]))  # a later batch: the sink finds version 1 and overwrites it
     before = _alias_indices(settings)
     assert _count(settings) == 60 and all(i.startswith(f"{settings.es.index_prefix}-") for i in before)
 
@@ -168,7 +168,7 @@ def test_reindex_while_searching_keeps_every_document(rig: tuple[Settings, dict[
             await aes.close()
 
     asyncio.run(after_switch())
-    asyncio.run(_index(settings, [_article(100, published=MONTHS[1])]))
+    asyncio.run(index_through_sink(settings, [_article(100, published=MONTHS[1])]))
     assert _count(settings) == 61
     assert _alias_indices(settings) == after
 
@@ -177,7 +177,7 @@ def test_reindex_refuses_to_lose_articles_the_topic_no_longer_holds(rig: tuple[S
     settings, env = rig
     articles = [_article(n) for n in range(10)]
     _produce(settings, articles[:6])  # as if retention had dropped the oldest four
-    asyncio.run(_index(settings, articles))
+    asyncio.run(index_through_sink(settings, articles))
     before = _alias_indices(settings)
 
     result = CliRunner().invoke(app, ["reindex"], env=env)

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from connectors.state import FeedState, StateStore
 from pipeline.cli import app
-from pipeline.index import make_async_client, make_client, template_name
+from pipeline.index import make_client, template_name
 from pipeline.runstate import ChildState, RunState, read_run_state, write_run_state
 from pipeline.schemas import (
     ALERTS_TOPIC,
@@ -38,8 +38,8 @@ from pipeline.schemas import (
     EnrichedArticle,
 )
 from pipeline.settings import Settings, load_settings
-from pipeline.sink import ElasticSink
 from pipeline.topics import ensure_topics
+from tests.integration.test_ops_reindex import index_through_sink
 from tests.integration.test_pipeline import delete_topics
 
 pytestmark = pytest.mark.integration
@@ -145,19 +145,11 @@ def _fill(settings: Settings) -> None:
         consumer.close()
 
 
-async def _index(settings: Settings, n: int) -> None:
+def _articles(n: int) -> list[EnrichedArticle]:
     now = datetime.now(UTC)
-    articles = [EnrichedArticle(id=f"st{i}", story_id=f"st{i}", feed_url="http://f.example/rss", title=f"T{i}",
-                                body="Some words about the harbour.", ingested_at=now, published_at=now,
-                                text_fingerprint=f"fp{i}") for i in range(n)]
-    es = make_async_client(settings.es)
-    try:
-        sink = ElasticSink(es, settings)
-        await sink.start()
-        assert await sink.index_articles(articles) == []
-        await es.indices.refresh(index=settings.es.alias)
-    finally:
-        await es.close()
+    return [EnrichedArticle(id=f"st{i}", story_id=f"st{i}", feed_url="http://f.example/rss", title=f"T{i}",
+                            body="Some words about the harbour.", ingested_at=now, published_at=now,
+                            text_fingerprint=f"fp{i}") for i in range(n)]
 
 
 def _feeds(settings: Settings) -> None:
@@ -179,7 +171,7 @@ def _status(env: dict[str, str]) -> tuple[int, dict[str, Any], str]:
 def test_status_reports_what_the_test_counted(rig: tuple[Settings, dict[str, str]]) -> None:
     settings, env = rig
     _fill(settings)
-    asyncio.run(_index(settings, 5))
+    asyncio.run(index_through_sink(settings, _articles(5)))
     _feeds(settings)
     servers = [_serve(PORTS[0], True), _serve(PORTS[1], True)]
     sleepers = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]) for _ in PORTS]
