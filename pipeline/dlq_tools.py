@@ -115,7 +115,8 @@ def list_letters(settings: Settings, *, stage: str | None = None, kind: str | No
     with TopicReader(settings, "dlq") as reader:
         replayed = replayed_keys(reader, settings)
         entries = [_entry(r, replayed) for r in reader.scan(settings.kafka.topic(DLQ_TOPIC), since=since)]
-    return [e for e in entries if _matches(e, stage, kind)]
+    # The scan starts at the first record at or after `since`; record times need not grow with offsets.
+    return [e for e in entries if _matches(e, stage, kind) and (since is None or e.timestamp >= since)]
 
 
 def show_letter(settings: Settings, offset: int, partition: int = 0) -> DlqEntry:
@@ -254,6 +255,9 @@ def render_entry(entry: DlqEntry, *, as_json: bool) -> list[str]:
 def render_replay(result: ReplayResult) -> list[str]:
     lines = [f"replayed {e.offset} ({e.letter.stage}/{e.letter.kind}) -> {e.letter.topic}"
              for e in result.replayed if e.letter is not None]
-    lines += [f"skipped {e.offset}: {why}" for e, why in result.skipped]
-    lines.append(f"-- {len(result.replayed)} replayed, {len(result.skipped)} skipped")
+    # Letters replayed by an earlier run are the normal case on a long-lived news.dlq: counted, not listed.
+    earlier = [e for e, why in result.skipped if e.replayed]
+    lines += [f"skipped {e.offset}: {why}" for e, why in result.skipped if not e.replayed]
+    lines.append(f"-- {len(result.replayed)} replayed, {len(result.skipped) - len(earlier)} skipped, "
+                 f"{len(earlier)} already replayed before")
     return lines

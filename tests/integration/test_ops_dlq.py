@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch
+from kafka import KafkaProducer
 from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.dlq import Origin, dead_letter_for, original_payload
-from pipeline.dlq_tools import list_letters
+from pipeline.dlq_tools import list_letters, replay_letters
 from pipeline.index import ensure_index, ensure_index_template, index_name, run_with_client
 from pipeline.schemas import DLQ_REPLAYED_TOPIC, ENRICHED_TOPIC, DeadLetter, EnrichedArticle
 from pipeline.settings import Settings, load_settings
@@ -88,7 +89,8 @@ def test_poison_dead_lettered_cause_fixed_replay_indexes_it(stack: Settings, uni
         es.indices.put_settings(index=month_index, settings={"index.blocks.write": False})
         produce(settings.kafka.bootstrap, topic, [(good.id.encode(), good.model_dump_json().encode())])
         out = _cli(env, "dlq", "replay", "--stage", "sink")
-        assert f"replayed {listed['offset']} (sink/document_rejected) -> {topic}" in out and "1 replayed" in out
+        assert f"replayed {listed['offset']} (sink/document_rejected) -> {topic}" in out
+        assert "-- 1 replayed, 0 skipped, 0 already replayed before" in out
 
         def hits() -> dict[str, dict]:
             es.indices.refresh(index=settings.es.alias)
@@ -100,7 +102,7 @@ def test_poison_dead_lettered_cause_fixed_replay_indexes_it(stack: Settings, uni
 
         # Never twice: the replay is recorded on the compacted topic; a second replay skips the letter.
         again = _cli(env, "dlq", "replay")
-        assert "0 replayed" in again and f"skipped {listed['offset']}: already replayed" in again
+        assert "-- 0 replayed, 0 skipped, 1 already replayed before" in again
         [after] = [json.loads(line) for line in _cli(env, "dlq", "list", "--json").splitlines()]
         assert after["replayed"] is True
         human = _cli(env, "dlq", "list")
@@ -134,3 +136,51 @@ def test_letter_keeps_the_original_bytes_for_replay() -> None:
     old = DeadLetter.model_validate({"stage": "clean", "kind": "invalid_message", "error": "x", "payload": "p"})
     assert old.payload_truncated is False and original_payload(old) == b"p"
 
+
+
+def test_list_filters_and_replay_skips_what_it_cannot_put_back(stack: Settings, unique: str) -> None:
+    """Filters by stage, kind and time; replay skips discarded, truncated, topic-less and unreadable letters
+    (with the reason) and replays the rest byte for byte."""
+    settings = load_settings(environ={"NEWSFLOW_KAFKA_TOPIC_PREFIX": f"t{unique}.", "NEWSFLOW_KAFKA_PARTITIONS": "1"})
+    ensure_topics(settings)
+    raw, dlq = settings.kafka.topic("news.raw"), settings.kafka.topic("news.dlq")
+    latin1 = b'{"title": "caf\xe9"}'
+    two_hours_ago = int((time.time() - 7200) * 1000)
+    letters = [
+        (dead_letter_for("clean", ValueError("not json"), Origin(payload=latin1, topic=raw, key=b"k1")), None),
+        (dead_letter_for("clean", ValueError("old"), Origin(payload=b"{}", topic=raw)), two_hours_ago),
+        (DeadLetter(stage="clean", kind="discarded", error="too short", topic=raw, payload="{}"), None),
+        (DeadLetter(stage="enrich", kind="EnrichFailed", error="x", topic=raw, payload="{}",
+                    payload_truncated=True), None),
+        (DeadLetter(stage="connector", kind="publish_failed", error="x", payload="{}"), None),
+    ]
+    producer = KafkaProducer(bootstrap_servers=settings.kafka.servers, acks="all")
+    try:
+        for letter, ts in letters:
+            producer.send(dlq, value=letter.model_dump_json().encode(), timestamp_ms=ts)
+        producer.send(dlq, value=b"not a letter")
+        producer.flush(timeout=30)
+    finally:
+        producer.close()
+    try:
+        assert [e.offset for e in list_letters(settings)] == [0, 1, 2, 3, 4, 5]
+        assert [e.offset for e in list_letters(settings, stage="clean")] == [0, 1, 2]
+        assert [e.offset for e in list_letters(settings, kind="discarded")] == [2]
+        recent = list_letters(settings, since=datetime.now(UTC) - timedelta(hours=1))
+        assert [e.offset for e in recent] == [0, 2, 3, 4, 5] and recent[-1].unreadable
+
+        result = replay_letters(settings)
+        assert [e.offset for e in result.replayed] == [0, 1]
+        why = {e.offset: reason for e, reason in result.skipped}
+        assert set(why) == {2, 3, 4, 5}
+        assert "discarded" in why[2] and "truncated" in why[3] and "source topic" in why[4]
+        assert why[5].startswith("unreadable")
+        with TopicReader(settings, "test") as reader:
+            back = list(reader.scan(raw))
+        assert [(r.key, r.value) for r in back] == [(b"k1", latin1), (None, b"{}")]
+        # Discarded letters only on request; the rest never twice.
+        again = replay_letters(settings, kind="discarded")
+        assert [e.offset for e in again.replayed] == [2] and not any(e.offset in (0, 1) for e in again.replayed)
+        assert replay_letters(settings).replayed == []
+    finally:
+        delete_topics(settings.kafka.bootstrap, unique)
