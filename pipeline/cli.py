@@ -434,6 +434,7 @@ def enrich_cmd(
     _echo(json.dumps(out.model_dump(mode="json", include={"entities", "entity_names", "keywords", "summary"}),
                      ensure_ascii=False, indent=2))
 
+
 # -- operations: status, dead letters, reindex (docs/operations-commands.md) ------------------------------
 @app.command("status")
 def status_cmd(as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False) -> None:

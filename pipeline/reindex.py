@@ -6,9 +6,10 @@ This is how a template or analyzer change reaches articles already indexed. Step
     read alias (the *old* ones) and their document count;
  2. read ``news.enriched`` from its first record to the end offsets of now and index every article, through the
     sink's bulk path (:class:`pipeline.sink.ElasticSink`), into *new* monthly indices
-    ``{prefix}.r{stamp}.{YYYY.MM}``, created with the template's mappings and settings but without the alias
-    (the names deliberately do not match the template's ``{prefix}-*``, which would add the alias at once and
-    show every article twice); a correction goes where its first version went, as in the sink;
+    ``r{stamp}.{prefix}-{YYYY.MM}``, created with the template's mappings and settings but without the alias.
+    The names deliberately do not start with the prefix: the template's ``{prefix}-*`` would add the alias at
+    once, and a wildcard such as Kibana's ``news*`` would match them, both showing every article twice while
+    the rebuild runs. A correction goes where its first version went, as in the sink;
  3. catch up with what the live sink indexed meanwhile (read on from where step 2 stopped), refresh, and compare:
     fewer documents than the old indices (``news.enriched``'s retention dropped old articles) stops here, the
     new indices deleted, unless ``--allow-fewer``;
@@ -95,7 +96,7 @@ class _Rebuild:
         self.sink = ElasticSink(es, settings, index_for=self.index_for)
 
     def name(self, month: str) -> str:
-        return f"{self.settings.es.index_prefix}.r{self.stamp}.{month}"
+        return f"r{self.stamp}.{self.settings.es.index_prefix}-{month}"
 
     async def create(self, month: str) -> str:
         if month not in self.by_month:

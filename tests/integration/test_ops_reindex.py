@@ -68,7 +68,7 @@ def rig(stack: Settings, unique: str) -> Iterator[tuple[Settings, dict[str, str]
     finally:
         es = make_client(settings.es)
         try:
-            for index in es.indices.get(index=f"ri-{unique}*", expand_wildcards="all"):
+            for index in es.indices.get(index=f"ri-{unique}*,*.ri-{unique}-*", expand_wildcards="all"):
                 es.indices.delete(index=index)
             es.options(ignore_status=404).indices.delete_index_template(name=template_name(settings))
         finally:
@@ -140,7 +140,7 @@ def test_reindex_while_searching_keeps_every_document(rig: tuple[Settings, dict[
     assert report["records_read"] >= 61 and report["invalid"] == 0 and report["rejected"] == 0
     after = _alias_indices(settings)
     assert after == report["new_indices"] and set(report["removed_indices"]) == set(before)
-    assert all(i.startswith(f"{settings.es.index_prefix}.r") for i in after)
+    assert all(i.startswith("r") and f".{settings.es.index_prefix}-" in i for i in after)
     assert _count(settings) == 60
 
     es = make_client(settings.es)
@@ -186,6 +186,6 @@ def test_reindex_refuses_to_lose_articles_the_topic_no_longer_holds(rig: tuple[S
     assert _alias_indices(settings) == before and _count(settings) == 10
     es = make_client(settings.es)
     try:  # the half-built indices were removed
-        assert list(es.indices.get(index=f"{settings.es.index_prefix}.r*", expand_wildcards="all")) == []
+        assert list(es.indices.get(index=f"*.{settings.es.index_prefix}-*", expand_wildcards="all")) == []
     finally:
         es.close()
