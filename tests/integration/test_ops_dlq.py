@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,11 +37,11 @@ def _article(n: int) -> EnrichedArticle:
                            word_count=len(body.split()))
 
 
-def _wait(what: str, check: object, timeout_s: float, worker: WorkerProcess) -> None:
+def _wait(what: str, check: Callable[[], object], timeout_s: float, worker: WorkerProcess) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         worker.check_alive()
-        if check():  # type: ignore[operator]
+        if check():
             return
         time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}; worker log:\n{worker.tail()}")
