@@ -197,7 +197,8 @@ async def reindex(es: AsyncElasticsearch, settings: Settings, *, allow_fewer: bo
                     f"has dropped older articles, which a rebuild would lose. Nothing was switched; "
                     f"--allow-fewer switches anyway")
             # 4. The read alias moves in one call; the old indices leave it (still there for running searches).
-            old_aliases = await es.indices.get_alias(index=",".join(removable)) if removable else {}
+            old_aliases: dict[str, Any] = (dict(await es.indices.get_alias(index=",".join(removable)))
+                                           if removable else {})
             monthly = {month: f"{settings.es.index_prefix}-{month}" for month in rebuild.by_month}
             concrete = set(removable) & set(monthly.values())  # monthly names that are old indices, not aliases
             actions: list[dict[str, Any]] = []
