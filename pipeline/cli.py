@@ -434,6 +434,94 @@ def enrich_cmd(
     _echo(json.dumps(out.model_dump(mode="json", include={"entities", "entity_names", "keywords", "summary"}),
                      ensure_ascii=False, indent=2))
 
+
+# -- operations: status, dead letters, reindex (docs/operations-commands.md) ------------------------------
+@app.command("status")
+def status_cmd(as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False) -> None:
+    """Stack, run processes, consumer lag, articles per minute, feeds, documents, dead letters, alerts.
+
+    Exit 1 when a part is down."""
+    from pipeline.status import collect_status, render_status
+
+    st = collect_status(settings())
+    for line in render_status(st, as_json=as_json):
+        _echo(line)
+    if not st.ok:
+        raise typer.Exit(1)
+
+
+dlq_app = typer.Typer(help="Dead letters on news.dlq: list, show, replay.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+StageOpt = Annotated[str | None, typer.Option("--stage", help="clean, dedupe, enrich, sink ...")]
+KindOpt = Annotated[str | None, typer.Option("--kind", help="error kind, e.g. invalid_message")]
+
+
+@dlq_app.command("list")
+def dlq_list_cmd(stage: StageOpt = None, kind: KindOpt = None,
+                 since: Annotated[str | None, typer.Option("--since", help="only the last 1h, 7d ...")] = None,
+                 as_json: Annotated[bool, typer.Option("--json", help="one JSON object per letter")] = False) -> None:
+    """The dead letters, oldest first, with their offset on news.dlq (for `dlq show`)."""
+    from datetime import UTC, datetime
+
+    from pipeline.dlq_tools import list_letters, render_list
+    from pipeline.search import parse_since
+
+    try:
+        after = datetime.now(UTC) - parse_since(since) if since else None
+        entries = list_letters(settings(), stage=stage, kind=kind, since=after)
+    except NewsflowError as exc:
+        raise fail(str(exc)) from exc
+    for line in render_list(entries, as_json=as_json):
+        _echo(line)
+
+
+@dlq_app.command("show")
+def dlq_show_cmd(offset: Annotated[int, typer.Argument(help="the letter's offset on news.dlq", min=0)],
+                 as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False) -> None:
+    """One dead letter with its error and original payload."""
+    from pipeline.dlq_tools import render_entry, show_letter
+
+    try:
+        entry = show_letter(settings(), offset)
+    except NewsflowError as exc:
+        raise fail(str(exc)) from exc
+    for line in render_entry(entry, as_json=as_json):
+        _echo(line)
+
+
+@dlq_app.command("replay")
+def dlq_replay_cmd(stage: StageOpt = None, kind: KindOpt = None,
+                   offset: Annotated[list[int] | None, typer.Option("--offset", help="only this letter (repeatable)")]
+                   = None) -> None:
+    """Put the original payloads back on their source topics; each letter is replayed once."""
+    from pipeline.dlq_tools import render_replay, replay_letters
+
+    try:
+        result = replay_letters(settings(), stage=stage, kind=kind, offsets=offset or None)
+    except NewsflowError as exc:
+        raise fail(str(exc)) from exc
+    for line in render_replay(result):
+        _echo(line)
+
+
+@app.command("reindex")
+def reindex_cmd(
+    allow_fewer: Annotated[bool, typer.Option("--allow-fewer", help="switch even when news.enriched holds fewer "
+                                              "articles than the index (its retention dropped some)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+) -> None:
+    """Rebuild the indices from news.enriched into new indices, then move the alias in one atomic step."""
+    from pipeline.index import run_with_client
+    from pipeline.reindex import reindex, render_reindex
+
+    try:
+        result = run_with_client(settings().es, lambda es: reindex(es, settings(), allow_fewer=allow_fewer))
+    except NewsflowError as exc:
+        raise fail(str(exc)) from exc
+    for line in ([json.dumps(result.as_dict())] if as_json else render_reindex(result)):
+        _echo(line)
+
+
 def main() -> None:
     try:
         app()

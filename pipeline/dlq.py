@@ -6,6 +6,7 @@ Like quixstreams' ``on_processing_error`` returning True: the error is logged, c
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -17,7 +18,8 @@ from pipeline.logs import get_logger
 from pipeline.metrics import DEAD_LETTERS, STAGE_ERRORS, STAGE_MESSAGES, STAGE_SECONDS
 from pipeline.schemas import DeadLetter
 
-__all__ = ["MAX_PAYLOAD_CHARS", "DeadLetterSender", "Origin", "dead_letter_for", "error_kind", "stage_guard"]
+__all__ = ["MAX_PAYLOAD_CHARS", "DeadLetterSender", "Origin", "dead_letter_for", "error_kind", "original_payload",
+           "stage_guard"]
 
 log = get_logger(__name__)
 
@@ -57,9 +59,14 @@ MAX_PAYLOAD_CHARS = 400_000
 def dead_letter_for(stage: str, exc: BaseException, origin: Origin) -> DeadLetter:
     payload = Origin.text(origin.payload) or ""
     error = str(exc)[:2000] or type(exc).__name__
-    if len(payload) > MAX_PAYLOAD_CHARS:
+    truncated = len(payload) > MAX_PAYLOAD_CHARS
+    if truncated:
         error += f" (payload truncated from {len(payload)} characters)"
         payload = payload[:MAX_PAYLOAD_CHARS]
+    # Replay must put back the very bytes that failed; text decoding with replacement would alter non-UTF-8 ones.
+    raw_b64 = None
+    if isinstance(origin.payload, bytes) and not truncated and not _is_utf8(origin.payload):
+        raw_b64 = base64.b64encode(origin.payload).decode("ascii")
     return DeadLetter(
         stage=stage,
         kind=error_kind(exc),
@@ -69,7 +76,24 @@ def dead_letter_for(stage: str, exc: BaseException, origin: Origin) -> DeadLette
         offset=origin.offset,
         key=Origin.text(origin.key),
         payload=payload,
+        payload_base64=raw_b64,
+        payload_truncated=truncated,
     )
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def original_payload(letter: DeadLetter) -> bytes:
+    """The bytes of the message that failed, as they were on the source topic."""
+    if letter.payload_base64 is not None:
+        return base64.b64decode(letter.payload_base64)
+    return letter.payload.encode("utf-8")
 
 
 @asynccontextmanager

@@ -239,6 +239,9 @@ async def ensure_index(es: AsyncElasticsearch, settings: Settings, index: str) -
     except BadRequestError as exc:
         if exc.error == "resource_already_exists_exception":
             return False
+        # After `newsflow reindex` the monthly name is an alias of the rebuilt index (pipeline/reindex.py).
+        if exc.error == "invalid_index_name_exception" and await es.indices.exists_alias(name=index):
+            return False
         raise
     log.info("index created", index=index, alias=settings.es.alias)
     return True

@@ -12,7 +12,7 @@ Path of one article::
       -> dedupe -> news.deduped (DedupedArticle, key = id)
       -> enrich -> news.enriched (EnrichedArticle, key = id)
       -> sink (Elasticsearch) / alerts -> news.alerts (AlertEvent)
-    any stage -> news.dlq (DeadLetter)
+    any stage -> news.dlq (DeadLetter) -- `newsflow dlq replay` --> source topic; news.dlq.replayed (ReplayRecord)
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ __all__ = [
     "ALERTS_TOPIC",
     "CLEAN_TOPIC",
     "DEDUPED_TOPIC",
+    "DLQ_REPLAYED_TOPIC",
     "DLQ_TOPIC",
     "ENRICHED_TOPIC",
     "RAW_TOPIC",
@@ -36,6 +37,7 @@ __all__ = [
     "EnrichedArticle",
     "Entity",
     "RawItem",
+    "ReplayRecord",
     "utcnow",
 ]
 
@@ -45,6 +47,8 @@ DEDUPED_TOPIC = "news.deduped"
 ENRICHED_TOPIC = "news.enriched"
 DLQ_TOPIC = "news.dlq"
 ALERTS_TOPIC = "news.alerts"
+# Compacted: one record per replayed dead letter, key "<partition>:<offset>" of the letter on news.dlq.
+DLQ_REPLAYED_TOPIC = "news.dlq.replayed"
 
 
 def utcnow() -> datetime:
@@ -163,6 +167,22 @@ class DeadLetter(_Message):
     key: str | None = None
     payload: str  # the original message, decoded as UTF-8 with replacement
     failed_at: AwareDatetime = Field(default_factory=utcnow)
+    # For replay (added compatibly: older letters lack them and read as False/None). The original bytes in
+    # base64 when they were not valid UTF-8 (``payload`` then differs from them); True when ``payload`` was cut.
+    payload_base64: str | None = None
+    payload_truncated: bool = False
+
+
+class ReplayRecord(_Message):
+    """A dead letter put back on its source topic, on the compacted ``news.dlq.replayed`` (key = letter)."""
+
+    schema_version: Literal[1] = 1
+    dlq_partition: int
+    dlq_offset: int
+    stage: str
+    kind: str
+    topic: str  # where the payload went
+    replayed_at: AwareDatetime = Field(default_factory=utcnow)
 
 
 class AlertEvent(_Message):

@@ -182,6 +182,9 @@ class SinkSettings(_Section):
     max_backoff_s: float = Field(30.0, gt=0)
     refresh_interval: str = "1s"
     bulk_concurrency: int = Field(1, ge=1, le=32)  # bulk requests in flight per batch (one node write thread each)
+    # `newsflow reindex`: after the alias moved, searches already running on the old indices get this long to
+    # finish before those indices are deleted (a search losing an index mid-way answers with partial results).
+    reindex_grace_s: float = Field(5.0, ge=0, le=600)
 
 
 class AlertSettings(_Section):

@@ -114,10 +114,12 @@ class ElasticSink:
     """Indexes batches of articles into the monthly indices; see the module docstring."""
 
     def __init__(self, es: AsyncElasticsearch, settings: Settings, *, sleep: Callable[[float], Awaitable[Any]]
-                 = asyncio.sleep) -> None:
+                 = asyncio.sleep, index_for: Callable[[EnrichedArticle], str] | None = None) -> None:
         self.es = es
         self.settings = settings
         self._sleep = sleep
+        # Set by `newsflow reindex` to write into indices not yet behind the alias (it routes corrections itself).
+        self._index_for = index_for
 
     def _backoff(self, attempt: int) -> float:
         s = self.settings.sink
@@ -171,12 +173,14 @@ class ElasticSink:
 
     async def _bulk_once(self, articles: Sequence[EnrichedArticle]) -> list[dict[str, Any]]:
         """One bulk request; returns one result item per article, in order. Raises on request failure."""
-        located = await self._existing_indices(sorted({a.id for a in articles if a.version > 1}))
+        located = ({} if self._index_for else
+                   await self._existing_indices(sorted({a.id for a in articles if a.version > 1})))
         now = datetime.now(UTC)
         actions = [
             {
                 "_op_type": "index",
-                "_index": located.get(a.id) or index_name(self.settings, route_time(a)),
+                "_index": (self._index_for(a) if self._index_for else
+                           located.get(a.id) or index_name(self.settings, route_time(a))),
                 "_id": a.id,
                 "_source": article_document(a, now),
             }

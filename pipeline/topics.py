@@ -7,6 +7,7 @@
     news.deduped   N partitions, key = article id      enrich, the expensive stage, runs in parallel
     news.enriched  N partitions, key = article id      index
     news.dlq       1 partition                         inspection and replay
+    news.dlq.replayed  1 partition, compacted          which dead letters were replayed (by `newsflow dlq replay`)
 
 N is ``kafka.partitions``. Faust creates the dedupe tables' changelog topics itself (1 partition each).
 """
@@ -20,10 +21,10 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from pipeline.errors import SettingsError, StackError
 from pipeline.logs import get_logger
-from pipeline.schemas import CLEAN_TOPIC, DEDUPED_TOPIC, DLQ_TOPIC, ENRICHED_TOPIC, RAW_TOPIC
+from pipeline.schemas import CLEAN_TOPIC, DEDUPED_TOPIC, DLQ_REPLAYED_TOPIC, DLQ_TOPIC, ENRICHED_TOPIC, RAW_TOPIC
 from pipeline.settings import Settings
 
-__all__ = ["ensure_topics", "topic_layout"]
+__all__ = ["ensure_replayed_topic", "ensure_topics", "topic_layout"]
 
 log = get_logger(__name__)
 
@@ -71,3 +72,31 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
     if found.get(clean, 1) != 1:
         raise SettingsError(f"{clean} has {found[clean]} partitions; near-duplicate detection needs exactly 1")
     return found
+
+
+def ensure_replayed_topic(settings: Settings) -> str:
+    """Create the compacted ``news.dlq.replayed`` topic when missing (only `newsflow dlq replay` needs it).
+
+    Compacted, keyed by the letter's position: it keeps one record per replayed letter for as long as the
+    topic exists, however long news.dlq's own retention is.
+
+    Raises:
+        StackError: the broker cannot be reached.
+    """
+    name = settings.kafka.topic(DLQ_REPLAYED_TOPIC)
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers, client_id=settings.kafka.client_id)
+    except KafkaError as exc:
+        raise StackError(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}") from exc
+    try:
+        if name not in set(admin.list_topics()):
+            topic = NewTopic(name, num_partitions=1, replication_factor=settings.kafka.replication_factor,
+                             topic_configs={"cleanup.policy": "compact"})
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics([topic])
+            log.info("topic created", topic=name)
+    except KafkaError as exc:
+        raise StackError(f"cannot create topic {name} on {settings.kafka.bootstrap}: {exc}") from exc
+    finally:
+        admin.close()
+    return name
