@@ -12,10 +12,12 @@ from __future__ import annotations
 import re
 
 from pipeline.canonical import normalise_text
+from pipeline.wordcount import count_words
 
 __all__ = ["filter_paragraphs"]
 
-_SENTENCE_END = re.compile(r"[.!?…]['\"”’»)]*$")
+# Sentence-final punctuation in Latin/Cyrillic, CJK full-width, Arabic and Devanagari text.
+_SENTENCE_END = re.compile(r"[.!?…。！？؟।॥]['\"”’»)）」』]*$")
 
 # Promos and page furniture; matched only on paragraphs of at most _PROMO_MAX_WORDS words.
 _PROMO_MAX_WORDS = 14
@@ -74,7 +76,8 @@ _TOKEN = re.compile(r"[\w:./\-]+")
 
 
 def _words(text: str) -> int:
-    return len(text.split())
+    # Script-aware: a Japanese or Chinese paragraph is not a one-word stub (CJK/Thai count by characters).
+    return count_words(text)
 
 
 def _is_dateline(text: str) -> bool:
