@@ -14,6 +14,10 @@ that language's own text and furniture, so a layout's weakness shows in every sc
 - ``widgets``: a regional portal where the article sits among weather, currency and headline widgets, in a
   table-free ``div`` soup with the footer address and copyright;
 - ``brief``: a one-paragraph news brief in the same ``div`` soup, dwarfed by its widgets and headline lists;
+- ``inline``: a "related" box with its label, thumbnails and headlines between two paragraphs of the body, in
+  neutral markup (``div class="box"``), and reader comments in the page's language below the article;
+- ``next``: an infinite-scroll page where the next story is already appended below the first (only the first
+  is the page's article);
 - ``front``: a section front with no article at all (widgets, headline lists, footer): its expected text is
   empty, and any text taken from it counts against precision.
 
@@ -233,6 +237,45 @@ def widgets(lang: str, data: dict[str, Any]) -> Page:
     return page, [_plain(p) for p in story["paragraphs"]]
 
 
+def inline(lang: str, data: dict[str, Any]) -> Page:
+    story = data["stories"][1]
+    text = [p for p in story["paragraphs"] if not p.startswith("## ")]
+    box = (
+        f'<div class="box"><div class="box-label">{esc(data["related_label"])}</div>'
+        + "".join(f'<div class="box-item"><img src="/t/{i}.jpg" alt=""><a href="/r/{i}">{esc(h)}</a></div>'
+                  for i, h in enumerate(data["related"][:2]))
+        + "</div>"
+    )
+    comments = "".join(
+        f'<div class="comment"><div class="user">user{i}</div><div class="text">{esc(t)}</div></div>'
+        for i, (_, t) in enumerate(data["ticker"][:2])
+    )
+    page = (
+        _head(lang, data, story)
+        + f'<body><header>{_nav(data)}</header><div class="main"><h1>{esc(story["title"])}</h1>'
+        + f'<div class="content"><p>{esc(text[0])}</p><p>{esc(text[1])}</p>{box}'
+        + "".join(f"<p>{esc(p)}</p>" for p in text[2:])
+        + f'</div><div class="comments" id="comments">{comments}</div></div>'
+        + _footer(data)
+    )
+    return page, text
+
+
+def next_story(lang: str, data: dict[str, Any]) -> Page:
+    first, second = data["stories"]
+    page = (
+        _head(lang, data, first)
+        + f'<body><header>{_nav(data)}</header><main>'
+        + f'<article class="story" data-id="1"><h1>{esc(first["title"])}</h1>'
+        + f'<div class="story-body">{_body_html(first["paragraphs"])}</div></article>'
+        + f'<div class="next-label">{esc(data["read_more"])}</div>'
+        + f'<article class="story" data-id="2"><h2>{esc(second["title"])}</h2>'
+        + f'<div class="story-body">{_body_html(second["paragraphs"][:2])}</div></article></main>'
+        + _footer(data)
+    )
+    return page, [_plain(p) for p in first["paragraphs"]]
+
+
 def _soup(lang: str, data: dict[str, Any], story: dict[str, Any], centre: str) -> str:
     heads = "".join(
         f'<div class="hl"><a href="/h{i}">{esc(h)}</a><span class="t">{esc(data["dateline"])}</span></div>'
@@ -262,7 +305,7 @@ def front(lang: str, data: dict[str, Any]) -> Page:
 
 LAYOUTS: dict[str, Callable[[str, dict[str, Any]], Page]] = {
     "classic": classic, "portal": portal, "spacer": spacer, "ticker": ticker, "gallery": gallery, "table": table,
-    "widgets": widgets, "brief": brief, "front": front,
+    "widgets": widgets, "brief": brief, "front": front, "inline": inline, "next": next_story,
 }
 
 

@@ -129,3 +129,17 @@ def test_cause5_a_table_that_is_the_article_is_kept() -> None:
     for club, played, points in rows:
         assert club in article.body and points in article.body and played in article.body
     assert "Points" in article.body
+
+
+def test_rights_lines_stamps_and_reporter_emails_go_in_any_language() -> None:
+    first, last = "A long first paragraph that is clearly a sentence.", "The end of the story, with a full stop."
+    dropped = [
+        "Copyright © 한빛일보. 무단전재 및 재배포 금지",
+        "版权所有 © 华南时报社 未经授权禁止转载",
+        "© 2026 Вечерний вестник. Все права защищены.",
+        "입력 2026.02.04 18:40　수정 2026.02.04 19:05",
+        "Aktualisiert am 04.02.2026 um 19:05 Uhr",
+        "박지훈 기자 jhpark@hanbit.example",
+    ]
+    kept = ["Die Rechte der Mieter wurden 2024 gestärkt, alle Rechte bleiben gewahrt, sagte sie am 04.02.2026."]
+    assert filter_paragraphs([first, *dropped, *kept, last]) == [first, *kept, last]
