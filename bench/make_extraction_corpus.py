@@ -89,6 +89,11 @@ def _body_html(paragraphs: list[str], heading: str = "h2") -> str:
     return "".join(out)
 
 
+def _around(text: list[str], block: str) -> str:
+    """The paragraphs with ``block`` (a gallery, a related box) after the second one, where templates put it."""
+    return "".join(f"<p>{esc(p)}</p>" for p in text[:2]) + block + "".join(f"<p>{esc(p)}</p>" for p in text[2:])
+
+
 def classic(lang: str, data: dict[str, Any]) -> Page:
     story = data["stories"][0]
     share = "".join(f'<a href="#s{i}">{esc(s)}</a>' for i, s in enumerate(data["share"]))
@@ -183,13 +188,12 @@ def gallery(lang: str, data: dict[str, Any]) -> Page:
         f'<span class="counter">{i + 1}/{n}</span></li>'
         for i, c in enumerate(data["captions"])
     )
+    gallery = f'<div class="gallery"><ul>{slides}</ul><a class="next" href="#">&rsaquo;</a></div>'
     page = (
         _head(lang, data, story)
         + f'<body>{_nav(data, "main-nav")}<div class="content"><h1>{esc(story["title"])}</h1>'
         + f'<div class="lead">{esc(story["standfirst"])}</div>'
-        + f'<div class="story"><p>{esc(text[0])}</p><p>{esc(text[1])}</p>'
-        + f'<div class="gallery"><ul>{slides}</ul><a class="next" href="#">&rsaquo;</a></div>'
-        + "".join(f"<p>{esc(p)}</p>" for p in text[2:])
+        + f'<div class="story">{_around(text, gallery)}'
         + f'</div>{_links(data["related"], data["related_label"], "more")}</div>'
         + _footer(data)
     )
@@ -253,9 +257,7 @@ def inline(lang: str, data: dict[str, Any]) -> Page:
     page = (
         _head(lang, data, story)
         + f'<body><header>{_nav(data)}</header><div class="main"><h1>{esc(story["title"])}</h1>'
-        + f'<div class="content"><p>{esc(text[0])}</p><p>{esc(text[1])}</p>{box}'
-        + "".join(f"<p>{esc(p)}</p>" for p in text[2:])
-        + f'</div><div class="comments" id="comments">{comments}</div></div>'
+        + f'<div class="content">{_around(text, box)}</div><div class="comments" id="comments">{comments}</div></div>'
         + _footer(data)
     )
     return page, text
