@@ -4,8 +4,9 @@ Each language gets the same set of layouts (seven pages), every one imitating a 
 that language's own text and furniture, so a layout's weakness shows in every script:
 
 - ``classic``: header, navigation, breadcrumbs, byline, share bar, figure, tags, related and ranking boxes, footer;
-- ``portal``: a Korean-portal-style page: the body is text separated by ``<br><br>`` in one ``div`` (no ``<p>``),
-  an "input time" line, the reporter's e-mail and a copyright line inside the body, ranking and widget columns;
+- ``portal``: a Korean-portal-style page: the body is text separated by ``<br><br>`` in one ``div`` (no ``<p>``)
+  that opens with an empty ad slot, an "input time" line above it, the reporter's e-mail inside it and the
+  copyright line below it, ranking and widget columns;
   its text names a work in angle brackets written as escaped text (``&lt;Title&gt;``);
 - ``spacer``: the body is bare text nodes between empty spacer ``div``s (a CMS's line-spacing markup);
 - ``ticker``: a live ticker: an intro, timestamped entries with their own share links, a "load more" button;
@@ -130,11 +131,13 @@ def portal(lang: str, data: dict[str, Any]) -> Page:
         + f'<body><div id="wrap"><div id="header"><h1 class="logo"><a href="/">{esc(data["site"])}</a></h1>'
         + f'{_nav(data)}<ul class="widget">{widgets}</ul></div>'
         + '<div id="container"><div id="content">'
-        + f'<div class="article_head"><h2 class="tit">{esc(story["title"])}</h2>'
-        + f'<div class="info"><span class="date">{esc(data["input_time"])}</span>'
-        + f'<span class="share">{esc(data["share"][0])}</span></div></div>'
-        + f'<div id="articleBody" class="article_body" itemprop="articleBody">{body}<br><br>'
-        + f'{esc(data["byline"])}<br>{esc(data["copyright"])}</div>'
+        + f'<div class="article_head"><h3 class="tit">{esc(story["title"])}</h3>'
+        + f'<p class="info"><span class="date">{esc(data["input_time"])}</span>'
+        + f'<span class="share">{esc(data["share"][0])}</span></p></div>'
+        # An empty ad slot opens the body: with it, trafilatura's fast mode returned only the "input time" and
+        # copyright lines of such portals (issue 11).
+        + f'<div id="articleBody" class="article_body" itemprop="articleBody"><div class="ad_slot"></div>{body}'
+        + f'<br><br>{esc(data["byline"])}</div><p class="copyright">{esc(data["copyright"])}</p>'
         + f'{_links(data["related"], data["related_label"], "relation")}</div>'
         + f'<div id="aside">{_links(data["related"][::-1], data["ranking_label"], "rank")}</div></div>'
         + "</div>"

@@ -2,6 +2,8 @@
 
 For a full page (measured on bench/corpus/extraction, see docs/extraction.md):
 
+0. empty spacer and ad-slot elements (``<div class="spacer"></div>``) become line breaks in the tree, their
+   tail text kept: trafilatura, in either mode, loses the text that follows an empty ``div`` inside a body;
 1. trafilatura in full mode (``fast=False``: its comparison with its own readability/jusText ports rescues
    bodies that fast mode loses: text between empty spacer ``div``s, ``<br>``-separated portal bodies),
    ``favor_precision``, tables included (standings and results tables are the article), kept when its text
@@ -47,6 +49,7 @@ _BLOCK_TAGS = (
     "section", "article", "figcaption", "header", "footer", "ul", "ol", "table", "br", "hr",
 )
 _CELL_TAGS = ("td", "th")
+_SPACER_TAGS = ("div", "span", "p", "section")
 _DROP_TAGS = ("script", "style", "noscript", "template", "svg", "iframe", "object", "embed", "form", "button",
               "select", "nav", "head", "title", "meta", "link", "aside", "footer")
 # trafilatura writes a table row as "| cell | cell |": a data table is content, not chrome.
@@ -127,8 +130,23 @@ def _readability(source_html: str) -> list[str]:
     return block_paragraphs(root)
 
 
+def drop_empty_spacers(tree: lxml.html.HtmlElement) -> None:
+    """Replace empty block elements followed by text with a line break that keeps the text after it."""
+    for element in list(tree.iter(*_SPACER_TAGS)):
+        parent = element.getparent()
+        if (
+            parent is not None and len(element) == 0 and element.tail and element.tail.strip()
+            and not (element.text or "").strip()
+        ):
+            # A <br>, not nothing: the spacer also separated two paragraphs, which must not run together.
+            line_break = lxml.html.Element("br")
+            line_break.tail = element.tail
+            parent.replace(element, line_break)
+
+
 def extract_page(tree: lxml.html.HtmlElement, source_html: str, *, url: str | None) -> Extraction:
-    """The article text of a full page by the fallback chain above (see the module docstring)."""
+    """The article text of a full page by the fallback chain above (see the module docstring); edits ``tree``."""
+    drop_empty_spacers(tree)
     doc: Document | None = None
     try:
         doc = trafilatura_text(tree, url=url, with_metadata=True, favor_precision=True)

@@ -55,6 +55,25 @@ def test_cause1_text_after_an_empty_spacer_div_is_kept() -> None:
     assert "Popular headline" not in article.body and "Section 3" not in article.body
 
 
+def test_cause1_korean_portal_body_after_an_empty_ad_slot_is_kept() -> None:
+    # Fast mode returned only the "input time" and copyright lines of this layout; trafilatura in either mode
+    # drops the text right after the empty ad slot, which the clean stage removes from the tree first.
+    korean = [
+        "전국에 한파 특보가 이어지면서 가정의 난방비 부담이 크게 늘고 있다. 요금 고지서를 받은 가구가 많다.",
+        "정부는 취약계층을 위한 에너지 바우처 지원 금액을 올리고 신청 기간을 연장하기로 했다.",
+        "전문가들은 단열 공사와 같은 장기적인 대책이 필요하다고 지적한다. 오래된 주택일수록 비용이 더 든다.",
+    ]
+    body = (
+        "<div class='article'><h3 class='tit'>겨울 한파에 난방비 부담 커져</h3>"
+        "<p class='info'>입력 2026.02.04 18:40 수정 2026.02.04 19:05</p>"
+        f"<div id='articleBody'><div class='ad_slot'></div>{'<br><br>'.join(korean)}</div>"
+        "<p class='copy'>Copyright © 한빛일보. 무단전재 및 재배포 금지</p></div>"
+    )
+    article = _clean(_page(body, "ko"), title="겨울 한파에 난방비 부담 커져")  # the feed's title, as in the worker
+    assert article.body.split("\n\n") == korean
+    assert article.language == "ko"
+
+
 def test_cause2_text_without_spaces_is_not_a_stub() -> None:
     japanese = [
         "北陸地方では三日夜から強い寒気が流れ込み、沿岸部の港町を中心に記録的な大雪となった。",
