@@ -232,9 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     digest = corpus_digest()
     for page in pages:
         flag = f"  [{page.error}]" if page.error else ""
-        ref = f"  trafilatura F1={page.baseline.f1:.3f}" if page.baseline else ""
+        alone = f"  trafilatura F1={page.baseline.f1:.3f}" if page.baseline else ""
         print(f"{page.name:<22} {page.language or '?':<3} P={page.precision:.3f} R={page.recall:.3f} "
-              f"F1={page.f1:.3f}{ref}{flag}")
+              f"F1={page.f1:.3f}{alone}{flag}")
     print(f"{'group':<6} {'pages':>5}  {'newsflow P/R/F1':<22} trafilatura alone P/R/F1")
     for group, systems in table.items():
         ours, ref = systems[NEWSFLOW], systems.get(TRAFILATURA, {})

@@ -320,10 +320,6 @@ def _split_lines(text: str) -> list[str]:
     return [line for line in (_clean_line(raw) for raw in text.split("\n")) if line]
 
 
-def _split_plain(text: str) -> list[str]:
-    return [block for block in (_clean_line(raw) for raw in re.split(r"\n\s*\n", text)) if block]
-
-
 def _split_text_lines(text: str) -> list[str]:
     # Plain-text summaries put one paragraph (or one widget label) per line; wrapped lines are rare in feeds.
     return [line for line in (_clean_line(raw) for raw in text.splitlines()) if line]

@@ -73,7 +73,9 @@ def _lines(text: str | None) -> list[str]:
     return [line for line in (_line(raw) for raw in (text or "").split("\n")) if line]
 
 
-def trafilatura_text(source: Any, *, url: str | None, with_metadata: bool, **focus: bool) -> Document | None:
+def trafilatura_text(
+    source: Any, *, url: str | None, with_metadata: bool, favor_precision: bool = False, favor_recall: bool = False
+) -> Document | None:
     """One trafilatura run in full mode, no comments, tables and no images or links; None when it finds nothing."""
     extracted = trafilatura.bare_extraction(
         source,
@@ -85,7 +87,8 @@ def trafilatura_text(source: Any, *, url: str | None, with_metadata: bool, **foc
         include_links=False,
         with_metadata=with_metadata,
         date_extraction_params=_DATE_PARAMS,
-        **focus,
+        favor_precision=favor_precision,
+        favor_recall=favor_recall,
     )
     return extracted if isinstance(extracted, Document) else None  # a dict only with as_dict=True
 
@@ -120,7 +123,7 @@ def block_paragraphs(root: lxml.html.HtmlElement) -> list[str]:
 
 
 def _readability(source_html: str) -> list[str]:
-    from readability import Document as ReadabilityDocument
+    from readability import Document as ReadabilityDocument  # type: ignore[import-untyped]
 
     summary = ReadabilityDocument(source_html).summary(html_partial=True)
     try:
