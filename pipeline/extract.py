@@ -49,7 +49,8 @@ _BLOCK_TAGS = (
     "section", "article", "figcaption", "header", "footer", "ul", "ol", "table", "br", "hr",
 )
 _CELL_TAGS = ("td", "th")
-_SPACER_TAGS = ("div", "span", "p", "section")
+# Block elements only: an empty inline <span> (an icon, a footnote anchor) sits inside a sentence.
+_SPACER_TAGS = ("div", "p", "section")
 _DROP_TAGS = ("script", "style", "noscript", "template", "svg", "iframe", "object", "embed", "form", "button",
               "select", "nav", "head", "title", "meta", "link", "aside", "footer")
 # trafilatura writes a table row as "| cell | cell |": a data table is content, not chrome.

@@ -5,12 +5,13 @@ from __future__ import annotations
 import html
 from datetime import UTC, datetime
 
+import lxml.html
 import pytest
 
 from pipeline.boilerplate import filter_paragraphs
 from pipeline.clean import clean_article, html_to_text
 from pipeline.errors import ArticleDiscarded
-from pipeline.extract import looks_like_article
+from pipeline.extract import drop_empty_spacers, looks_like_article
 from pipeline.schemas import CleanArticle, RawItem
 from pipeline.wordcount import count_words, first_words, tokens
 
@@ -53,6 +54,10 @@ def test_cause1_text_after_an_empty_spacer_div_is_kept() -> None:
     for paragraph in PARAGRAPHS:
         assert paragraph in article.body
     assert "Popular headline" not in article.body and "Section 3" not in article.body
+    # Only empty *block* elements become line breaks: an empty inline span inside a sentence stays put.
+    tree = lxml.html.fromstring("<div><p>An icon <span class='i'></span>inside.</p><div class='s'></div>Tail.</div>")
+    drop_empty_spacers(tree)
+    assert lxml.html.tostring(tree) == b'<div><p>An icon <span class="i"></span>inside.</p><br>Tail.</div>'
 
 
 def test_cause1_korean_portal_body_after_an_empty_ad_slot_is_kept() -> None:
