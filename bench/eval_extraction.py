@@ -2,7 +2,7 @@
 
 The corpus is ``bench/corpus/extraction/NAME.html`` + ``NAME.expected.txt`` (the article text a reader
 would mark: paragraphs, subheadings and list items; no title, standfirst, captions, teasers, promos or
-comments). Scores are bag-of-words: tokens are case-folded ``\\w+`` runs, and a token counts as correct
+comments). Scores are bag-of-words over ``pipeline.wordcount.tokens``, and a token counts as correct
 as many times as it occurs in both texts. Micro averages sum over all pages; the per-page minimum
 catches one layout breaking while the others hide it.
 
@@ -11,6 +11,12 @@ Floors live in ``bench/floors/extraction.json`` with a sha256 digest of the corp
     python bench/eval_extraction.py                       # gate: exit 1 below a floor (or corpus changed)
     python bench/eval_extraction.py --update              # pin the current scores as floors
     python bench/eval_extraction.py --update --allow-regression   # ... even if a floor goes down
+
+Side by side, the same pages go through trafilatura alone (the version newsflow pins, ``favor_precision``, full
+mode, no comments, its defaults otherwise) from the same input string, and both outputs are scored with the same
+tokens (``pipeline.wordcount.tokens``: NFC, case-folded, one token per CJK/Thai character). Pages are grouped by
+the language their ``<html lang>`` declares; the gate also fails when newsflow's F1 is below trafilatura's on the
+whole corpus or on any language group: the clean stage must never be worse than the extractor it wraps.
 
 The last line printed is one JSON object.
 """
@@ -38,7 +44,20 @@ METRICS = ("precision", "recall", "f1", "min_page_f1")
 # trafilatura/lxml patch release may move a token or two, which is not a regression worth a red build.
 SLACK = 0.005
 
-_TOKEN = re.compile(r"\w+")
+_LANG = re.compile(r"<html\b[^>]*?\blang=[\"']?([A-Za-z]{2,3})", re.IGNORECASE)
+NEWSFLOW, TRAFILATURA = "newsflow", "trafilatura"
+
+
+def tokens(text: str) -> Counter[str]:
+    from pipeline.wordcount import tokens as units
+
+    return Counter(units(text))
+
+
+def page_language(page_html: str) -> str | None:
+    """The primary language subtag the page declares on ``<html lang>`` ("pt" for "pt-BR")."""
+    found = _LANG.search(page_html[:4000])
+    return found.group(1).lower() if found else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +70,9 @@ class PageScore:
     predicted: int
     expected: int
     error: str | None = None
-
-
-def tokens(text: str) -> Counter[str]:
-    return Counter(_TOKEN.findall(text.casefold()))
+    language: str | None = None
+    # The same page through trafilatura alone (None when not scored).
+    baseline: PageScore | None = None
 
 
 def _f1(precision: float, recall: float) -> float:
@@ -84,37 +102,91 @@ def extract_body(page_html: str, name: str) -> str:
     return clean_article(item, min_words=1).body
 
 
-def score_page(name: str, corpus: Path = CORPUS) -> PageScore:
+def trafilatura_alone(page_html: str, name: str) -> str:
+    """What calling the extractor directly gives: the reference newsflow must not fall below."""
+    import trafilatura
+
+    text = trafilatura.extract(
+        page_html, url=f"https://corpus.invalid/{name}", fast=False, favor_precision=True, include_comments=False
+    )
+    return text or ""
+
+
+def _score(name: str, got: Counter[str], expected: Counter[str], error: str | None, language: str | None) -> PageScore:
+    correct = sum((got & expected).values())
+    predicted, wanted = sum(got.values()), sum(expected.values())
+    if not wanted:
+        # A page without an article (a section front): right only when nothing is taken from it.
+        precision = recall = 0.0 if predicted else 1.0
+    else:
+        precision = correct / predicted if predicted else 0.0
+        recall = correct / wanted
+    return PageScore(name, precision, recall, _f1(precision, recall), correct, predicted, wanted, error, language)
+
+
+def score_page(name: str, corpus: Path = CORPUS, *, baseline: bool = True) -> PageScore:
+    from dataclasses import replace
+
     from pipeline.errors import StageError
 
     html = (corpus / f"{name}.html").read_text(encoding="utf-8")
     expected = tokens((corpus / f"{name}.expected.txt").read_text(encoding="utf-8"))
+    language = page_language(html)
     error = None
     try:
         got = tokens(extract_body(html, name))
     except StageError as exc:  # a discarded page scores zero recall, it does not stop the gate
         got, error = Counter(), f"{exc.kind}: {exc}"
-    correct = sum((got & expected).values())
-    predicted, wanted = sum(got.values()), sum(expected.values())
-    precision = correct / predicted if predicted else 0.0
-    recall = correct / wanted if wanted else 0.0
-    return PageScore(name, precision, recall, _f1(precision, recall), correct, predicted, wanted, error)
+    score = _score(name, got, expected, error, language)
+    if baseline:
+        reference = _score(name, tokens(trafilatura_alone(html, name)), expected, None, language)
+        score = replace(score, baseline=reference)
+    return score
 
 
-def evaluate(corpus: Path = CORPUS) -> tuple[dict[str, float], list[PageScore]]:
-    pages = [score_page(name, corpus) for name in corpus_pages(corpus)]
+def _micro(pages: list[PageScore]) -> dict[str, float]:
     correct = sum(p.correct for p in pages)
     predicted = sum(p.predicted for p in pages)
     expected = sum(p.expected for p in pages)
     precision = correct / predicted if predicted else 0.0
     recall = correct / expected if expected else 0.0
-    scores = {
+    # Micro precision counts every token taken from an article-less page as wrong; such a page adds no recall.
+    return {
         "precision": precision,
         "recall": recall,
         "f1": _f1(precision, recall),
         "min_page_f1": min((p.f1 for p in pages), default=0.0),
     }
-    return scores, pages
+
+
+def compare(pages: list[PageScore]) -> dict[str, dict[str, dict[str, float]]]:
+    """Micro scores of newsflow and of trafilatura alone, for the whole corpus ("all") and each language."""
+    groups: dict[str, list[PageScore]] = {"all": pages}
+    for page in pages:
+        groups.setdefault(page.language or "undeclared", []).append(page)
+    table = {}
+    for group, members in groups.items():
+        refs = [p.baseline for p in members if p.baseline is not None]
+        table[group] = {NEWSFLOW: _micro(members), **({TRAFILATURA: _micro(refs)} if refs else {})}
+        table[group][NEWSFLOW]["pages"] = len(members)
+    return table
+
+
+def check_against_baseline(table: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """Reasons the gate fails: newsflow's F1 below trafilatura alone's, on the corpus or on a language group."""
+    problems = []
+    for group, systems in table.items():
+        if group == "undeclared":
+            problems.append(f"{int(systems[NEWSFLOW]['pages'])} page(s) declare no <html lang>: no language group")
+        ours, ref = systems[NEWSFLOW]["f1"], systems.get(TRAFILATURA, {}).get("f1")
+        if ref is not None and ours < ref:
+            problems.append(f"{group}: newsflow F1 {ours:.4f} < trafilatura alone {ref:.4f}")
+    return problems
+
+
+def evaluate(corpus: Path = CORPUS, *, baseline: bool = True) -> tuple[dict[str, float], list[PageScore]]:
+    pages = [score_page(name, corpus, baseline=baseline) for name in corpus_pages(corpus)]
+    return _micro(pages), pages
 
 
 def load_floors(path: Path = FLOORS) -> dict[str, object]:
@@ -134,10 +206,18 @@ def update(scores: dict[str, float], digest: str, *, allow_regression: bool, pat
     })
 
 
-def run_gate(corpus: Path = CORPUS, floors_path: Path = FLOORS) -> tuple[dict[str, float], list[PageScore], list[str]]:
-    """Score the corpus and check it against the pinned floors (what the test suite calls)."""
+def run_gate(
+    corpus: Path = CORPUS, floors_path: Path = FLOORS
+) -> tuple[dict[str, float], list[PageScore], list[str], dict[str, dict[str, dict[str, float]]]]:
+    """Score the corpus and check it against the pinned floors and trafilatura alone (what the test suite calls)."""
     scores, pages = evaluate(corpus)
-    return scores, pages, check(scores, load_floors(floors_path), corpus_digest(corpus))
+    table = compare(pages)
+    problems = check(scores, load_floors(floors_path), corpus_digest(corpus)) + check_against_baseline(table)
+    return scores, pages, problems, table
+
+
+def _rounded(table: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, dict[str, float]]]:
+    return {g: {s: {m: round(v, 4) for m, v in ms.items()} for s, ms in sy.items()} for g, sy in table.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,12 +228,20 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     scores, pages = evaluate()
+    table = compare(pages)
     digest = corpus_digest()
     for page in pages:
         flag = f"  [{page.error}]" if page.error else ""
-        print(f"{page.name:<22} P={page.precision:.3f} R={page.recall:.3f} F1={page.f1:.3f}{flag}")
+        alone = f"  trafilatura F1={page.baseline.f1:.3f}" if page.baseline else ""
+        print(f"{page.name:<22} {page.language or '?':<3} P={page.precision:.3f} R={page.recall:.3f} "
+              f"F1={page.f1:.3f}{alone}{flag}")
+    print(f"{'group':<6} {'pages':>5}  {'newsflow P/R/F1':<22} trafilatura alone P/R/F1")
+    for group, systems in table.items():
+        ours, ref = systems[NEWSFLOW], systems.get(TRAFILATURA, {})
+        print(f"{group:<6} {int(ours['pages']):>5}  {ours['precision']:.3f}/{ours['recall']:.3f}/{ours['f1']:.3f}"
+              f"      {ref.get('precision', 0):.3f}/{ref.get('recall', 0):.3f}/{ref.get('f1', 0):.3f}")
     problems = update(scores, digest, allow_regression=args.allow_regression) if args.update else []
-    problems += check(scores, load_floors(), digest)
+    problems += check(scores, load_floors(), digest) + check_against_baseline(table)
     for problem in problems:
         print(f"FAIL: {problem}", file=sys.stderr)
     result = {
@@ -161,12 +249,13 @@ def main(argv: list[str] | None = None) -> int:
         "pages": len(pages),
         **{m: round(v, 4) for m, v in scores.items()},
         "floors": load_floors().get("floors"),
+        "by_language": _rounded(table),
         "passed": not problems,
         "problems": problems,
         "corpus_sha256": digest,
         "took_s": round(time.perf_counter() - started, 3),
     }
-    print(json.dumps(result))
+    print(json.dumps(result, ensure_ascii=False))
     return 0 if not problems else 1
 
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 import re
 
 from pipeline.canonical import normalise_text
+from pipeline.wordcount import count_words
 
 __all__ = ["filter_paragraphs"]
 
-_SENTENCE_END = re.compile(r"[.!?…]['\"”’»)]*$")
+# Sentence-final punctuation in Latin/Cyrillic, CJK full-width, Arabic and Devanagari text.
+_SENTENCE_END = re.compile(r"[.!?…。！？؟।॥]['\"”’»)）」』]*$")
 
 # Promos and page furniture; matched only on paragraphs of at most _PROMO_MAX_WORDS words.
 _PROMO_MAX_WORDS = 14
@@ -58,7 +60,7 @@ _DATE_WORD = re.compile(
     r"|\d+(?:[:./\-]\d+)*(?:am|pm|h|st|nd|rd|th)?)$"
 )
 _MONTH_OR_DAY = re.compile(
-    r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|mon|tue|wed|thu|fri|sat|sun)[a-z]*\b|\d{4}-\d{2}-\d{2}"
+    r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|mon|tue|wed|thu|fri|sat|sun)[a-z]*\b|\d{4}[-./]\d{2}[-./]\d{2}"
     r"|\b\d{1,2}[./]\d{1,2}[./]\d{2,4}\b"
 )
 # Bylines and credit lines: "By Tom Gallagher", "Von Katrin Vogel · 12.03.2026", "Interview: Paul Schneider",
@@ -71,17 +73,37 @@ _BYLINE = re.compile(
 )
 _BYLINE_MAX_WORDS = 12
 _TOKEN = re.compile(r"[\w:./\-]+")
+# "Input/updated" stamps of non-English templates ("입력 2026.02.04 18:40 수정 ...", "Aktualisiert am 04.02.2026
+# um 19:05 Uhr"): a line of dates with these words is a dateline in any of the corpus' languages.
+_STAMP_WORD = re.compile(
+    r"(?i)^(?:입력|수정|승인|기사입력|最終更新|更新|公開|配信|发布时间|发布|更新时间|来源|опубликовано|обновлено|publicado|"
+    r"actualizado|atualizado|publié|mis|à|jour|le|am|um|uhr|aktualisiert|veröffentlicht|el|en|a|las|em|às|"
+    r"نشر|في|آخر|تحديث|प्रकाशित|अपडेटेड|updated|published)$"
+)
+# Rights lines of news sites ("All rights reserved" and its equivalents), dropped when short.
+_RIGHTS_MAX_WORDS = 40
+_RIGHTS = re.compile(
+    r"(?i)copyright\s*(?:©|\(c\))|無断転載|無断複製|版权所有|版權所有|禁止转载|무단\s*전재|재배포\s*금지|"
+    r"все\s+права\s+защищены|todos\s+los\s+derechos\s+reservados|todos\s+os\s+direitos\s+reservados|"
+    r"alle\s+rechte\s+vorbehalten|tous\s+droits\s+réservés|جميع\s+الحقوق\s+محفوظة|सर्वाधिकार\s+सुरक्षित"
+)
+# A reporter's sign-off with an e-mail address ("박지훈 기자 jhpark@example.com"): short and not a sentence.
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 
 
 def _words(text: str) -> int:
-    return len(text.split())
+    # Script-aware: a Japanese or Chinese paragraph is not a one-word stub (CJK/Thai count by characters).
+    return count_words(text)
 
 
 def _is_dateline(text: str) -> bool:
     """True for a paragraph that is only a date/time stamp, possibly with one name ("February 04, 2026 at 04:33PM")."""
     if _words(text) > 10 or not _MONTH_OR_DAY.search(text):
         return False
-    rest = [tok for tok in _TOKEN.findall(text) if not _DATE_WORD.match(tok.strip(".,:/-"))]
+    rest = [
+        tok for tok in _TOKEN.findall(text)
+        if not _DATE_WORD.match(tok.strip(".,:/-")) and not _STAMP_WORD.match(tok.strip(".,:/-"))
+    ]
     return len(rest) <= 1
 
 
@@ -148,6 +170,8 @@ def filter_paragraphs(
             or not key  # punctuation or symbols only
             or (words <= _PROMO_MAX_WORDS and _PROMO.search(text))
             or _ALWAYS.search(text)
+            or (words <= _RIGHTS_MAX_WORDS and _RIGHTS.search(text))
+            or (words <= _BYLINE_MAX_WORDS and _EMAIL.search(text) and not _SENTENCE_END.search(text))
             or (words <= 6 and _WEATHER.match(text))
             or _is_dateline(text)
             or (words <= _BYLINE_MAX_WORDS and _BYLINE.match(text) and not _SENTENCE_END.search(text))

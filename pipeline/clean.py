@@ -3,10 +3,15 @@
 ``clean_article`` is pure and synchronous so it can run in a process pool. The cascade:
 
 1. pick the HTML: ``item.content`` (a full page or a feed's content:encoded fragment), else ``item.summary``;
-2. extract the main text with trafilatura (precision mode, no comments, no tables); a fragment, or a page
-   trafilatura gives up on, goes through a plain block-text baseline instead;
+2. extract the main text: a page by ``pipeline.extract``'s fallback chain (trafilatura full mode, tables kept;
+   then recall mode or readability-lxml only when their text passes a prose-density check; else discard),
+   a feed fragment by trafilatura with a plain block-text baseline when trafilatura finds it too small;
 3. drop the boilerplate trafilatura lets through (``pipeline.boilerplate``: teasers, promos, widgets);
 4. fill the fields, feed metadata first and page metadata second, all as NFC plain text.
+
+Markup is removed on parsed trees only: text that merely looks like a tag ("<The Palace: Tale of Jang Noksu>",
+written escaped in the page) is text. Every length decision counts words with ``pipeline.wordcount.count_words``
+(CJK and Thai by characters).
 
 Every reason to drop an article raises ``ArticleDiscarded``; anything unexpected is ``CleanFailed``.
 """
@@ -30,10 +35,12 @@ from trafilatura.settings import Document
 from pipeline.boilerplate import filter_paragraphs
 from pipeline.canonical import canonical_url, text_fingerprint
 from pipeline.errors import ArticleDiscarded, CleanFailed
+from pipeline.extract import SENTENCE_END, block_paragraphs, extract_page, trafilatura_text
 from pipeline.language import detect_language
 from pipeline.logs import get_logger
 from pipeline.schemas import CleanArticle, RawItem
 from pipeline.syndication import syndicated_from
+from pipeline.wordcount import count_words, first_words
 
 __all__ = ["MAX_HTML_CHARS", "clean_article", "html_to_text", "source_domain", "warm_up"]
 
@@ -59,17 +66,19 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 # No real tag is this long, so an overlong one keeps its name and loses its attributes.
 _OVERLONG_TAG = re.compile(r"<([a-zA-Z][\w:-]{0,30})\b[^<>]{8000,}>")
 _SPACE = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
-_SENTENCE_END = re.compile(r"[.!?…:;]['\"”’»)]*$")
 _FULL_PAGE = re.compile(r"<\s*(?:html|body|head|article|main)\b", re.IGNORECASE)
-_TAG_LIKE = re.compile(r"<[a-zA-Z!/?][^<>]*>")
-_SCRIPT_BLOCK = re.compile(r"<(script|style)\b[^<>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-_ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|[a-zA-Z]{2,8});")
-_BLOCK_TAGS = (
-    "p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "tr", "dd", "dt",
-    "section", "article", "figcaption", "header", "footer", "ul", "ol", "table", "br", "hr",
+# Markup is recognised by HTML's own tag names (and comments, doctypes): "<The Palace: Tale of Jang Noksu>" in a
+# feed's text is a title, not a tag. This only decides whether to parse; removal happens on the parsed tree.
+_HTML_NAMES = (
+    r"a|abbr|address|article|aside|audio|b|big|blockquote|body|br|button|canvas|caption|center|cite|code|dd|del|"
+    r"details|div|dl|dt|em|embed|figcaption|figure|font|footer|form|h[1-6]|head|header|hr|html|i|iframe|img|input|"
+    r"ins|label|li|link|main|mark|meta|nav|noscript|object|ol|option|p|picture|pre|q|s|script|section|select|small|"
+    r"source|span|strike|strong|style|sub|summary|sup|svg|table|tbody|td|template|textarea|tfoot|th|thead|time|"
+    r"title|tr|u|ul|video|wbr"
 )
-_DROP_TAGS = ("script", "style", "noscript", "template", "svg", "iframe", "object", "embed", "form", "button",
-              "select", "nav", "head", "title", "meta", "link", "aside", "footer")
+_HTML_MARKUP = re.compile(rf"<(?:/?(?:{_HTML_NAMES})(?=[\s/>])[^<>]*>|!--|!doctype|\?xml)", re.IGNORECASE)
+_ESCAPED_MARKUP = re.compile(rf"&lt;/?(?:{_HTML_NAMES})(?:\s|/|&gt;)", re.IGNORECASE)
+_ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|[a-zA-Z]{2,8});")
 _PUBLISHED_XPATH = (
     '//meta[@property="article:published_time" or @name="article:published_time" or '
     '@property="og:published_time" or @name="pubdate" or @name="publish-date" or @itemprop="datePublished"]/@content'
@@ -86,7 +95,6 @@ _STANDFIRST_XPATH = (
     "contains(concat(' ', normalize-space(@class), ' '), ' article-summary ') or "
     "contains(concat(' ', normalize-space(@class), ' '), ' subheadline ') or @itemprop='alternativeHeadline']"
 )
-_TRAFILATURA_DATE = {"extensive_search": False, "original_date": True, "outputformat": "%Y-%m-%dT%H:%M:%S%z"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +132,7 @@ def _clean(item: RawItem, *, min_words: int, max_html_chars: int) -> CleanArticl
         raise ArticleDiscarded("no_content", stage=STAGE)
     if len(source_html) > max_html_chars:
         raise ArticleDiscarded("html_too_large", stage=STAGE)
-    source_html = _OVERLONG_TAG.sub(r"<\1>", _CONTROL.sub("", source_html))
+    source_html = _unescape_escaped_markup(_OVERLONG_TAG.sub(r"<\1>", _CONTROL.sub("", source_html)))
 
     extracted = _extract(source_html, url=item.link)
     feed_title = html_to_text(item.title) if item.title else None
@@ -136,7 +144,7 @@ def _clean(item: RawItem, *, min_words: int, max_html_chars: int) -> CleanArticl
     if subtitle is None and len(paragraphs) >= 2 and _looks_like_standfirst(paragraphs[0], paragraphs[1]):
         subtitle = paragraphs.pop(0)
     body = "\n\n".join(paragraphs)
-    word_count = len(body.split())
+    word_count = count_words(body)
     if word_count == 0:
         raise ArticleDiscarded("no_text", stage=STAGE)
     if word_count < min_words:
@@ -152,7 +160,7 @@ def _clean(item: RawItem, *, min_words: int, max_html_chars: int) -> CleanArticl
         canonical_url=item.canonical_link or canonical_url(item.link),
         feed_url=item.feed_url,
         guid=item.guid,
-        title=title or _first_words(body),
+        title=title or first_words(body, 12),
         subtitle=subtitle,
         summary=summary or None,
         body=body,
@@ -172,45 +180,22 @@ def _clean(item: RawItem, *, min_words: int, max_html_chars: int) -> CleanArticl
 
 
 def _extract(source_html: str, *, url: str | None) -> _Extracted:
-    """Step 2 of the cascade: trafilatura on pages, the baseline on fragments and trafilatura's failures."""
+    """Step 2 of the cascade: the fallback chain on pages, trafilatura and the baseline on fragments."""
     is_page = bool(_FULL_PAGE.search(source_html[:20_000]))
-    if not _TAG_LIKE.search(source_html):
+    if not _HTML_MARKUP.search(source_html):
         # Plain text (a summary without markup): paragraphs are its blank-line separated blocks.
         return _Extracted(paragraphs=_split_text_lines(html.unescape(source_html)))
-    doc: Document | None = None
-    published_raw, standfirst = None, None
-    try:
-        # Parse once: the page's own meta tags are read from the tree trafilatura then extracts from.
-        tree = trafilatura.load_html(source_html) if is_page else None
-        if tree is not None:
-            published_raw, standfirst = _page_meta(tree)
-        extracted = trafilatura.bare_extraction(
-            # trafilatura takes a lone block ("<p>...</p>") for not-quite-HTML: a fragment gets a parent.
-            tree if tree is not None else f"<div>{source_html}</div>",
-            url=url,
-            fast=True,
-            favor_precision=True,
-            include_comments=False,
-            include_tables=False,
-            include_images=False,
-            include_links=False,
-            with_metadata=is_page,
-            date_extraction_params=_TRAFILATURA_DATE,
-        )
-        doc = extracted if isinstance(extracted, Document) else None  # a dict only with as_dict=True
-    except Exception as exc:  # any failure inside trafilatura leaves the baseline to try
-        # trafilatura raises on trees it cannot build (deep nesting, odd encodings) and has had internal
-        # bugs on odd markup; the article is not lost if the plain baseline can still read it.
-        log.info("trafilatura failed, using the baseline", stage=STAGE, kind=type(exc).__name__, url=url)
-    paragraphs = _split_lines(doc.text) if doc is not None and doc.text else []
-    if not is_page and sum(len(p.split()) for p in paragraphs) < _FRAGMENT_RETRY_WORDS:
-        baseline = _baseline_paragraphs(source_html)
-        if sum(len(p.split()) for p in baseline) > sum(len(p.split()) for p in paragraphs):
-            paragraphs = baseline
-    elif is_page and not paragraphs:
-        paragraphs = _baseline_paragraphs(source_html)
-    if doc is None or not is_page:
-        return _Extracted(paragraphs=paragraphs)
+    # Parse once: the page's own meta tags are read from the tree the chain then extracts from.
+    tree = trafilatura.load_html(source_html) if is_page else None
+    if tree is None:
+        return _Extracted(paragraphs=_fragment_paragraphs(source_html, url=url))
+    published_raw, standfirst = _page_meta(tree)
+    extraction = extract_page(tree, source_html, url=url)
+    paragraphs = [_clean_line(p) for p in extraction.paragraphs]
+    paragraphs = [p for p in paragraphs if p]
+    doc = extraction.doc
+    if doc is None:
+        return _Extracted(paragraphs=paragraphs, published_raw=published_raw)
     title = _clean_line(doc.title) if doc.title else None
     description = standfirst or (_clean_line(doc.description) if doc.description else None)
     subtitle = _subtitle(description, title, paragraphs)
@@ -222,6 +207,30 @@ def _extract(source_html: str, *, url: str | None) -> _Extracted:
         published_raw=published_raw or doc.date,
         sitename=_clean_line(doc.sitename) if doc.sitename else None,
     )
+
+
+def _fragment_paragraphs(source_html: str, *, url: str | None) -> list[str]:
+    """A feed's content:encoded is the article itself: trafilatura, else its plain block text."""
+    doc: Document | None = None
+    try:
+        # trafilatura takes a lone block ("<p>...</p>") for not-quite-HTML: a fragment gets a parent.
+        doc = trafilatura_text(f"<div>{source_html}</div>", url=url, with_metadata=False, favor_precision=True)
+    except Exception as exc:  # any failure inside trafilatura leaves the baseline to try
+        log.info("trafilatura failed, using the baseline", stage=STAGE, kind=type(exc).__name__, url=url)
+    paragraphs = _split_lines(doc.text) if doc is not None and doc.text else []
+    if sum(count_words(p) for p in paragraphs) < _FRAGMENT_RETRY_WORDS:
+        # trafilatura drops short fragments as "too small"; the fragment has no page chrome to fear.
+        baseline = _baseline_paragraphs(source_html)
+        if sum(count_words(p) for p in baseline) > sum(count_words(p) for p in paragraphs):
+            paragraphs = baseline
+    return paragraphs
+
+
+def _unescape_escaped_markup(source: str) -> str:
+    """A feed that escaped its HTML twice ("&lt;p&gt;...") gets one level decoded, so a parser then sees markup."""
+    if not _HTML_MARKUP.search(source) and _ESCAPED_MARKUP.search(source):
+        return html.unescape(source)
+    return source
 
 
 def _summary(value: str | None, *, title: str | None, names: tuple[str, ...]) -> str | None:
@@ -245,7 +254,7 @@ def _subtitle(description: str | None, title: str | None, paragraphs: list[str])
         if first == description.casefold():
             # The standfirst printed above the text (kept by the extractor) is a subtitle; a lede copied into
             # the description is a full sentence and stays the body's first paragraph.
-            return None if _SENTENCE_END.search(description) and len(description.split()) > 25 else description
+            return None if SENTENCE_END.search(description) and count_words(description) > 25 else description
         if first.startswith(description.rstrip(".…").casefold()[:120]):
             return None  # the description is the lede cut short
     return description
@@ -253,8 +262,8 @@ def _subtitle(description: str | None, title: str | None, paragraphs: list[str])
 
 def _looks_like_standfirst(first: str, second: str) -> bool:
     """An opening line that is a standfirst: a phrase without a full stop, before a longer paragraph."""
-    words = len(first.split())
-    return 6 <= words <= 40 and not _SENTENCE_END.search(first) and len(second.split()) > words
+    words = count_words(first)
+    return 6 <= words <= 40 and not SENTENCE_END.search(first) and count_words(second) > words
 
 
 def _page_meta(tree: lxml.html.HtmlElement) -> tuple[str | None, str | None]:
@@ -269,7 +278,7 @@ def _page_meta(tree: lxml.html.HtmlElement) -> tuple[str | None, str | None]:
     standfirst = None
     for element in tree.xpath(_STANDFIRST_XPATH)[:1]:
         text = _clean_line(element.text_content())
-        if 3 <= len(text.split()) <= 60:
+        if 3 <= count_words(text) <= 60:
             standfirst = text
     return published, standfirst
 
@@ -293,23 +302,15 @@ def _baseline_paragraphs(source_html: str) -> list[str]:
         root = lxml.html.fragment_fromstring(source_html, create_parent="div")
     except (lxml.etree.LxmlError, ValueError):
         return []
-    # Comments need no removal: text_content() reads text nodes only.
-    for element in list(root.iter(*_DROP_TAGS)):
-        element.drop_tree()
-    for element in root.iter(*_BLOCK_TAGS):
-        # Block boundaries become blank lines so text_content() keeps paragraphs apart.
-        element.tail = "\n\n" + (element.tail or "")
-        if element.tag != "br":
-            element.text = "\n\n" + (element.text or "")
-    return _split_plain(root.text_content())
+    return [line for line in (_clean_line(block) for block in block_paragraphs(root)) if line]
 
 
 def html_to_text(value: str | None) -> str:
     """Plain NFC text of a short HTML string (titles, summaries): tags and scripts gone, entities decoded."""
     if not value:
         return ""
-    value = _CONTROL.sub("", value)
-    if _TAG_LIKE.search(value):
+    value = _unescape_escaped_markup(_CONTROL.sub("", value))
+    if _HTML_MARKUP.search(value):
         return "\n\n".join(_baseline_paragraphs(value))
     return _clean_line(html.unescape(value))
 
@@ -319,22 +320,16 @@ def _split_lines(text: str) -> list[str]:
     return [line for line in (_clean_line(raw) for raw in text.split("\n")) if line]
 
 
-def _split_plain(text: str) -> list[str]:
-    return [block for block in (_clean_line(raw) for raw in re.split(r"\n\s*\n", text)) if block]
-
-
 def _split_text_lines(text: str) -> list[str]:
     # Plain-text summaries put one paragraph (or one widget label) per line; wrapped lines are rare in feeds.
     return [line for line in (_clean_line(raw) for raw in text.splitlines()) if line]
 
 
 def _clean_line(value: str) -> str:
-    # Feeds that escape their HTML twice ("&amp;amp;", "&lt;p&gt;") leave entities and then markup in text
-    # that was already parsed once: decode what remains and strip what that reveals.
+    # Feeds that escape entities twice ("&amp;amp;") leave entities in text that was already parsed once:
+    # decode them. Markup is never stripped here: text is text, whatever it looks like (issue 11, cause 4).
     if "&" in value and _ENTITY.search(value):
         value = html.unescape(value)
-    if "<" in value and _TAG_LIKE.search(value):
-        value = _TAG_LIKE.sub(" ", _SCRIPT_BLOCK.sub(" ", value))
     value = unicodedata.normalize("NFC", _CONTROL.sub("", value))
     return _SPACE.sub(" ", value.replace("\r", " ").replace("\n", " ")).strip()
 
@@ -346,11 +341,6 @@ def _authors(values: list[str] | tuple[str, ...]) -> list[str]:
         if name and name.casefold() not in seen:
             seen[name.casefold()] = name
     return list(seen.values())
-
-
-def _first_words(body: str, limit: int = 12) -> str:
-    words = body.split()
-    return " ".join(words[:limit]) + ("…" if len(words) > limit else "")
 
 
 def source_domain(url: str | None) -> str | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
 from langdetect.lang_detect_exception import LangDetectException
 
+from pipeline.wordcount import count_words
+
 __all__ = ["detect_language"]
 
 # langdetect samples n-grams at random: a fixed seed makes the same text always get the same answer,
@@ -45,7 +47,7 @@ def detect_language(text: str, *, hint: str | None = None) -> str | None:
     """
     hint_code = hint.split("-")[0].split("_")[0].strip().lower() if hint else None
     sample = text[:_MAX_CHARS]
-    if hint_code and len(sample.split()) < _MIN_WORDS:
+    if hint_code and count_words(sample) < _MIN_WORDS:
         return hint_code
     try:
         detector = _detector_factory().create()

@@ -262,7 +262,7 @@ def test_hostile_input_gives_a_typed_error_or_an_article(content: str) -> None:
         assert "\x00" not in article.body and "<div>" not in article.body
 
 
-def test_a_trafilatura_failure_falls_back_to_the_baseline(seed_page: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_trafilatura_failure_falls_back_to_readability(seed_page: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import pipeline.clean
 
     def broken(*args: object, **kwargs: object) -> None:
