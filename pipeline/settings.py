@@ -199,6 +199,8 @@ class Settings(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
     metrics_port: int = Field(0, ge=0, le=65535)  # 0: no Prometheus endpoint
+    # SIGTERM -> exit bound for the connector and each worker, even with Kafka/Elasticsearch unreachable.
+    shutdown_timeout_s: float = Field(30.0, gt=0, le=3600)
     kafka: KafkaSettings = KafkaSettings()
     es: ElasticSettings = ElasticSettings()
     stack: StackSettings = StackSettings()
