@@ -1,7 +1,7 @@
 """Process hygiene for a supervised service: die with the parent, bounded shutdown, pid files, run state.
 
 - :func:`die_with_parent` asks Linux to kill this process when its parent dies (``prctl(PR_SET_PDEATHSIG)``).
-  `newsflow run` passes its pid to each child in ``NEWSFLOW_RUN_PID``; every child (worker, connector) and every
+  `newsflow run` passes its pid to each child in ``_NEWSFLOW_RUN_PID``; every child (worker, connector) and every
   pool process they start calls it, so a ``kill -9`` of `run` (OOM killer, closed SSH session) leaves nothing.
 - :func:`arm_shutdown_deadline` bounds a graceful stop: after ``shutdown_timeout_s`` the process exits hard.
   That is safe because offsets are only committed for acknowledged work (at-least-once): whatever was in
@@ -35,7 +35,8 @@ __all__ = [
 
 log = get_logger(__name__)
 
-RUN_PID_ENV = "NEWSFLOW_RUN_PID"  # set by `newsflow run` for its children (not a setting: an internal handshake)
+# Set by `newsflow run` for its children. Not NEWSFLOW_*: it is an internal handshake, not a setting.
+RUN_PID_ENV = "_NEWSFLOW_RUN_PID"
 _PR_SET_PDEATHSIG = 1
 # SIGKILL, not SIGTERM: the supervisor is gone, so nobody would bound a graceful stop; a kill loses nothing
 # because no offset is committed and no feed item is marked seen before it was acknowledged.
@@ -76,7 +77,7 @@ def die_with_parent(owner_pid: int | None = None) -> bool:
 
 
 def die_with_run() -> None:
-    """In a child of `newsflow run` (``NEWSFLOW_RUN_PID`` set): die with it. Elsewhere: nothing."""
+    """In a child of `newsflow run` (``_NEWSFLOW_RUN_PID`` set): die with it. Elsewhere: nothing."""
     value = os.environ.get(RUN_PID_ENV)
     if value and value.isdigit():
         die_with_parent(int(value))
