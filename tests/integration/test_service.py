@@ -254,3 +254,154 @@ def test_sigterm_with_kafka_unreachable_ends_within_shutdown_timeout(
         if proc.poll() is None:
             proc.kill()
         _kill_all(_processes_of(tmp_path / "data"))
+
+
+class _Cuttable:
+    """A TCP relay to the real Elasticsearch that the test can cut: Elasticsearch "unreachable" without
+    stopping the shared node (after :meth:`cut`, connections are refused)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        import socket
+        import threading
+
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self.is_cut = False
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.is_cut:
+                client.close()
+                return
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: object, dst: object) -> None:
+        import socket
+
+        assert isinstance(src, socket.socket) and isinstance(dst, socket.socket)
+        try:
+            while (data := src.recv(65536)) and not self.is_cut:
+                dst.sendall(data)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def cut(self) -> None:
+        import socket
+
+        self.is_cut = True
+        self.listener.close()
+        with self._lock:
+            for conn in self.conns:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+
+
+def _committed(settings: Settings, topic: str, group: str) -> int:
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        committed = admin.list_group_offsets({group: parts}).get(group, {})
+        return sum(committed[tp].offset for tp in parts if committed.get(tp) is not None and committed[tp].offset > 0)
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def test_sigterm_with_elasticsearch_cut_ends_worker_in_time_committing_only_indexed(
+    stack: Settings, unique: str, tmp_path: Path
+) -> None:
+    from urllib.parse import urlsplit
+
+    from pipeline.schemas import ENRICHED_TOPIC
+    from pipeline.settings import load_settings
+    from tests.integration.test_sink import make_article
+
+    es = urlsplit(stack.es.url)
+    relay = _Cuttable((es.hostname or "127.0.0.1", es.port or 9200))
+    port = _PORTS["dead-kafka"] + 2
+    env = {**_env(tmp_path, unique, "es-cut", port), "NEWSFLOW_ES_URL": f"http://127.0.0.1:{relay.port}",
+           "NEWSFLOW_SHUTDOWN_TIMEOUT_S": "8", "NEWSFLOW_KAFKA_PARTITIONS": "2",
+           "NEWSFLOW_PIPELINE_OFFLOAD_PROCESSES": "0", "NEWSFLOW_PIPELINE_COMMIT_INTERVAL_S": "0.5",
+           "NEWSFLOW_SINK_BATCH_TIMEOUT_S": "0.2", "NEWSFLOW_SINK_INITIAL_BACKOFF_S": "0.2",
+           "NEWSFLOW_SINK_MAX_BACKOFF_S": "1"}
+    settings = load_settings(environ={k: v for k, v in env.items() if k.startswith("NEWSFLOW_")})
+    topic, group = settings.kafka.topic(ENRICHED_TOPIC), settings.pipeline.app_id
+    real = settings.model_copy(update={"es": settings.es.model_copy(update={"url": stack.es.url})})
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "worker", "--port", str(port)],
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def produce(first: int) -> None:
+        from kafka import KafkaProducer
+
+        producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all")
+        for n in range(first, first + 5):
+            article = make_article(n)
+            producer.send(topic, key=article.id.encode(), value=article.model_dump_json().encode())
+        producer.flush(timeout=30)
+        producer.close()
+
+    def count() -> int:
+        r = httpx.get(f"{stack.es.url}/{settings.es.alias}/_count", timeout=10)
+        return int(r.json()["count"]) if r.status_code == 200 else -1
+
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200:
+                    break
+            time.sleep(1)
+        else:
+            pytest.fail(f"worker never ready:\n{log.read_text()[-3000:]}")
+        produce(0)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (count() < 5 or _committed(real, topic, group) < 5):
+            httpx.post(f"{stack.es.url}/{settings.es.alias}/_refresh", timeout=10)
+            time.sleep(1)
+        assert count() == 5 and _committed(real, topic, group) == 5, log.read_text()[-3000:]
+
+        relay.cut()  # Elasticsearch unreachable from the worker from now on
+        produce(5)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and \
+                "newsflow_sink_elastic_waiting 1.0" not in httpx.get(f"http://127.0.0.1:{port}/metrics").text:
+            time.sleep(0.5)
+        ready = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=10)
+        assert ready.status_code == 503 and "elasticsearch unreachable" in ready.json()["reason"]
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        took = time.monotonic() - started
+        assert took <= 8 + 1.5, f"worker took {took:.1f}s to stop (shutdown_timeout_s 8)"
+        # Nothing Elasticsearch did not acknowledge was committed: the 5 new messages wait for the next worker.
+        assert count() == 5
+        assert _committed(real, topic, group) == 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        relay.cut()
+        _kill_all(_processes_of(tmp_path / "data"))
+        httpx.delete(f"{stack.es.url}/{settings.es.index_prefix}-*", timeout=30)
