@@ -23,7 +23,7 @@ from pipeline.settings import PROJECT_ROOT, Settings
 pytestmark = pytest.mark.integration
 
 # Ports of this suite: NEWSFLOW_PIPELINE_WEB_PORT=7000.. (the range reserved for these tests).
-_PORTS = {"kill": 7000, "restart": 7003, "head": 7006, "dead-kafka": 7009}
+_PORTS = {"kill": 7000, "restart": 7003, "head": 7006, "dead-kafka": 7009}  # +1 connector, +2 es-cut, +3..4 fail
 
 
 def _env(tmp_path: Path, unique: str, tag: str, port: int) -> dict[str, str]:
@@ -405,3 +405,23 @@ def test_sigterm_with_elasticsearch_cut_ends_worker_in_time_committing_only_inde
         relay.cut()
         _kill_all(_processes_of(tmp_path / "data"))
         httpx.delete(f"{stack.es.url}/{settings.es.index_prefix}-*", timeout=30)
+
+
+def test_a_child_that_keeps_failing_is_reported_with_its_last_error_line(
+    stack: Settings, unique: str, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    env = _env(tmp_path, unique, "fail", _PORTS["dead-kafka"] + 3)
+    missing = tmp_path / "no-such-feeds.yaml"
+    try:
+        out = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--workers", "1", "--progress-every", "1",
+                              "--feeds", str(missing)], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                             timeout=240, check=False)
+        assert out.returncode == 1, out.stdout[-3000:]
+        assert (f"connector keeps exiting (rc 1); giving up. Last error: newsflow: error: {missing}: feed list not "
+                f"found (log {data / 'logs' / 'connector.log'})") in out.stdout.splitlines(), out.stdout[-3000:]
+        assert _state(data) is None
+        assert not _wait_none_left(data, 5)
+    finally:
+        _kill_all(_processes_of(data))
+        _cleanup_es(stack, env)
