@@ -74,6 +74,7 @@ def test_run_brings_the_pipeline_up_over_the_demo_feeds(stack: Settings, unique:
         "NEWSFLOW_ES_INDEX_PREFIX": f"run-{unique}",
         "NEWSFLOW_ES_ALIAS": f"run-{unique}",
         "NEWSFLOW_LOG_FORMAT": "json",
+        "NEWSFLOW_PIPELINE_WEB_PORT": "7016",  # the children's ports: 7016..7018 (test_service.py has 7000..7015)
     }
     log_path = tmp_path / "run.log"
     with log_path.open("wb") as log:

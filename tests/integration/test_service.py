@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,8 +23,9 @@ from pipeline.settings import PROJECT_ROOT, Settings
 
 pytestmark = pytest.mark.integration
 
-# Ports of this suite: NEWSFLOW_PIPELINE_WEB_PORT=7000.. (the range reserved for these tests).
-_PORTS = {"kill": 7000, "restart": 7003, "head": 7006, "dead-kafka": 7009}  # +1 connector, +2 es-cut, +3..4 fail
+# Ports of this suite (the range 7000..7020 reserved for these tests). From "dead-kafka": +0 worker, +1 connector,
+# +2 es-cut, +3..4 fail, +5..6 kafka-stop; test_run.py uses 7016..7018.
+_PORTS = {"kill": 7000, "restart": 7003, "head": 7006, "dead-kafka": 7009}
 
 
 def _env(tmp_path: Path, unique: str, tag: str, port: int) -> dict[str, str]:
@@ -425,3 +427,72 @@ def test_a_child_that_keeps_failing_is_reported_with_its_last_error_line(
     finally:
         _kill_all(_processes_of(data))
         _cleanup_es(stack, env)
+
+
+@pytest.fixture()
+def private_kafka(stack: Settings) -> Iterator[Settings]:
+    """A Kafka broker of this test alone (ports 9192/9193), so that stopping it touches nobody else."""
+    import shutil
+    import uuid
+
+    from pipeline.settings import load_settings
+    from pipeline.stack.kafka import KafkaService
+
+    data_dir = stack.data_path / f"test-kafka-{uuid.uuid4().hex[:8]}"
+    settings = load_settings(environ={
+        "NEWSFLOW_DATA_DIR": str(data_dir),
+        "NEWSFLOW_STACK_CACHE_DIR": str(stack.cache_path),
+        "NEWSFLOW_STACK_KAFKA_PORT": "9192",
+        "NEWSFLOW_STACK_KAFKA_CONTROLLER_PORT": "9193",
+        "NEWSFLOW_STACK_KAFKA_HEAP": "256m",
+        "NEWSFLOW_KAFKA_BOOTSTRAP": "127.0.0.1:9192",
+    })
+    service = KafkaService(settings)
+    service.up()
+    try:
+        yield settings
+    finally:
+        service.down()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_sigterm_after_kafka_stopped_ends_worker_and_connector_within_timeout(
+    private_kafka: Settings, unique: str, tmp_path: Path
+) -> None:
+    from pipeline.stack.kafka import KafkaService
+
+    port = _PORTS["dead-kafka"] + 5
+    env = {**_env(tmp_path, unique, "kafka-stop", port), "NEWSFLOW_KAFKA_BOOTSTRAP": private_kafka.kafka.bootstrap,
+           "NEWSFLOW_SHUTDOWN_TIMEOUT_S": "8", "NEWSFLOW_KAFKA_PARTITIONS": "2",
+           "NEWSFLOW_PIPELINE_OFFLOAD_PROCESSES": "0"}
+    procs = {}
+    for command, p in (("worker", port), ("connector", port + 1)):
+        with (tmp_path / f"{command}.log").open("wb") as out:
+            procs[command] = subprocess.Popen([sys.executable, "-m", "pipeline.cli", command, "--port", str(p)],
+                                              env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        for command, p in (("worker", port), ("connector", port + 1)):
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and procs[command].poll() is None:
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"http://127.0.0.1:{p}/ready", timeout=5).status_code == 200:
+                        break
+                time.sleep(1)
+            else:
+                pytest.fail(f"{command} never ready:\n{(tmp_path / f'{command}.log').read_text()[-3000:]}")
+
+        KafkaService(private_kafka).down()  # Kafka stops under a running worker and connector
+        time.sleep(3)
+        assert all(p.poll() is None for p in procs.values())
+        started = time.monotonic()
+        for proc in procs.values():
+            proc.send_signal(signal.SIGTERM)
+        for command, proc in procs.items():
+            proc.wait(timeout=60)
+            took = time.monotonic() - started
+            assert took <= 8 + 1.5, f"{command} took {took:.1f}s to stop with Kafka stopped (shutdown_timeout_s 8)"
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+        _kill_all(_processes_of(tmp_path / "data"))
