@@ -150,7 +150,8 @@ class PipelineSettings(_Section):
 
     app_id: str = "newsflow"
     store: str = "memory://"  # rocksdb://  where rocksdict is installed (extra `rocksdb`)
-    web_port: int = Field(6066, ge=0, le=65535)  # Faust's web server; 0: off. Workers on one host: one port each
+    # A worker's /health /ready /metrics port (`run`: web_port+i for worker i, web_port+N for the connector); 0: off
+    web_port: int = Field(6066, ge=0, le=65535)
     offload_processes: int = Field(1, ge=0, le=64)  # 0: a thread instead of processes
     clean_concurrency: int = Field(2, ge=1, le=64)  # clean agent instances per worker (stateless stage)
     enrich_concurrency: int = Field(1, ge=1, le=64)  # enrich agent instances per worker
