@@ -138,7 +138,7 @@ class _Output:
             try:
                 self.echo(line)
             except OSError as exc:
-                if not isinstance(exc, BrokenPipeError) and exc.errno not in (errno.EPIPE, errno.EBADF):
+                if not isinstance(exc, BrokenPipeError) and exc.errno not in (errno.EPIPE, errno.EBADF, errno.EIO):
                     raise
                 self.closed = True
                 self.stop.set()
