@@ -216,6 +216,29 @@ def test_run_piped_into_head_ends_and_leaves_nothing(stack: Settings, unique: st
         _cleanup_es(stack, env)
 
 
+def test_run_whose_tee_died_still_stops_in_order_on_ctrl_c(stack: Settings, unique: str, tmp_path: Path) -> None:
+    # `make run 2>&1 | tee run.log`, then Ctrl-C: tee exits first, run then writes into a closed pipe.
+    data = tmp_path / "data"
+    env = _env(tmp_path, unique, "tee", _PORTS["head"])
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", "--progress-every", "1"], cwd=PROJECT_ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        proc.stdout.close()  # tee is gone
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 0
+        left = _wait_none_left(data, 5)
+        assert not left, f"left behind: {_describe(left)}"
+        assert _state(data) is None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _kill_all(_processes_of(data))
+        _cleanup_es(stack, env)
+
+
 @pytest.mark.parametrize("command", ["worker", "connector"])
 def test_sigterm_with_kafka_unreachable_ends_within_shutdown_timeout(
     stack: Settings, unique: str, tmp_path: Path, command: str
