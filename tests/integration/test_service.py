@@ -107,6 +107,17 @@ def _start_run(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
                                 cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
+def _wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 120) -> None:
+    """Until the process's /ready answers 200; fails the test when it exits or the time is up."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200:
+                return
+        time.sleep(1)
+    pytest.fail(f"{proc.args} never ready:\n{log.read_text()[-3000:]}")
+
+
 def _cleanup_es(stack: Settings, env: dict[str, str]) -> None:
     httpx.delete(f"{stack.es.url}/{env['NEWSFLOW_ES_INDEX_PREFIX']}-*", timeout=30)
 
@@ -393,14 +404,7 @@ def test_sigterm_with_elasticsearch_cut_ends_worker_in_time_committing_only_inde
         return int(r.json()["count"]) if r.status_code == 200 else -1
 
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200:
-                    break
-            time.sleep(1)
-        else:
-            pytest.fail(f"worker never ready:\n{log.read_text()[-3000:]}")
+        _wait_ready(port, proc, log)
         produce(0)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (count() < 5 or _committed(real, topic, group) < 5):
@@ -495,14 +499,7 @@ def test_sigterm_after_kafka_stopped_ends_worker_and_connector_within_timeout(
                                               env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         for command, p in (("worker", port), ("connector", port + 1)):
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and procs[command].poll() is None:
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"http://127.0.0.1:{p}/ready", timeout=5).status_code == 200:
-                        break
-                time.sleep(1)
-            else:
-                pytest.fail(f"{command} never ready:\n{(tmp_path / f'{command}.log').read_text()[-3000:]}")
+            _wait_ready(p, procs[command], tmp_path / f"{command}.log")
 
         KafkaService(private_kafka).down()  # Kafka stops under a running worker and connector
         time.sleep(3)
