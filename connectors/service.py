@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -24,6 +25,7 @@ from connectors.refresh import RefreshOutcome, refresh_feed
 from connectors.state import FeedState, StateStore
 from pipeline.logs import get_logger
 from pipeline.metrics import FEED_FETCHES, FEED_POLL_SECONDS, FEEDS_FAILING
+from pipeline.procs import die_with_parent
 from pipeline.settings import Settings
 
 __all__ = ["Connector", "PollSummary", "StopSignal"]
@@ -120,7 +122,9 @@ class Connector:
 
     def _new_parse_pool(self) -> ProcessPoolExecutor:
         # forkserver: the workers must not inherit the producer's threads and sockets.
-        return ProcessPoolExecutor(self.poll.parse_processes, mp_context=multiprocessing.get_context("forkserver"))
+        # Parse processes die with the connector (their parent is the fork server: the owner pid is checked).
+        return ProcessPoolExecutor(self.poll.parse_processes, mp_context=multiprocessing.get_context("forkserver"),
+                                   initializer=die_with_parent, initargs=(os.getpid(),))
 
     async def __aenter__(self) -> Connector:
         self.specs = self._load_specs()

@@ -132,8 +132,9 @@ def run_cmd(
 def worker_cmd(
     name: Annotated[str | None, typer.Option("--name", help="worker name: its local state dir (default from port)")]
     = None,
-    web_port: Annotated[int | None, typer.Option("--web-port", min=0, max=65535,
-                                                 help="Faust web port, 0 = off (default pipeline.web_port)")] = None,
+    port: Annotated[int | None, typer.Option("--port", "--web-port", min=0, max=65535,
+                                             help="/health, /ready, /metrics port, 0 = off (default "
+                                                  "pipeline.web_port); --web-port is the old name")] = None,
     concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, max=64,
                                                     help="clean agent instances (default pipeline.clean_concurrency)")]
     = None,
@@ -153,9 +154,9 @@ def worker_cmd(
                  if v is not None}
     if overrides:
         s = s.model_copy(update={"pipeline": s.pipeline.model_copy(update=overrides)})
-    port = s.pipeline.web_port if web_port is None else web_port
+    port = s.pipeline.web_port if port is None else port
     try:
-        run_worker(s, name=name or (f"w{port}" if port else f"w{os.getpid()}"), web_port=port,
+        run_worker(s, name=name or (f"w{port}" if port else f"w{os.getpid()}"), port=port,
                    metrics_port=metrics_port)
     except NewsflowError as exc:
         raise fail(str(exc)) from exc
@@ -349,7 +350,7 @@ def ingest_cmd(
 ) -> None:
     """Poll the feed list and publish new items to news.raw (`--once`; without it, like `newsflow connector`)."""
     if not once:
-        connector_cmd(feeds)
+        connector_cmd(feeds, port=None)
         return
     from connectors import poll_once
 
@@ -363,27 +364,19 @@ def ingest_cmd(
 
 
 @app.command("connector")
-def connector_cmd(feeds: FeedsOpt = None) -> None:
+def connector_cmd(
+    feeds: FeedsOpt = None,
+    port: Annotated[int | None, typer.Option("--port", min=0, max=65535,
+                                             help="/health, /ready, /metrics port (default: none)")] = None,
+) -> None:
     """Poll feeds continuously until SIGTERM/SIGINT, then flush the producer and save feed state."""
-    import asyncio
-    import signal
+    from connectors.process import run_connector_process
 
-    from connectors import run_connector
-    from pipeline.metrics import serve_metrics
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        summary = await run_connector(settings(), feeds, stop_event=stop)
-        _echo(summary.line())
-
-    serve_metrics(settings().metrics_port)
     try:
-        asyncio.run(main())
+        summary = run_connector_process(settings(), feeds, port=port)
     except NewsflowError as exc:
         raise fail(str(exc)) from exc
+    _echo(summary.line())
 
 
 # -- clean stage (clean helper) --------------------------------------------------------------------

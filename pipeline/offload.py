@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import multiprocessing
+import os
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 
 from pipeline.errors import NewsflowError
 from pipeline.logs import get_logger
+from pipeline.procs import die_with_parent
 
 __all__ = ["Offload", "OffloadedError"]
 
@@ -64,8 +66,10 @@ class Offload:
             if self.processes == 0:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsflow-offload")
             else:
+                # Pool processes die with the worker, even when it is killed with SIGKILL.
                 self._executor = ProcessPoolExecutor(
-                    max_workers=self.processes, mp_context=multiprocessing.get_context("spawn")
+                    max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=die_with_parent, initargs=(os.getpid(),),
                 )
             log.info("offload pool started", processes=self.processes)
         return self._executor

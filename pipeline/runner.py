@@ -6,8 +6,14 @@ Steps, in order:
  3. start N workers (`newsflow worker`) and one connector (`newsflow connector`) as child processes;
  4. every few seconds print progress: items published on news.raw, articles on news.enriched, documents
     searchable in Elasticsearch, and the ingest-to-index lag of the latest documents;
- 5. on Ctrl-C / SIGTERM, stop the connector first (it flushes its producer and saves feed state), then the
-    workers (they commit offsets), then the stack if step 1 started it.
+ 5. on Ctrl-C / SIGTERM / SIGHUP, or when the reader of its output goes away (``newsflow run | head``), stop
+    the connector first (it flushes its producer and saves feed state), then the workers (they commit
+    offsets), each within ``shutdown_timeout_s``, then the stack if step 1 started it.
+
+Supervision (docs/operations.md): children die with `run` (``prctl(PR_SET_PDEATHSIG)``, see
+:mod:`pipeline.procs`); pid files under ``<data_dir>/run/`` let the next `run` stop what a crashed one left;
+``<data_dir>/run/state.json`` describes the children (pid, port, restarts, state, last error) for
+`newsflow status`; each child serves ``/health``, ``/ready`` and ``/metrics`` on its own port.
 
 Children are separate processes so that a crash in one is visible (it is restarted, with a log line) and so
 that each worker has its own event loop and process pool, as it would in production.
@@ -15,21 +21,27 @@ that each worker has its own event loop and process pool, as it would in product
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
+from pipeline.errors import NewsflowError
 from pipeline.logs import get_logger
+from pipeline.procs import RUN_PID_ENV, last_error_line, write_json_atomic
 from pipeline.schemas import ENRICHED_TOPIC, RAW_TOPIC
 from pipeline.settings import Settings
 
@@ -53,36 +65,148 @@ class Progress:
                 f"searchable {self.documents_indexed} | ingest->index lag {lag}")
 
 
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
 @dataclass
 class _Child:
     name: str
     argv: list[str]
     env: dict[str, str]
     log_path: Path
+    pid_file: Path
+    port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    started_at: str | None = None
+    state: str = "stopped"
+    last_error: str | None = None
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         out = self.log_path.open("ab")
+        # Own session: a Ctrl-C in the terminal reaches `run` only, which stops the children in order.
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         out.close()
+        self.pid_file.write_text(f"{self.proc.pid}\n")
+        self.started_at = _now()
+        self.state = "running"
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, timeout_s: float) -> None:
-        if not self.alive():
-            return
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
+    def terminate(self) -> None:
+        if self.alive():
+            assert self.proc is not None
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self, timeout_s: float) -> None:
+        """After :meth:`terminate`: wait, then SIGKILL (the child's own deadline should have ended it)."""
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                log.warning("child did not stop in time; killing it", child=self.name, timeout_s=timeout_s)
+                self.proc.kill()
+                self.proc.wait()
+        self.state = "stopped"
+        with contextlib.suppress(OSError):
+            self.pid_file.unlink()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "pid": self.proc.pid if self.proc else None, "port": self.port,
+                "started_at": self.started_at, "restarts": self.restarts, "log": str(self.log_path),
+                "state": self.state, "last_error": self.last_error}
+
+
+@dataclass
+class _Output:
+    """The console of `run`: a closed stdout (``| head``, a dead ``tee``) stops the run, never aborts it."""
+
+    echo: Callable[[str], None]
+    stop: threading.Event
+    closed: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, line: str) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            try:
+                self.echo(line)
+            except OSError as exc:
+                if not isinstance(exc, BrokenPipeError) and exc.errno not in (errno.EPIPE, errno.EBADF, errno.EIO):
+                    raise
+                self.closed = True
+                self.stop.set()
+                _silence_stdout()
+                log.info("output closed by its reader; stopping")
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 (and fd 2 when it is the same pipe) at /dev/null, so later writes and exit flushes succeed."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
         try:
-            self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            log.warning("child did not stop in time; killing it", child=self.name, timeout_s=timeout_s)
-            self.proc.kill()
-            self.proc.wait()
+            same = os.path.samestat(os.fstat(1), os.fstat(2))
+        except OSError:
+            same = False
+        os.dup2(devnull, 1)
+        if same:
+            os.dup2(devnull, 2)
+    finally:
+        os.close(devnull)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _pid_in(pid_file: Path, *markers: str) -> int | None:
+    """The live pid in ``pid_file`` whose command line has every marker (a reused pid is not ours)."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    cmdline = _cmdline(pid)
+    return pid if cmdline and all(m in cmdline for m in markers) and pid != os.getpid() else None
+
+
+def _take_over(run_dir: Path, echo: Callable[[str], None], timeout_s: float) -> None:
+    """Refuse when another `run` owns ``run_dir``; stop children an earlier, crashed run left behind."""
+    from pipeline.stack.process import stop_pid
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    other = _pid_in(run_dir / "run.pid", " run")
+    if other is not None and ("newsflow" in _cmdline(other) or "pipeline.cli" in _cmdline(other)):
+        raise NewsflowError(f"newsflow run is already running (pid {other}, pid file {run_dir / 'run.pid'}); "
+                            f"stop it first (kill {other})")
+    for pid_file in sorted(run_dir.glob("*.pid")):
+        if pid_file.name == "run.pid":
+            continue
+        kind = "connector" if pid_file.stem == "connector" else "worker"
+        pid = _pid_in(pid_file, "pipeline.cli", kind)
+        if pid is not None:
+            killed = stop_pid(pid, timeout_s)
+            echo(f"{pid_file.stem}: stopped pid {pid} left by an earlier run" + (" (killed)" if killed else ""))
+        with contextlib.suppress(OSError):
+            pid_file.unlink()
+    (run_dir / "run.pid").write_text(f"{os.getpid()}\n")
+
+
+def _check_ports(children: list[_Child]) -> None:
+    from pipeline.stack.process import port_open
+
+    taken = [f"{c.name} port {c.port}" for c in children if c.port and port_open(c.port)]
+    if taken:
+        raise NewsflowError(f"ports in use by another program: {', '.join(taken)}; "
+                            f"set pipeline.web_port (NEWSFLOW_PIPELINE_WEB_PORT) to a free range")
 
 
 def _is_local(settings: Settings) -> bool:
@@ -146,65 +270,110 @@ def run_pipeline(
     progress_every_s: float = 5.0,
     stop_event: threading.Event | None = None,
 ) -> int:
-    """Run stack + connector + workers until SIGINT/SIGTERM (or ``stop_event``); return an exit code."""
+    """Run stack + connector + workers until SIGINT/SIGTERM/SIGHUP (or ``stop_event``); return an exit code."""
     from pipeline.index import ensure_index_template, run_with_client
     from pipeline.stack import services, stack_down, stack_up
     from pipeline.topics import ensure_topics
 
     stop = stop_event or threading.Event()
+    out = _Output(echo, stop)
+    run_dir = settings.data_path / "run"
+    grace_s = settings.shutdown_timeout_s + 5  # the children's own deadline, plus time to exit
+    _take_over(run_dir, out, grace_s)
+    started_at = _now()
+    state_file = run_dir / "state.json"
+    children: list[_Child] = []
     started_stack = False
-    # Servers that already answer are used as they are, whoever started them.
-    if _is_local(settings) and not all(svc.ready() for svc in services(settings)):
-        result = stack_up(settings)
-        started_stack = any(v.startswith("started") for v in result.values())
-        for name, what in result.items():
-            echo(f"{name}: {what}")
-    ensure_topics(settings)
-    run_with_client(settings.es, lambda es: ensure_index_template(es, settings))
+    stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal or SSH session closed
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in stop_signals}
 
-    exe = [sys.executable, "-m", "pipeline.cli"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    logs = settings.data_path / "logs"
-    children = [
-        _Child(f"worker-{i + 1}", [*exe, "worker", "--web-port", str(settings.pipeline.web_port + i)], env,
-               logs / f"worker-{i + 1}.log")
-        for i in range(workers)
-    ]
-    connector_argv = [*exe, "connector"] + (["--feeds", str(feeds_file)] if feeds_file else [])
-    children.append(_Child("connector", connector_argv, env, logs / "connector.log"))
+    def save_state() -> None:
+        write_json_atomic(state_file, {"pid": os.getpid(), "started_at": started_at,
+                                       "children": [c.as_dict() for c in children]})
 
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for child in children:
-        child.start()
-        echo(f"{child.name}: started (pid {child.proc.pid if child.proc else '?'}), log {child.log_path}")
-    echo(f"search with:  newsflow search 'NATO'   (Elasticsearch alias '{settings.es.alias}' at {settings.es.url})")
-    echo("Ctrl-C stops the connector, then the workers" + (", then the local stack." if started_stack else "."))
     code = 0
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.servers, client_id="newsflow-run-progress")
-    http = httpx.Client(base_url=settings.es.url, timeout=5.0)
+    consumer: KafkaConsumer | None = None
+    http: httpx.Client | None = None
     try:
+        # Servers that already answer are used as they are, whoever started them.
+        if _is_local(settings) and not all(svc.ready() for svc in services(settings)):
+            result = stack_up(settings)
+            started_stack = any(v.startswith("started") for v in result.values())
+            for name, what in result.items():
+                out(f"{name}: {what}")
+        ensure_topics(settings)
+        run_with_client(settings.es, lambda es: ensure_index_template(es, settings))
+
+        exe = [sys.executable, "-m", "pipeline.cli"]
+        # The children check this pid after arming their parent-death signal (pipeline.procs.die_with_run).
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", RUN_PID_ENV: str(os.getpid())}
+        logs = settings.data_path / "logs"
+        base = settings.pipeline.web_port
+
+        def port(i: int) -> int:
+            return base + i if base else 0
+
+        for i in range(workers):
+            name = f"worker-{i + 1}"
+            argv = [*exe, "worker", "--name", f"w{port(i) or i + 1}", "--port", str(port(i))]
+            children.append(_Child(name, argv, env, logs / f"{name}.log", run_dir / f"{name}.pid", port=port(i)))
+        connector_argv = [*exe, "connector", "--port", str(port(workers))]
+        connector_argv += ["--feeds", str(feeds_file)] if feeds_file else []
+        children.append(_Child("connector", connector_argv, env, logs / "connector.log", run_dir / "connector.pid",
+                               port=port(workers)))
+        _check_ports(children)
+        for child in children:
+            if stop.is_set():
+                break
+            child.start()
+            save_state()
+            where = f"http://127.0.0.1:{child.port}/health|ready|metrics" if child.port else "no port"
+            out(f"{child.name}: started (pid {child.proc.pid if child.proc else '?'}), {where}, log {child.log_path}")
+        out(f"search with:  newsflow search 'NATO'   (Elasticsearch alias '{settings.es.alias}' at {settings.es.url})")
+        out("Ctrl-C stops the connector, then the workers" + (", then the local stack." if started_stack else "."))
+        consumer = KafkaConsumer(bootstrap_servers=settings.kafka.servers, client_id="newsflow-run-progress")
+        http = httpx.Client(base_url=settings.es.url, timeout=5.0)
         while not stop.wait(progress_every_s):
             for child in children:
-                if not child.alive():
-                    rc = child.proc.returncode if child.proc else None
-                    if child.restarts >= _RESTART_LIMIT:
-                        echo(f"{child.name} keeps exiting (rc {rc}); giving up, see {child.log_path}")
-                        stop.set()
-                        code = 1
-                        break
-                    child.restarts += 1
-                    log.warning("child exited; restarting", child=child.name, rc=rc, log_file=str(child.log_path))
-                    child.start()
-            echo(read_progress(settings, consumer, http).line())
+                if child.alive() or child.state == "failed":
+                    continue
+                rc = child.proc.returncode if child.proc else None
+                child.last_error = last_error_line(child.log_path)
+                if child.restarts >= _RESTART_LIMIT:
+                    child.state = "failed"
+                    out(f"{child.name} keeps exiting (rc {rc}); giving up. Last error: {child.last_error or '-'} "
+                        f"(log {child.log_path})")
+                    stop.set()
+                    code = 1
+                    break
+                child.restarts += 1
+                child.state = "restarting"
+                log.warning("child exited; restarting", child=child.name, rc=rc, last_error=child.last_error,
+                            log_file=str(child.log_path))
+                child.start()
+            save_state()
+            if not stop.is_set():
+                out(read_progress(settings, consumer, http).line())
     finally:
-        echo("stopping: connector first (flush, save feed state), then workers (commit offsets)")
-        for child in sorted(children, key=lambda c: c.name != "connector"):
-            child.stop(timeout_s=60)
-        consumer.close()
-        http.close()
+        out("stopping: connector first (flush, save feed state), then workers (commit offsets)")
+        connector = [c for c in children if c.name == "connector"]
+        for group in (connector, [c for c in children if c.name != "connector"]):
+            for child in group:  # the workers stop in parallel: each within shutdown_timeout_s
+                child.terminate()
+            for child in group:
+                child.wait_stopped(grace_s)
+            if children:
+                save_state()
+        if consumer is not None:
+            consumer.close()
+        if http is not None:
+            http.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if started_stack:
             for name, what in stack_down(settings).items():
-                echo(f"{name}: {what}")
+                out(f"{name}: {what}")
+        for path in (state_file, run_dir / "run.pid"):
+            with contextlib.suppress(OSError):
+                path.unlink()
     return code

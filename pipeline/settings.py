@@ -150,7 +150,8 @@ class PipelineSettings(_Section):
 
     app_id: str = "newsflow"
     store: str = "memory://"  # rocksdb://  where rocksdict is installed (extra `rocksdb`)
-    web_port: int = Field(6066, ge=0, le=65535)  # Faust's web server; 0: off. Workers on one host: one port each
+    # A worker's /health /ready /metrics port (`run`: web_port+i for worker i, web_port+N for the connector); 0: off
+    web_port: int = Field(6066, ge=0, le=65535)
     offload_processes: int = Field(1, ge=0, le=64)  # 0: a thread instead of processes
     clean_concurrency: int = Field(2, ge=1, le=64)  # clean agent instances per worker (stateless stage)
     enrich_concurrency: int = Field(1, ge=1, le=64)  # enrich agent instances per worker
@@ -202,6 +203,8 @@ class Settings(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
     metrics_port: int = Field(0, ge=0, le=65535)  # 0: no Prometheus endpoint
+    # SIGTERM -> exit bound for the connector and each worker, even with Kafka/Elasticsearch unreachable.
+    shutdown_timeout_s: float = Field(30.0, gt=0, le=3600)
     kafka: KafkaSettings = KafkaSettings()
     es: ElasticSettings = ElasticSettings()
     stack: StackSettings = StackSettings()
