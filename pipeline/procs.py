@@ -6,21 +6,19 @@
 - :func:`arm_shutdown_deadline` bounds a graceful stop: after ``shutdown_timeout_s`` the process exits hard.
   That is safe because offsets are only committed for acknowledged work (at-least-once): whatever was in
   flight is redone by the next worker.
-- :func:`write_json_atomic`, pid files and :func:`last_error_line` serve `newsflow run`'s supervision.
+- :func:`pid_alive` and :func:`last_error_line` serve `newsflow run`'s supervision and `newsflow status`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import re
 import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 from pipeline.logs import get_logger
 
@@ -30,7 +28,7 @@ __all__ = [
     "die_with_parent",
     "die_with_run",
     "last_error_line",
-    "write_json_atomic",
+    "pid_alive",
 ]
 
 log = get_logger(__name__)
@@ -41,16 +39,6 @@ _PR_SET_PDEATHSIG = 1
 # SIGKILL, not SIGTERM: the supervisor is gone, so nobody would bound a graceful stop; a kill loses nothing
 # because no offset is committed and no feed item is marked seen before it was acknowledged.
 _DEATH_SIGNAL = signal.SIGKILL
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def die_with_parent(owner_pid: int | None = None) -> bool:
@@ -71,7 +59,7 @@ def die_with_parent(owner_pid: int | None = None) -> bool:
     if libc.prctl(_PR_SET_PDEATHSIG, int(_DEATH_SIGNAL), 0, 0, 0) != 0:
         log.warning("prctl(PR_SET_PDEATHSIG) failed", errno=ctypes.get_errno())
         return False
-    if owner_pid is not None and os.getppid() != owner_pid and not _alive(owner_pid):
+    if owner_pid is not None and os.getppid() != owner_pid and not pid_alive(owner_pid):
         os._exit(1)  # the owner died before the signal was armed
     return True
 
@@ -110,14 +98,6 @@ _deadline: threading.Timer | None = None
 _deadline_lock = threading.Lock()
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON so that a reader never sees a half-written file (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 _ERROR_LINE = re.compile(r'"level":\s*"(error|critical|exception)"|\b(ERROR|CRITICAL)\b|^\w+(\.\w+)*(Error|Exception)\b'
                          r"|\berror: ")
 
@@ -133,3 +113,20 @@ def last_error_line(log_path: Path, max_len: int = 300) -> str | None:
         if _ERROR_LINE.search(line):
             return line[:max_len]
     return lines[-1][:max_len]
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists and is not a zombie (exited, not yet reaped by its parent)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no procfs (not Linux): the signal test is all we have
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"

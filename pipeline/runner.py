@@ -32,7 +32,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -41,9 +40,11 @@ from kafka.errors import KafkaError
 
 from pipeline.errors import NewsflowError
 from pipeline.logs import get_logger
-from pipeline.procs import RUN_PID_ENV, last_error_line, write_json_atomic
+from pipeline.procs import RUN_PID_ENV, last_error_line
+from pipeline.runstate import ChildState, RunState, remove_run_state, write_run_state
 from pipeline.schemas import ENRICHED_TOPIC, RAW_TOPIC
 from pipeline.settings import Settings
+from pipeline.stack.process import cmdline
 
 __all__ = ["Progress", "run_pipeline"]
 
@@ -116,10 +117,12 @@ class _Child:
         with contextlib.suppress(OSError):
             self.pid_file.unlink()
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "pid": self.proc.pid if self.proc else None, "port": self.port,
-                "started_at": self.started_at, "restarts": self.restarts, "log": str(self.log_path),
-                "state": self.state, "last_error": self.last_error}
+    def as_state(self) -> ChildState:
+        assert self.proc is not None and self.started_at is not None
+        return ChildState.model_validate({
+            "name": self.name, "pid": self.proc.pid, "port": self.port, "started_at": self.started_at,
+            "restarts": self.restarts, "log": str(self.log_path), "state": self.state, "last_error": self.last_error,
+        })
 
 
 @dataclass
@@ -161,21 +164,14 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def _pid_in(pid_file: Path, *markers: str) -> int | None:
     """The live pid in ``pid_file`` whose command line has every marker (a reused pid is not ours)."""
     try:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    cmdline = _cmdline(pid)
-    return pid if cmdline and all(m in cmdline for m in markers) and pid != os.getpid() else None
+    command = cmdline(pid)
+    return pid if command and all(m in command for m in markers) and pid != os.getpid() else None
 
 
 def _take_over(run_dir: Path, echo: Callable[[str], None], timeout_s: float) -> None:
@@ -184,7 +180,7 @@ def _take_over(run_dir: Path, echo: Callable[[str], None], timeout_s: float) -> 
 
     run_dir.mkdir(parents=True, exist_ok=True)
     other = _pid_in(run_dir / "run.pid", " run")
-    if other is not None and ("newsflow" in _cmdline(other) or "pipeline.cli" in _cmdline(other)):
+    if other is not None and ("newsflow" in cmdline(other) or "pipeline.cli" in cmdline(other)):
         raise NewsflowError(f"newsflow run is already running (pid {other}, pid file {run_dir / 'run.pid'}); "
                             f"stop it first (kill {other})")
     for pid_file in sorted(run_dir.glob("*.pid")):
@@ -281,15 +277,16 @@ def run_pipeline(
     grace_s = settings.shutdown_timeout_s + 5  # the children's own deadline, plus time to exit
     _take_over(run_dir, out, grace_s)
     started_at = _now()
-    state_file = run_dir / "state.json"
     children: list[_Child] = []
     started_stack = False
     stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: the terminal or SSH session closed
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in stop_signals}
 
     def save_state() -> None:
-        write_json_atomic(state_file, {"pid": os.getpid(), "started_at": started_at,
-                                       "children": [c.as_dict() for c in children]})
+        write_run_state(settings, RunState.model_validate({
+            "pid": os.getpid(), "started_at": started_at,
+            "children": [c.as_state() for c in children if c.proc is not None],
+        }))
 
     code = 0
     consumer: KafkaConsumer | None = None
@@ -373,7 +370,7 @@ def run_pipeline(
         if started_stack:
             for name, what in stack_down(settings).items():
                 out(f"{name}: {what}")
-        for path in (state_file, run_dir / "run.pid"):
-            with contextlib.suppress(OSError):
-                path.unlink()
+        remove_run_state(settings)
+        with contextlib.suppress(OSError):
+            (run_dir / "run.pid").unlink()
     return code

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.errors import NewsflowError
+from pipeline.procs import pid_alive
 from pipeline.settings import Settings
 
 __all__ = ["ChildState", "RunState", "RunStateUnreadable", "pid_alive", "read_run_state", "remove_run_state",
@@ -77,23 +78,6 @@ def write_run_state(settings: Settings, state: RunState) -> Path:
 
 def remove_run_state(settings: Settings) -> None:
     run_state_path(settings).unlink(missing_ok=True)
-
-
-def pid_alive(pid: int) -> bool:
-    """True when a process with this pid exists and is not a zombie (exited, not yet reaped by its parent)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:  # no procfs (not Linux): the signal test is all we have
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def uptime_s(started_at: datetime, now: datetime) -> float:

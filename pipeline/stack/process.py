@@ -9,10 +9,10 @@ import socket
 import time
 from pathlib import Path
 
-__all__ = ["alive_pid", "dir_size", "port_open", "stop_pid", "tail"]
+__all__ = ["alive_pid", "cmdline", "dir_size", "port_open", "stop_pid", "tail"]
 
 
-def _cmdline(pid: int) -> str:
+def cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
@@ -29,9 +29,9 @@ def alive_pid(pid_file: Path, marker: str) -> int | None:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    cmdline = _cmdline(pid)
+    command = cmdline(pid)
     # An empty command line with a live /proc entry is a process between fork and exec.
-    if marker in cmdline or (not cmdline and _running(pid)):
+    if marker in command or (not command and _running(pid)):
         return pid
     with contextlib.suppress(OSError):
         pid_file.unlink()

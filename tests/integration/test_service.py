@@ -68,9 +68,9 @@ def _wait_none_left(data_dir: Path, within_s: float) -> list[int]:
 
 
 def _describe(pids: list[int]) -> str:
-    from pipeline.runner import _cmdline
+    from pipeline.stack.process import cmdline
 
-    return "; ".join(f"{p}: {_cmdline(p)}" for p in pids)
+    return "; ".join(f"{p}: {cmdline(p)}" for p in pids)
 
 
 def _kill_all(pids: list[int]) -> None:

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.procs import last_error_line, write_json_atomic
+from pipeline.procs import last_error_line
 
 
 def test_die_with_parent_exits_when_the_owner_is_already_gone() -> None:
@@ -59,11 +59,3 @@ def test_last_error_line_prefers_the_last_error(tmp_path: Path) -> None:
     assert last_error_line(log) == "ValueError: bad value"
     log.write_text("just a line\n")
     assert last_error_line(log) == "just a line"
-
-
-def test_write_json_atomic_leaves_no_temp_file(tmp_path: Path) -> None:
-    target = tmp_path / "run" / "state.json"
-    write_json_atomic(target, {"pid": 1})
-    write_json_atomic(target, {"pid": 2})
-    assert json.loads(target.read_text()) == {"pid": 2}
-    assert [p.name for p in target.parent.iterdir()] == ["state.json"]
