@@ -31,6 +31,7 @@ from kafka.errors import KafkaError
 
 from pipeline.logs import get_logger
 from pipeline.schemas import ENRICHED_TOPIC, RAW_TOPIC
+from pipeline.security import kafka_security_config
 from pipeline.settings import Settings
 
 __all__ = ["Progress", "run_pipeline"]
@@ -180,7 +181,8 @@ def run_pipeline(
     echo(f"search with:  newsflow search 'NATO'   (Elasticsearch alias '{settings.es.alias}' at {settings.es.url})")
     echo("Ctrl-C stops the connector, then the workers" + (", then the local stack." if started_stack else "."))
     code = 0
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.servers, client_id="newsflow-run-progress")
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.servers, client_id="newsflow-run-progress",
+                             **kafka_security_config(settings.kafka))
     http = httpx.Client(base_url=settings.es.url, timeout=5.0)
     try:
         while not stop.wait(progress_every_s):
