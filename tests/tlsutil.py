@@ -20,10 +20,14 @@ def _openssl(*args: str, cwd: Path) -> None:
 
 
 def make_pki(directory: Path, name: str = "node", key_password: str | None = None) -> Pki:
-    """A fresh CA plus a ``name`` certificate for localhost/127.0.0.1 (key encrypted when ``key_password``)."""
+    """A CA (made on the first call for ``directory``) and a ``name`` certificate it signed for localhost/127.0.0.1.
+
+    The key is PKCS#8, encrypted when ``key_password`` is given.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
-             "-subj", "/CN=newsflow-test-ca", cwd=directory)
+    if not (directory / "ca.crt").exists():
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+                 "-subj", "/CN=newsflow-test-ca", cwd=directory)
     key_args = ["-passout", f"pass:{key_password}"] if key_password else ["-nodes"]
     _openssl("req", "-newkey", "rsa:2048", *key_args, "-keyout", f"{name}.key", "-out", f"{name}.csr",
              "-subj", "/CN=localhost", cwd=directory)

@@ -14,12 +14,10 @@ evidence (see docs/security.md); on a node that can create keys it runs in full.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -35,6 +33,7 @@ from pipeline.cli import app
 from pipeline.settings import Settings
 from pipeline.stack import ElasticsearchService
 from pipeline.stack.process import port_open, tail
+from tests.childproc import die_with_parent, stop_group
 from tests.tlsutil import Pki, make_pki
 
 pytestmark = pytest.mark.integration
@@ -55,13 +54,6 @@ def _free_port_pair(start: int) -> tuple[int, int]:
         if not port_open(http) and not port_open(http + 100):
             return http, http + 100
     raise RuntimeError(f"no free port pair from {start}")
-
-
-def _child_setup() -> None:
-    # Runs in the child after it dropped root (a uid change clears the parent-death signal, so set it now):
-    # SIGKILL when pytest dies. The launcher's own server child exits when the launcher goes (its stdin closes).
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _as_user(settings: Settings) -> dict[str, object]:
@@ -118,15 +110,17 @@ def secure_node(stack: Settings) -> Iterator[SecureNode]:
         for key, value in es_settings.items():
             cmd += ["-E", f"{key}={value}"]
         out = (work / "node.out").open("wb")
+        # Foreground, stdin a pipe: the launcher's server child exits when the launcher goes (its stdin closes),
+        # and the launcher gets SIGKILL when pytest dies.
         proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True, preexec_fn=_child_setup,
+                                start_new_session=True, preexec_fn=die_with_parent,
                                 **as_user)  # type: ignore[call-overload]
         url = f"https://127.0.0.1:{http_port}"
         _wait_ready(proc, url, pki.ca_cert, work, timeout_s=300)
         yield SecureNode(url=url, pki=pki, other_ca=other.ca_cert)
     finally:
         if proc is not None:
-            _stop(proc)
+            stop_group(proc)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -147,27 +141,6 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, ca: Path, work: Path, t
                 return
         time.sleep(2)
     pytest.fail(f"secure Elasticsearch not ready after {timeout_s}s:\n{tail(work / 'node.out', 30)}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    # The launcher and the server JVM share the session started for them: stop the whole group.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    # The server is the launcher's child: make sure no member of the group is left.
-    for _ in range(100):
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.3)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _newsflow(args: list[str], env: dict[str, str]) -> tuple[int, str]:
