@@ -15,7 +15,7 @@ from pipeline.errors import PublishFailed
 from pipeline.logs import get_logger
 from pipeline.metrics import FEED_ITEMS_PUBLISHED, FEED_PUBLISH_ERRORS
 from pipeline.schemas import RAW_TOPIC, RawItem
-from pipeline.security import kafka_security_config
+from pipeline.security import kafka_failure_hint, kafka_security_config
 from pipeline.settings import Settings
 
 __all__ = ["PublishOutcome", "Publisher", "ensure_topic"]
@@ -29,7 +29,8 @@ def ensure_topic(settings: Settings, name: str) -> bool:
         admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers, client_id=settings.kafka.client_id,
                                  **kafka_security_config(settings.kafka))
     except KafkaError as exc:
-        raise PublishFailed(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}") from exc
+        raise PublishFailed(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}"
+                            f"{kafka_failure_hint(settings.kafka)}") from exc
     try:
         if name in admin.list_topics():
             return False
@@ -83,7 +84,8 @@ class Publisher:
         try:
             self._producer = KafkaProducer(**config)
         except KafkaError as exc:
-            raise PublishFailed(f"cannot start the Kafka producer ({settings.kafka.bootstrap}): {exc}") from exc
+            raise PublishFailed(f"cannot start the Kafka producer ({settings.kafka.bootstrap}): {exc}"
+                                f"{kafka_failure_hint(settings.kafka)}") from exc
 
     async def publish(self, items: list[RawItem]) -> PublishOutcome:
         """Send every item and wait for each acknowledgement without blocking the event loop."""

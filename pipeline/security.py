@@ -23,7 +23,7 @@ from typing import Any
 from pipeline.errors import SettingsError
 from pipeline.settings import KafkaSettings
 
-__all__ = ["faust_credentials", "kafka_security_config", "kafka_ssl_context"]
+__all__ = ["faust_credentials", "kafka_failure_hint", "kafka_security_config", "kafka_ssl_context"]
 
 
 def kafka_ssl_context(kafka: KafkaSettings) -> ssl.SSLContext | None:
@@ -79,3 +79,14 @@ def faust_credentials(kafka: KafkaSettings) -> Any:
     if "ssl_context" in config:
         return faust.SSLCredentials(config["ssl_context"])
     return None
+
+
+def kafka_failure_hint(kafka: KafkaSettings) -> str:
+    """Appended to "cannot reach Kafka" errors: kafka-python reports a refused login or TLS handshake only as a
+    bootstrap timeout, so say which security was in use (never the secrets)."""
+    if kafka.security_protocol == "PLAINTEXT":
+        return ""
+    how = " ".join(x for x in (kafka.security_protocol, kafka.sasl_mechanism, kafka.sasl_username and
+                               f"user {kafka.sasl_username}") if x)
+    return (f" [{how}: a refused login or TLS handshake also ends like this; check the credentials, "
+            "kafka.ssl_cafile and that the broker's listener speaks this protocol]")

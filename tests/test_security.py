@@ -24,7 +24,7 @@ from pipeline.app import create_app
 from pipeline.errors import SettingsError
 from pipeline.index import _client_kwargs
 from pipeline.logs import configure_logging, get_logger
-from pipeline.security import faust_credentials, kafka_security_config
+from pipeline.security import faust_credentials, kafka_failure_hint, kafka_security_config
 from pipeline.settings import load_settings
 from tests.tlsutil import Pki, make_pki
 
@@ -225,3 +225,10 @@ def test_no_kafka_client_is_built_without_the_security_config() -> None:
         # One use of the config per client construction (in the call, or in the dict the call unpacks).
         assert text.count("**kafka_security_config(settings.kafka)") >= n, path.name
     assert calls >= 4  # publisher (admin, producer), topics (admin), runner (progress consumer)
+
+
+def test_failure_hint_names_the_security_but_no_secret(pki: Pki) -> None:
+    assert kafka_failure_hint(load_settings(environ={}).kafka) == ""
+    hint = kafka_failure_hint(load_settings(environ=_secure_env(pki)).kafka)
+    assert "SASL_SSL SCRAM-SHA-512 user newsflow" in hint and "refused login" in hint
+    assert SASL_SECRET not in hint and KEY_SECRET not in hint

@@ -218,8 +218,11 @@ def test_wrong_password_is_refused_without_showing_it(broker: Broker, unique: st
     with pytest.raises(StackError) as err:
         ensure_topics(settings)
     assert time.monotonic() - started < 120
+    print(f"error shown: {err.value}")  # for the record in -s / -rP output
     assert wrong not in str(err.value)
     assert f"127.0.0.1:{broker.ports[mode.split('/')[0]]}" in str(err.value)
+    protocol, _, mechanism = mode.partition("/")
+    assert f"[{protocol} {mechanism} user " in str(err.value) and "refused login" in str(err.value)
 
 
 def test_ssl_without_client_certificate_is_refused(broker: Broker, unique: str) -> None:
@@ -227,5 +230,5 @@ def test_ssl_without_client_certificate_is_refused(broker: Broker, unique: str) 
                                       "NEWSFLOW_KAFKA_SECURITY_PROTOCOL": "SSL",
                                       "NEWSFLOW_KAFKA_SSL_CAFILE": str(broker.pki.ca_cert),
                                       "NEWSFLOW_KAFKA_TOPIC_PREFIX": f"sec-{unique}."})
-    with pytest.raises(StackError):
+    with pytest.raises(StackError, match=r"\[SSL: a refused login or TLS handshake"):
         ensure_topics(settings)
