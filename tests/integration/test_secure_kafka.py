@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ from kafka.errors import KafkaError
 
 from connectors.publisher import Publisher
 from pipeline.errors import StackError
-from pipeline.schemas import RAW_TOPIC, RawItem
+from pipeline.schemas import CLEAN_TOPIC, RAW_TOPIC, RawItem
 from pipeline.security import faust_credentials
 from pipeline.settings import Settings, load_settings
 from pipeline.stack import KafkaService
@@ -168,7 +170,7 @@ def _settings(broker: Broker, mode: str, unique: str, **extra: str) -> Settings:
     return load_settings(environ=env | extra)
 
 
-async def _consume(settings: Settings, topic: str, expected: int) -> list[bytes]:
+async def _consume(settings: Settings, topic: str, expected: int, timeout_s: float = 60) -> list[bytes]:
     # Exactly the keyword arguments Faust's aiokafka driver derives from broker_credentials.
     auth = credentials_to_aiokafka_auth(faust_credentials(settings.kafka))
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka.bootstrap, auto_offset_reset="earliest",
@@ -176,7 +178,7 @@ async def _consume(settings: Settings, topic: str, expected: int) -> list[bytes]
     await consumer.start()
     try:
         got: list[bytes] = []
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout_s
         while len(got) < expected and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=1000)
             got += [m.value for records in batch.values() for m in records if m.value is not None]
@@ -232,3 +234,55 @@ def test_ssl_without_client_certificate_is_refused(broker: Broker, unique: str) 
                                       "NEWSFLOW_KAFKA_TOPIC_PREFIX": f"sec-{unique}."})
     with pytest.raises(StackError, match=r"\[SSL: a refused login or TLS handshake"):
         ensure_topics(settings)
+
+
+FORWARD_APP = '''
+from pipeline.app import create_app
+from pipeline.settings import load_settings
+
+# newsflow's own app factory: broker_credentials come from the settings (NEWSFLOW_KAFKA_* of the environment).
+app = create_app(load_settings(), worker_name="secure-forward", web_port=0)
+
+
+@app.agent(app.raw_topic)
+async def forward(stream):
+    async for value in stream:
+        await app.clean_topic.send(value=value)
+'''
+
+
+async def test_faust_worker_over_sasl_ssl(broker: Broker, unique: str, tmp_path: Path) -> None:
+    """A real Faust worker made by pipeline.app.create_app consumes and produces over SASL_SSL + SCRAM-SHA-512."""
+    settings = _settings(broker, "SASL_SSL/SCRAM-SHA-512", unique)
+    found = ensure_topics(settings)
+    for _ in range(20):
+        if len(found) == 5:
+            break
+        await asyncio.sleep(0.5)
+        found = ensure_topics(settings)
+    (tmp_path / "secure_forward.py").write_text(FORWARD_APP)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")}
+    env |= {"NEWSFLOW_KAFKA_BOOTSTRAP": settings.kafka.bootstrap, "NEWSFLOW_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "NEWSFLOW_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "NEWSFLOW_KAFKA_SASL_USERNAME": "bob",
+            "NEWSFLOW_KAFKA_SASL_PASSWORD": USERS["bob"], "NEWSFLOW_KAFKA_SSL_CAFILE": str(broker.pki.ca_cert),
+            "NEWSFLOW_KAFKA_TOPIC_PREFIX": settings.kafka.topic_prefix, "NEWSFLOW_KAFKA_PARTITIONS": "2",
+            "NEWSFLOW_PIPELINE_APP_ID": f"secure-{unique}", "NEWSFLOW_DATA_DIR": str(tmp_path / "data"),
+            "PYTHONPATH": f"{tmp_path}{os.pathsep}{Path(__file__).resolve().parents[2]}"}
+    log_path = tmp_path / "worker.log"
+    worker = subprocess.Popen([sys.executable, "-m", "faust", "-A", "secure_forward", "worker", "-l", "info",
+                               "--without-web"], cwd=tmp_path, env=env, stdout=log_path.open("wb"),
+                              stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
+    try:
+        publisher = Publisher(settings, create_topic=False)
+        try:
+            item = RawItem(feed_url="https://feed.example/rss", link=f"https://feed.example/{unique}/faust")
+            outcome = await publisher.publish([item])
+        finally:
+            await asyncio.to_thread(publisher.close, 10.0)
+        assert outcome.acked == [item]
+        values = await _consume(settings, settings.kafka.topic(CLEAN_TOPIC), 1, timeout_s=180)
+        assert worker.poll() is None, tail(log_path, 40)
+        assert [RawItem.model_validate_json(v).link for v in values] == [item.link], tail(log_path, 40)
+    finally:
+        stop_group(worker, timeout_s=30)
+    assert USERS["bob"] not in log_path.read_text(errors="replace")
