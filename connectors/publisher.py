@@ -15,6 +15,7 @@ from pipeline.errors import PublishFailed
 from pipeline.logs import get_logger
 from pipeline.metrics import FEED_ITEMS_PUBLISHED, FEED_PUBLISH_ERRORS
 from pipeline.schemas import RAW_TOPIC, RawItem
+from pipeline.security import kafka_failure_hint, kafka_security_config
 from pipeline.settings import Settings
 
 __all__ = ["PublishOutcome", "Publisher", "ensure_topic"]
@@ -25,9 +26,11 @@ log = get_logger(__name__)
 def ensure_topic(settings: Settings, name: str) -> bool:
     """Create ``name`` with ``kafka.partitions`` partitions if it is missing; True when it was created."""
     try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers, client_id=settings.kafka.client_id)
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers, client_id=settings.kafka.client_id,
+                                 **kafka_security_config(settings.kafka))
     except KafkaError as exc:
-        raise PublishFailed(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}") from exc
+        raise PublishFailed(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}"
+                            f"{kafka_failure_hint(settings.kafka)}") from exc
     try:
         if name in admin.list_topics():
             return False
@@ -75,12 +78,14 @@ class Publisher:
             "max_request_size": 8 * 1024 * 1024,
             "retries": 2**31 - 1,
             "delivery_timeout_ms": 60_000,
+            **kafka_security_config(settings.kafka),
         }
         config.update(producer_config)
         try:
             self._producer = KafkaProducer(**config)
         except KafkaError as exc:
-            raise PublishFailed(f"cannot start the Kafka producer ({settings.kafka.bootstrap}): {exc}") from exc
+            raise PublishFailed(f"cannot start the Kafka producer ({settings.kafka.bootstrap}): {exc}"
+                                f"{kafka_failure_hint(settings.kafka)}") from exc
 
     async def publish(self, items: list[RawItem]) -> PublishOutcome:
         """Send every item and wait for each acknowledgement without blocking the event loop."""

@@ -20,6 +20,7 @@ from typing import Any
 import faust
 
 from pipeline.schemas import CLEAN_TOPIC, DEDUPED_TOPIC, DLQ_TOPIC, ENRICHED_TOPIC, RAW_TOPIC
+from pipeline.security import faust_credentials
 from pipeline.settings import Settings
 
 __all__ = ["NewsflowApp", "create_app"]
@@ -70,6 +71,7 @@ def create_app(settings: Settings, *, worker_name: str = "worker", web_port: int
     app = NewsflowApp(
         p.app_id,
         broker=[f"kafka://{server}" for server in settings.kafka.servers],
+        broker_credentials=faust_credentials(settings.kafka),
         store=p.store,
         datadir=str(datadir),
         autodiscover=False,

@@ -26,6 +26,7 @@ from pipeline.dlq import original_payload
 from pipeline.errors import NewsflowError, StackError
 from pipeline.logs import get_logger
 from pipeline.schemas import DLQ_REPLAYED_TOPIC, DLQ_TOPIC, DeadLetter, ReplayRecord
+from pipeline.security import kafka_security_config
 from pipeline.settings import Settings
 from pipeline.topic_reader import TopicReader
 from pipeline.topics import ensure_replayed_topic
@@ -192,7 +193,8 @@ def replay_letters(settings: Settings, *, stage: str | None = None, kind: str | 
         return result
     try:
         producer = KafkaProducer(bootstrap_servers=settings.kafka.servers,
-                                 client_id=f"{settings.kafka.client_id}-dlq-replay", acks="all", retries=5)
+                                 client_id=f"{settings.kafka.client_id}-dlq-replay", acks="all", retries=5,
+                                 **kafka_security_config(settings.kafka))
     except KafkaError as exc:
         raise StackError(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}") from exc
     try:

@@ -42,6 +42,7 @@ T = TypeVar("T")
 __all__ = [
     "TEMPLATE_FILE",
     "IndexSetup",
+    "api_error_reason",
     "build_template",
     "detect_text_analyzer",
     "ensure_index_template",
@@ -135,9 +136,24 @@ def run_with_client(es: ElasticSettings, fn: Callable[[AsyncElasticsearch], Awai
     return asyncio.run(go())
 
 
+def api_error_reason(exc: ApiError) -> str:
+    """The root cause of a refused request (a bad query: the parser's message; a 401: who was refused)."""
+    info = exc.info if isinstance(exc.info, dict) else {}
+    error = info.get("error", {}) if isinstance(info.get("error"), dict) else {}
+    for failure in error.get("failed_shards", []) or []:
+        reason = failure.get("reason", {})
+        cause = reason.get("caused_by") or reason
+        if cause.get("reason"):
+            return str(cause["reason"])
+    causes = error.get("root_cause") or []
+    if causes and causes[0].get("reason"):
+        return str(causes[0]["reason"])
+    return str(exc.message)
+
+
 def _translate(exc: Exception, what: str) -> SinkError:
     if isinstance(exc, ApiError) and exc.meta.status < 500 and exc.meta.status != 429:
-        return SinkError(f"{what}: Elasticsearch answered {exc.meta.status}: {exc.message}")
+        return SinkError(f"{what}: Elasticsearch answered {exc.meta.status}: {exc.message}: {api_error_reason(exc)}")
     return ElasticUnavailable(f"{what}: Elasticsearch unavailable: {exc}")
 
 

@@ -34,15 +34,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
+from elastic_transport import TransportError
+from elasticsearch import ApiError, Elasticsearch
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
 from pipeline.errors import NewsflowError
+from pipeline.index import make_client
 from pipeline.logs import get_logger
 from pipeline.procs import RUN_PID_ENV, last_error_line
 from pipeline.runstate import ChildState, RunState, remove_run_state, write_run_state
 from pipeline.schemas import ENRICHED_TOPIC, RAW_TOPIC
+from pipeline.security import kafka_security_config
 from pipeline.settings import Settings
 from pipeline.stack.process import cmdline
 
@@ -224,7 +227,7 @@ def _topic_total(consumer: KafkaConsumer, topic: str) -> int:
     return sum(consumer.end_offsets(tps).values()) if tps else 0
 
 
-def read_progress(settings: Settings, consumer: KafkaConsumer, http: httpx.Client) -> Progress:
+def read_progress(settings: Settings, consumer: KafkaConsumer, es: Elasticsearch) -> Progress:
     """What the pipeline has done so far, from the topics' end offsets and the index itself."""
     progress = Progress()
     try:
@@ -233,15 +236,11 @@ def read_progress(settings: Settings, consumer: KafkaConsumer, http: httpx.Clien
     except KafkaError as exc:
         log.debug("progress: kafka not answering", error=str(exc))
     try:
-        resp = http.get(f"/{settings.es.alias}/_count")
-        if resp.status_code == 200:
-            progress.documents_indexed = int(resp.json()["count"])
-        latest = http.post(f"/{settings.es.alias}/_search", json={
-            "size": 20, "sort": [{"indexed_at": "desc"}], "_source": ["ingested_at", "indexed_at"],
-        })
-        if latest.status_code == 200:
-            progress.lag_s = _median_lag([h["_source"] for h in latest.json()["hits"]["hits"]])
-    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        progress.documents_indexed = int(es.count(index=settings.es.alias)["count"])
+        latest = es.search(index=settings.es.alias, size=20, sort=[{"indexed_at": "desc"}],
+                           source=["ingested_at", "indexed_at"])
+        progress.lag_s = _median_lag([h["_source"] for h in latest["hits"]["hits"]])
+    except (TransportError, ApiError, ValueError, KeyError) as exc:  # not up yet, or no index yet
         log.debug("progress: elasticsearch not answering", error=str(exc))
     return progress
 
@@ -290,7 +289,7 @@ def run_pipeline(
 
     code = 0
     consumer: KafkaConsumer | None = None
-    http: httpx.Client | None = None
+    es: Elasticsearch | None = None
     try:
         # Servers that already answer are used as they are, whoever started them.
         if _is_local(settings) and not all(svc.ready() for svc in services(settings)):
@@ -328,8 +327,9 @@ def run_pipeline(
             out(f"{child.name}: started (pid {child.proc.pid if child.proc else '?'}), {where}, log {child.log_path}")
         out(f"search with:  newsflow search 'NATO'   (Elasticsearch alias '{settings.es.alias}' at {settings.es.url})")
         out("Ctrl-C stops the connector, then the workers" + (", then the local stack." if started_stack else "."))
-        consumer = KafkaConsumer(bootstrap_servers=settings.kafka.servers, client_id="newsflow-run-progress")
-        http = httpx.Client(base_url=settings.es.url, timeout=5.0)
+        consumer = KafkaConsumer(bootstrap_servers=settings.kafka.servers, client_id="newsflow-run-progress",
+                                 **kafka_security_config(settings.kafka))
+        es = make_client(settings.es)  # the cluster's TLS and credentials, like every other client
         while not stop.wait(progress_every_s):
             for child in children:
                 if child.alive() or child.state == "failed":
@@ -350,7 +350,7 @@ def run_pipeline(
                 child.start()
             save_state()
             if not stop.is_set():
-                out(read_progress(settings, consumer, http).line())
+                out(read_progress(settings, consumer, es).line())
     finally:
         out("stopping: connector first (flush, save feed state), then workers (commit offsets)")
         connector = [c for c in children if c.name == "connector"]
@@ -363,8 +363,8 @@ def run_pipeline(
                 save_state()
         if consumer is not None:
             consumer.close()
-        if http is not None:
-            http.close()
+        if es is not None:
+            es.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if started_stack:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 
 from pipeline.errors import SearchError
+from pipeline.index import api_error_reason as _reason
 from pipeline.settings import Settings
 
 __all__ = ["SEARCH_FIELDS", "Hit", "SearchResult", "build_search", "parse_since", "search_articles"]
@@ -167,21 +168,6 @@ def search_articles(es: Elasticsearch, settings: Settings, query: str, **options
         hits.append(Hit(id=raw["_id"], index=raw["_index"], score=raw.get("_score"), document=raw["_source"],
                         highlight=raw.get("highlight", {}), copies=int(copies)))
     return SearchResult(total=int(resp["hits"]["total"]["value"]), took_ms=int(resp["took"]), hits=hits)
-
-
-def _reason(exc: ApiError) -> str:
-    """The root cause of a refused search (for a bad query: the parser's message)."""
-    info = exc.info if isinstance(exc.info, dict) else {}
-    error = info.get("error", {}) if isinstance(info.get("error"), dict) else {}
-    for failure in error.get("failed_shards", []) or []:
-        reason = failure.get("reason", {})
-        cause = reason.get("caused_by") or reason
-        if cause.get("reason"):
-            return str(cause["reason"])
-    causes = error.get("root_cause") or []
-    if causes and causes[0].get("reason"):
-        return str(causes[0]["reason"])
-    return str(exc.message)
 
 
 def format_hit(n: int, hit: Hit) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from pipeline.errors import SettingsError
 
@@ -58,6 +58,36 @@ class KafkaSettings(_Section):
     client_id: str = "newsflow"
     # Prepended to every topic name (news.raw -> <prefix>news.raw): several pipelines, or tests, on one cluster.
     topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._\-]*$")
+    # Real clusters (docs/security.md): pipeline.security turns these into every client's configuration.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None  # None: the system trust store
+    ssl_certfile: str | None = None  # client certificate (mutual TLS); may hold the key too
+    ssl_keyfile: str | None = None
+    ssl_password: SecretStr | None = None  # of an encrypted client key
+    ssl_check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _check_security(self) -> KafkaSettings:
+        sasl = self.security_protocol.startswith("SASL_")
+        tls = self.security_protocol.endswith("SSL")
+        proto = f"security_protocol {self.security_protocol}"
+        if sasl:
+            missing = [k for k in ("sasl_mechanism", "sasl_username", "sasl_password") if not getattr(self, k)]
+            if missing:
+                raise ValueError(f"{proto} needs {', '.join(missing)}")
+        elif self.sasl_mechanism or self.sasl_username or self.sasl_password:
+            raise ValueError(f"sasl_* is set but {proto} does not use SASL (use SASL_PLAINTEXT or SASL_SSL)")
+        if not tls and (self.ssl_cafile or self.ssl_certfile or self.ssl_keyfile or self.ssl_password):
+            raise ValueError(f"ssl_* is set but {proto} does not use TLS (use SSL or SASL_SSL)")
+        if self.ssl_keyfile and not self.ssl_certfile:
+            raise ValueError("ssl_keyfile needs ssl_certfile (the client certificate)")
+        if self.ssl_password and not self.ssl_certfile:
+            raise ValueError("ssl_password needs ssl_certfile/ssl_keyfile (it decrypts the client key)")
+        _check_files(self, "ssl_cafile", "ssl_certfile", "ssl_keyfile")
+        return self
 
     def topic(self, name: str) -> str:
         """The full name of one of the topics in pipeline.schemas (RAW_TOPIC, ...)."""
@@ -89,12 +119,31 @@ class ElasticSettings(_Section):
     index_prefix: str = Field("news", pattern=r"^[a-z][a-z0-9_\-]*$")  # monthly indices news-YYYY.MM
     alias: str = Field("news", pattern=r"^[a-z][a-z0-9_\-]*$")  # the read alias
 
+    @model_validator(mode="after")
+    def _check_auth(self) -> ElasticSettings:
+        if self.api_key is not None and (self.username or self.password is not None):
+            raise ValueError("set api_key or username + password, not both")
+        if bool(self.username) != (self.password is not None):
+            raise ValueError("basic auth needs both username and password")
+        if self.ca_certs and not self.url.startswith("https://"):
+            raise ValueError(f"ca_certs is set but url {self.url} is not https://")
+        _check_files(self, "ca_certs")
+        return self
+
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:9200 (got {value!r})")
         return value.rstrip("/")
+
+
+def _check_files(section: BaseModel, *keys: str) -> None:
+    # Checked at start so a wrong path is one readable line, not a TLS error on the first connection.
+    for key in keys:
+        value = getattr(section, key)
+        if value and not Path(value).is_file():
+            raise ValueError(f"{key}: file not found: {value}")
 
 
 class StackSettings(_Section):
@@ -278,7 +327,10 @@ def _describe(exc: ValidationError, source: str) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        lines.append(f"{key}: {msg} (got {err.get('input')!r})" if "got" not in msg else f"{key}: {msg}")
+        # Never echo a secret back: not a section's whole input, not a password or key field's value.
+        secret = isinstance(err.get("input"), dict) or any(w in key for w in ("password", "api_key"))
+        lines.append(f"{key}: {msg} (got {err.get('input')!r})" if "got" not in msg and not secret
+                     else f"{key}: {msg}")
     return f"invalid settings ({source}): " + "; ".join(lines)
 
 

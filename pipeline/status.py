@@ -42,6 +42,7 @@ from pipeline.index import make_client
 from pipeline.logs import get_logger
 from pipeline.runstate import pid_alive, read_run_state, uptime_s
 from pipeline.schemas import ALERTS_TOPIC, CLEAN_TOPIC, DEDUPED_TOPIC, ENRICHED_TOPIC, RAW_TOPIC
+from pipeline.security import kafka_security_config
 from pipeline.settings import Settings
 from pipeline.topic_reader import TopicReader
 
@@ -102,7 +103,7 @@ def _stack(settings: Settings) -> dict[str, Any]:
 def _kafka(settings: Settings) -> dict[str, Any]:
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers, client_id=f"{settings.kafka.client_id}-status",
                              request_timeout_ms=10_000,
-                             bootstrap_timeout_ms=_CONNECT_TIMEOUT_MS)
+                             bootstrap_timeout_ms=_CONNECT_TIMEOUT_MS, **kafka_security_config(settings.kafka))
     try:
         cluster = admin.describe_cluster()
         brokers = len(cluster.get("brokers", [])) if isinstance(cluster, dict) else None
@@ -187,7 +188,7 @@ def _lag(settings: Settings, reader: TopicReader) -> dict[str, Any]:
     group = settings.pipeline.app_id
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers, client_id=f"{settings.kafka.client_id}-status",
                              request_timeout_ms=10_000,
-                             bootstrap_timeout_ms=_CONNECT_TIMEOUT_MS)
+                             bootstrap_timeout_ms=_CONNECT_TIMEOUT_MS, **kafka_security_config(settings.kafka))
     try:
         for attempt in range(3):
             try:

@@ -15,6 +15,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from pipeline.errors import StackError
+from pipeline.security import kafka_security_config
 from pipeline.settings import Settings
 
 __all__ = ["TopicReader"]
@@ -34,6 +35,7 @@ class TopicReader:
             self.consumer = KafkaConsumer(
                 bootstrap_servers=settings.kafka.servers,
                 client_id=f"{settings.kafka.client_id}-{purpose}",
+                **kafka_security_config(settings.kafka),
                 group_id=None,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",

@@ -22,6 +22,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from pipeline.errors import SettingsError, StackError
 from pipeline.logs import get_logger
 from pipeline.schemas import CLEAN_TOPIC, DEDUPED_TOPIC, DLQ_REPLAYED_TOPIC, DLQ_TOPIC, ENRICHED_TOPIC, RAW_TOPIC
+from pipeline.security import kafka_failure_hint, kafka_security_config
 from pipeline.settings import Settings
 
 __all__ = ["ensure_replayed_topic", "ensure_topics", "topic_layout"]
@@ -45,9 +46,11 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
     """
     layout = topic_layout(settings)
     try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers, client_id=settings.kafka.client_id)
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers, client_id=settings.kafka.client_id,
+                                 **kafka_security_config(settings.kafka))
     except KafkaError as exc:
-        raise StackError(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}") from exc
+        raise StackError(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}"
+                         f"{kafka_failure_hint(settings.kafka)}") from exc
     try:
         existing = set(admin.list_topics())
         missing = [
@@ -85,7 +88,8 @@ def ensure_replayed_topic(settings: Settings) -> str:
     """
     name = settings.kafka.topic(DLQ_REPLAYED_TOPIC)
     try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers, client_id=settings.kafka.client_id)
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers, client_id=settings.kafka.client_id,
+                                 **kafka_security_config(settings.kafka))
     except KafkaError as exc:
         raise StackError(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}") from exc
     try:

@@ -65,6 +65,6 @@ def test_missing_named_config_file_is_an_error(tmp_path: Path) -> None:
 
 
 def test_secrets_do_not_render() -> None:
-    s = load_settings(environ={"NEWSFLOW_ES_PASSWORD": "hunter2"})
+    s = load_settings(environ={"NEWSFLOW_ES_USERNAME": "elastic", "NEWSFLOW_ES_PASSWORD": "hunter2"})
     assert "hunter2" not in repr(s)
     assert s.es.password is not None and s.es.password.get_secret_value() == "hunter2"
