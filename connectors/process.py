@@ -35,7 +35,7 @@ def run_connector_process(settings: Settings, feeds_file: str | Path | None = No
             "kafka": kafka_check(settings),
             "elasticsearch": elasticsearch_check(settings),
             "producer": lambda: None if connected["producer"] else "producer not connected yet (creating news.raw)",
-        }).start()
+        }, host=settings.pipeline.web_host).start()
     serve_metrics(settings.metrics_port)
 
     async def main() -> PollSummary:

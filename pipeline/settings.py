@@ -201,6 +201,8 @@ class PipelineSettings(_Section):
     store: str = "memory://"  # rocksdb://  where rocksdict is installed (extra `rocksdb`)
     # A worker's /health /ready /metrics port (`run`: web_port+i for worker i, web_port+N for the connector); 0: off
     web_port: int = Field(6066, ge=0, le=65535)
+    # The address that port listens on: loopback on a shared host; 0.0.0.0 in a container, where probes come from outside
+    web_host: str = "127.0.0.1"
     offload_processes: int = Field(1, ge=0, le=64)  # 0: a thread instead of processes
     clean_concurrency: int = Field(2, ge=1, le=64)  # clean agent instances per worker (stateless stage)
     enrich_concurrency: int = Field(1, ge=1, le=64)  # enrich agent instances per worker

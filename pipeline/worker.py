@@ -122,7 +122,8 @@ def run_worker(settings: Settings, *, name: str = "worker", port: int | None = N
     if port:
         # Up before Kafka is: an orchestrator sees a live, not-ready worker while it waits for the broker.
         health = HealthServer(port, {"kafka": kafka_check(settings), "elasticsearch": elasticsearch_check(settings),
-                                     "partitions": lambda: "worker starting (no consumer yet)"})
+                                     "partitions": lambda: "worker starting (no consumer yet)"},
+                              host=settings.pipeline.web_host)
         health.start()
     topics = _wait_for_topics(settings)
     if topics is None:

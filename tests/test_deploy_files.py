@@ -36,8 +36,6 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 HEALTH_PORT = 8080
 DATA_DIR = "/var/lib/newsflow"
-# `--port` (/health, /ready, /metrics) on worker and connector is issue 9 point 4, built on a parallel branch.
-PENDING_OPTIONS = {("worker", "--port"), ("connector", "--port")}
 
 
 # -- parsing helpers ---------------------------------------------------------------------------------
@@ -187,11 +185,10 @@ def test_every_invoked_command_and_option_exists() -> None:
     for where, argv in invocations.items():
         command, missing = _missing_options(argv)
         roles.add(command)
-        assert missing <= PENDING_OPTIONS, f"{where}: {argv}: unknown {sorted(missing)}"
+        assert not missing, f"{where}: {argv}: unknown {sorted(missing)}"
     assert {"worker", "connector", "index setup"} <= roles
 
 
-@pytest.mark.xfail(reason="`--port` on worker/connector comes with issue 9 point 4 (parallel branch)", strict=False)
 def test_the_health_port_option_exists() -> None:
     for argv in (["worker", "--port", "8080"], ["connector", "--port", "8080"]):
         assert _missing_options(argv)[1] == set()
