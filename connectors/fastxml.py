@@ -119,9 +119,10 @@ def _finish(text: str | None, base: str | None = None) -> str:
     if base is not None and out:
         out = _urljoin(base, out)
     try:
-        out = out.encode("iso-8859-1").decode("utf-8")
+        repaired = out.encode("iso-8859-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
-        pass
+        repaired = out
+    out = repaired
     if _C1.search(out):
         out = out.translate(_cp1252)
     return out

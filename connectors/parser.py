@@ -20,7 +20,7 @@ from connectors.fastxml import decode_like_feedparser, feedparser_headers, read_
 from connectors.state import identity
 from connectors.xmlguard import refuse_hostile_xml
 from pipeline.canonical import canonical_url
-from pipeline.errors import FeedParseError, HostileXML, NotAFeed
+from pipeline.errors import FeedParseError, NotAFeed
 from pipeline.schemas import RawItem, utcnow
 
 __all__ = ["ParsedFeed", "parse_feed", "refuse_hostile_xml"]
