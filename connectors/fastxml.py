@@ -36,9 +36,10 @@ CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
 DC = "{http://purl.org/dc/elements/1.1/}"
 SY = "{http://purl.org/rss/1.0/modules/syndication/}"
 ATOM = "{http://www.w3.org/2005/Atom}"
-# Namespaces a document may declare and still take the fast path: feedparser's version detection
-# reacts to namespace declarations (RSS 1.0, Netscape RDF), so an unknown one steps aside.
-_NAMESPACES = frozenset({CONTENT[1:-1], DC[1:-1], SY[1:-1], ATOM[1:-1]})
+# Declaring these on the root changes feedparser's version (rss10 / rss090): step aside. Other declarations
+# only name prefixes; elements in them still meet the whitelist (which compares exact namespace URIs,
+# while feedparser lower-cases them: a differently cased URI steps aside too).
+_VERSION_NAMESPACES = frozenset({"http://purl.org/rss/1.0/", "http://my.netscape.com/rdf/simple/0.9/"})
 
 # element -> allowed attributes. Elements of an item that feedparser maps to a field we use, or that it
 # stores without side effects on those fields; each was checked against feedparser 6.0's handlers.
@@ -105,7 +106,7 @@ def read_decoded(data: bytes, base_url: str) -> FastFeed | None:
             return None
         if root.tag != "rss" or root.get("version") != "2.0" or set(root.attrib) != {"version"}:
             return None
-        if not _NAMESPACES.issuperset(u for u in root.nsmap.values()):
+        if any(uri.lower() in _VERSION_NAMESPACES for uri in root.nsmap.values()):
             return None
         base = make_safe_absolute_uri("", base_url) or make_safe_absolute_uri(base_url) or ""
         return _rss2(root, base)
