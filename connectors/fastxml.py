@@ -38,6 +38,8 @@ SY = "{http://purl.org/rss/1.0/modules/syndication/}"
 ATOM = "{http://www.w3.org/2005/Atom}"
 CONTENT_ENCODED, DC_DATE, DC_CREATOR = f"{CONTENT}encoded", f"{DC}date", f"{DC}creator"
 _AUTHORS = frozenset({"author", DC_CREATOR})
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+ATOM_FEED, ATOM_ENTRY, ATOM_LINK = f"{ATOM}feed", f"{ATOM}entry", f"{ATOM}link"
 # Declaring these on the root changes feedparser's version (rss10 / rss090): step aside. Other declarations
 # only name prefixes; elements in them still meet the whitelist (which compares exact namespace URIs,
 # while feedparser lower-cases them: a differently cased URI steps aside too).
@@ -106,12 +108,14 @@ def read_decoded(data: bytes, base_url: str) -> FastFeed | None:
         root = etree.fromstring(data, _PARSER)
         if root.getroottree().docinfo.doctype:  # feedparser rewrites DOCTYPEs (entities, RSS 0.91)
             return None
-        if root.tag != "rss" or root.get("version") != "2.0" or set(root.attrib) != {"version"}:
-            return None
         if any(uri.lower() in _VERSION_NAMESPACES for uri in root.nsmap.values()):
             return None
         base = make_safe_absolute_uri("", base_url) or make_safe_absolute_uri(base_url) or ""
-        return _rss2(root, base)
+        if root.tag == "rss" and root.get("version") == "2.0" and set(root.attrib) == {"version"}:
+            return _rss2(root, base)
+        if root.tag == ATOM_FEED and set(root.attrib) <= {XML_LANG}:
+            return _atom(root, base)
+        return None
     except (etree.LxmlError, ValueError, _StepAside):
         return None
 
@@ -301,3 +305,150 @@ def _author_detail(author: str) -> dict[str, str]:
     if author:
         detail["name"] = author
     return detail
+
+
+# Atom 1.0. Text constructs of type text or html only (xhtml, base64, src= and other types step aside).
+_A = {name: f"{ATOM}{name}" for name in ("id", "title", "link", "summary", "content", "published", "updated",
+                                           "author", "category", "name", "email", "uri", "subtitle", "generator",
+                                           "icon", "logo", "rights")}
+_TEXT_TYPES = {None: "text/plain", "text": "text/plain", "html": "text/html"}
+_CONTENT_TYPES = {"text": "text/plain", "html": "text/html", "xhtml": "application/xhtml+xml"}  # map_content_type
+_LINK_ATTRS = frozenset({"href", "rel", "type", "length", "title", "hreflang"})
+_ATOM_FEED_LEAVES: dict[str, frozenset[str]] = {
+    _A["title"]: frozenset({"type"}), _A["id"]: frozenset(), _A["updated"]: frozenset(),
+    _A["subtitle"]: frozenset({"type"}), _A["generator"]: frozenset({"uri", "version"}), _A["icon"]: frozenset(),
+    _A["logo"]: frozenset(), _A["rights"]: frozenset({"type"}),
+}
+_ATOM_ENTRY_LEAVES: dict[str, frozenset[str]] = {
+    _A["id"]: frozenset(), _A["title"]: frozenset({"type"}), _A["summary"]: frozenset({"type"}),
+    _A["content"]: frozenset({"type"}), _A["published"]: frozenset(), _A["updated"]: frozenset(),
+}
+_AUTHOR_PARTS = frozenset({_A["name"], _A["email"], _A["uri"]})
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+
+def _text_type(el: Any) -> str:
+    """feedparser's content type for an Atom text construct (type values are lower-cased, as feedparser does)."""
+    kind = el.get("type")
+    mapped = _TEXT_TYPES.get(kind.lower() if kind is not None else None)
+    if mapped is None:
+        raise _StepAside
+    return mapped
+
+
+def _atom_link(el: Any, base: str) -> tuple[str, str, str]:
+    """(rel, type, joined href) as _start_link sees them; a link without href steps aside (it would read text)."""
+    if len(el) or not _LINK_ATTRS.issuperset(el.attrib) or el.get("href") is None:
+        raise _StepAside
+    rel = (el.get("rel") or "alternate").lower()
+    kind = (el.get("type") or ("application/atom+xml" if rel == "self" else "text/html")).lower()
+    return rel, _CONTENT_TYPES.get(kind, kind), _urljoin(base, el.get("href"))
+
+
+def _atom_author(el: Any) -> str:
+    """The author's name, raw as _end_name keeps it; anything but one non-empty name (+ email, uri) steps aside."""
+    if el.attrib:
+        raise _StepAside
+    names = []
+    for tag, child in _children(el):
+        if tag not in _AUTHOR_PARTS or len(child) or child.attrib:
+            raise _StepAside
+        if tag == _A["name"]:
+            names.append((child.text or "").strip())
+    if len(names) != 1 or not names[0]:
+        raise _StepAside
+    return names[0]
+
+
+def _atom(root: Any, base: str) -> FastFeed:
+    meta: dict[str, Any] = {}
+    if lang := root.get(XML_LANG):
+        meta["language"] = lang.replace("_", "-")
+    seen: set[str] = set()
+    entries = []
+    for tag, child in _children(root):
+        if tag == ATOM_ENTRY:
+            entries.append(_atom_entry(child, base))
+        elif tag == ATOM_LINK:
+            _atom_link(child, base)
+        elif tag == _A["author"]:
+            _atom_author(child)
+        elif tag == _A["category"]:
+            if len(child) or (child.text and child.text.strip()) or not {"term", "scheme", "label"}.issuperset(
+                    child.attrib):
+                raise _StepAside
+        else:
+            allowed = _ATOM_FEED_LEAVES.get(tag)
+            if allowed is None or tag in seen or len(child) or not allowed.issuperset(child.attrib):
+                raise _StepAside
+            seen.add(tag)
+            if "type" in allowed:
+                _text_type(child)
+            if tag == _A["title"]:
+                meta["title"] = _finish(child.text)
+    return "atom10", meta, entries
+
+
+def _atom_entry(entry: Any, base: str) -> dict[str, Any]:
+    if entry.attrib:
+        raise _StepAside
+    e: dict[str, Any] = {}
+    seen: set[str] = set()
+    names: list[str] = []
+    tags: list[tuple[str | None, str | None, str | None]] = []
+    links: list[dict[str, str]] = []
+    link = summary = content = None
+    for tag, child in _children(entry):
+        if tag == ATOM_LINK:
+            rel, kind, href = _atom_link(child, base)
+            if rel == "enclosure":
+                links.append({"rel": rel, "href": href})
+            if rel == "alternate" and kind in _HTML_TYPES:
+                link = href  # _start_link overwrites: the last one wins
+        elif tag == _A["author"]:
+            names.append(_atom_author(child))
+        elif tag == _A["category"]:
+            if len(child) or (child.text and child.text.strip()) or not {"term", "scheme", "label"}.issuperset(
+                    child.attrib):
+                raise _StepAside
+            tag_key = (child.get("term"), child.get("scheme"), child.get("label"))
+            if any(tag_key) and tag_key not in tags:  # _add_tag skips empty and repeated tags
+                tags.append(tag_key)
+        else:
+            allowed = _ATOM_ENTRY_LEAVES.get(tag)
+            if allowed is None or tag in seen or len(child) or not allowed.issuperset(child.attrib):
+                raise _StepAside
+            seen.add(tag)
+            if tag == _A["id"]:
+                e["id"] = _finish(child.text, base)  # an id is joined like a permalink guid
+            elif tag == _A["title"]:
+                _text_type(child)
+                e["title"] = _finish(child.text)
+            elif tag == _A["summary"]:
+                _text_type(child)
+                summary = _finish(child.text)
+            elif tag == _A["content"]:
+                kind = _text_type(child)
+                content = _finish(child.text)
+                e["content"] = [{"type": kind, "value": content}]
+            elif tag == _A["published"]:
+                e["published"] = value = _finish(child.text)
+                e["published_parsed"] = _parse_date(value)
+            elif tag == _A["updated"]:
+                e["updated"] = value = _finish(child.text)
+                e["updated_parsed"] = _parse_date(value)
+    # The id stands in for a missing link (_end_guid); a summary element wins over the content copied into it.
+    if link is not None:
+        e["link"] = link
+    elif "id" in e:
+        e["link"] = e["id"]
+    if summary is not None:
+        e["summary"] = summary
+    elif content is not None:
+        e["summary"] = content
+    if "updated" not in e and "published" in e:
+        e["updated"], e["updated_parsed"] = e["published"], e["published_parsed"]
+    e["authors"] = [{"name": n} for n in names]
+    e["tags"] = [{"term": t[0]} for t in tags]
+    e["links"] = links
+    return e

@@ -112,3 +112,16 @@ def test_ordinary_rss_with_a_charset_takes_the_fast_path(name: str) -> None:
     assert read_fast(_fixture(name), URL, "application/rss+xml; charset=windows-1252") is not None
     # Without the charset the cp1252 bytes conflict with the declared utf-8: feedparser decides.
     assert read_fast(_fixture(name), URL, None) is None
+
+
+@pytest.mark.parametrize("name", ["wire.xml", "gazette.atom", "generated-rss", "generated-atom"])
+def test_ordinary_feeds_take_the_fast_path(name: str) -> None:
+    from pipeline.settings import PROJECT_ROOT
+    from tests.feedserver import make_items, render_feed
+
+    if name.startswith("generated-"):
+        body = render_feed(make_items(5), name.removeprefix("generated-"), ttl=30)
+    else:
+        body = (PROJECT_ROOT / "config" / "demo" / name).read_bytes()
+    assert read_fast(body, URL, "application/xml; charset=utf-8") is not None
+    assert_parity(body, "application/xml; charset=utf-8")
