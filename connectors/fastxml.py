@@ -21,6 +21,7 @@ construction rather than by testing alone:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from feedparser.datetimes import _parse_date
@@ -274,10 +275,16 @@ def _item(item: Any, base: str) -> dict[str, Any]:
                 terms.append(term)
     if guid_is_link and "link" not in e:
         e["link"] = e["id"]
-    # The last description wins as summary; content:encoded is copied when there is none.
-    if description is not None:
-        e["summary"] = description
-    elif content is not None:
+    # The description wins as summary; content:encoded is copied when there is none.
+    return _complete(e, description, content, authors, terms, links)
+
+
+def _complete(e: dict[str, Any], summary: str | None, content: str | None, authors: list[dict[str, str]],
+              terms: Sequence[str | None], links: list[dict[str, str]]) -> dict[str, Any]:
+    """The parts of an entry both formats finish alike."""
+    if summary is not None:
+        e["summary"] = summary
+    elif content is not None:  # _end_content copies text/html content into a missing summary
         e["summary"] = content
     # FeedParserDict falls back from updated to published.
     if "updated" not in e and "published" in e:
@@ -437,18 +444,9 @@ def _atom_entry(entry: Any, base: str) -> dict[str, Any]:
             elif tag == _A["updated"]:
                 e["updated"] = value = _finish(child.text)
                 e["updated_parsed"] = _parse_date(value)
-    # The id stands in for a missing link (_end_guid); a summary element wins over the content copied into it.
+    # The id stands in for a missing link (_end_guid); a summary element wins over the content.
     if link is not None:
         e["link"] = link
     elif "id" in e:
         e["link"] = e["id"]
-    if summary is not None:
-        e["summary"] = summary
-    elif content is not None:
-        e["summary"] = content
-    if "updated" not in e and "published" in e:
-        e["updated"], e["updated_parsed"] = e["published"], e["published_parsed"]
-    e["authors"] = [{"name": n} for n in names]
-    e["tags"] = [{"term": t[0]} for t in tags]
-    e["links"] = links
-    return e
+    return _complete(e, summary, content, [{"name": n} for n in names], [t[0] for t in tags], links)
