@@ -13,9 +13,10 @@ Rules (docs/feed-parsing.md): a DOCTYPE without internal subset is accepted (nei
 external DTDs); in an internal subset only *simple* internal general entities are accepted, i.e. a
 replacement text of at most :data:`MAX_ENTITY_CHARS` characters holding no ``&``, ``%`` or ``<``
 (it cannot refer to another entity, so it cannot grow: feedparser's own ``replace_doctype`` keeps the
-same kind). Refused: parameter entities, external (SYSTEM/PUBLIC) and unparsed entities, entities that
-refer to entities or hold markup, longer ones, ELEMENT/ATTLIST/NOTATION declarations (they change what
-parsers see, and feeds do not need them), and an internal subset the parser cannot read to its end.
+same kind). Refused: parameter entities (declared or referred to), external (SYSTEM/PUBLIC) and
+unparsed entities, entities that refer to entities or hold markup, longer ones, ELEMENT/ATTLIST/NOTATION
+declarations (they change what parsers see, and feeds do not need them), and an internal subset the
+parser cannot read to its end.
 """
 
 from __future__ import annotations
@@ -76,6 +77,16 @@ def _entity(name: str, is_parameter: int, value: str | None, _base: str | None, 
         raise _Refused(f"entity &{name}; is longer than {MAX_ENTITY_CHARS} characters")
 
 
+_DECLARATIONS = frozenset({"<!ENTITY", "<!ELEMENT", "<!ATTLIST", "<!NOTATION"})
+
+
+def _unreported(data: str) -> None:
+    if data.startswith("%"):
+        raise _Refused(f"the internal subset refers to parameter entity {data}")
+    if data in _DECLARATIONS:
+        raise _Refused(f"the internal subset has a declaration the parser skipped ({data})")
+
+
 def _declaration(kind: str):  # type: ignore[no-untyped-def]
     def refuse(*_args: object) -> None:
         raise _Refused(f"the internal subset declares {kind}")
@@ -103,6 +114,9 @@ def _check_prolog(data: bytes) -> str | None:
     parser.AttlistDeclHandler = _declaration("attributes")
     parser.NotationDeclHandler = _declaration("a notation")
     parser.StartElementHandler = root
+    # A reference to an undeclared parameter entity makes expat stop reporting the declarations after it
+    # (they reach the default handler as bare tokens instead), which would hide them: refuse both.
+    parser.DefaultHandler = _unreported
     try:
         parser.Parse(data, True)
     except _Root:

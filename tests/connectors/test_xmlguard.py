@@ -37,6 +37,9 @@ HOSTILE = {
                                       "<title>t</title>"),
     "long-entity": _rss(f'<!DOCTYPE rss [<!ENTITY a "{"x" * (MAX_ENTITY_CHARS + 1)}">]>', "<title>&a;</title>"),
     "unterminated-subset": _rss('<!DOCTYPE rss [<!ENTITY a "x"> <!ENTITY', "<title>t</title>"),
+    # After a reference to an undeclared parameter entity expat stops reporting declarations.
+    "undeclared-parameter-reference": _rss('<!DOCTYPE rss [%x; <!ENTITY b SYSTEM "file:///etc/passwd">]>',
+                                           "<title>&b;</title>"),
 }
 
 # Posts about XML: the declarations are in CDATA or escaped text, not in the prolog.
@@ -51,6 +54,8 @@ ACCEPTED = {
     "simple-entity": _rss('<!DOCTYPE rss [<!ENTITY id "tag:example.com,">]>',
                           "<guid>&id;2026:1</guid><title>t</title>"),
     "char-ref-entity": _rss('<!DOCTYPE rss [<!ENTITY rsquo "&#8217;">]>', "<title>don&rsquo;t</title>"),
+    "declarations-in-a-subset-comment": _rss('<!DOCTYPE rss [<!-- <!ENTITY x SYSTEM "y"> %p; -->]>',
+                                             "<title>t</title>"),
     "public-doctype": _rss('<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN" '
                            '"http://my.netscape.com/publish/formats/rss-0.91.dtd">', "<title>t</title>"),
     **MENTIONS,
