@@ -37,6 +37,8 @@ CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
 DC = "{http://purl.org/dc/elements/1.1/}"
 SY = "{http://purl.org/rss/1.0/modules/syndication/}"
 ATOM = "{http://www.w3.org/2005/Atom}"
+WFW = "{http://wellformedweb.org/CommentAPI/}"  # WordPress; feedparser stores these under keys we do not read
+SLASH = "{http://purl.org/rss/1.0/modules/slash/}"
 CONTENT_ENCODED, DC_DATE, DC_CREATOR = f"{CONTENT}encoded", f"{DC}date", f"{DC}creator"
 _AUTHORS = frozenset({"author", DC_CREATOR})
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -53,6 +55,7 @@ _ITEM: dict[str, frozenset[str]] = {
     "pubDate": frozenset(), "author": frozenset(), "category": frozenset(), "comments": frozenset(),
     "enclosure": frozenset({"url", "length", "type"}), f"{CONTENT}encoded": frozenset(),
     f"{DC}creator": frozenset(), f"{DC}date": frozenset(),
+    f"{WFW}commentRss": frozenset(), f"{WFW}comment": frozenset(), f"{SLASH}comments": frozenset(),
 }
 # Repeatable item elements; every other one may appear once (feedparser's rules for repeats vary).
 _ITEM_REPEATABLE = frozenset({"category", "enclosure", f"{DC}creator"})

@@ -24,10 +24,12 @@ NS = {
     "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
     "rss1": "http://purl.org/rss/1.0/",
     "x": "http://unknown.example/ns",
+    "wfw": "http://wellformedweb.org/CommentAPI/",
+    "slash": "http://purl.org/rss/1.0/modules/slash/",
     "xhtml": "http://www.w3.org/1999/xhtml",
 }
 DECLS = " ".join(f'xmlns:{p}="{u}"' for p, u in NS.items() if p not in ("rss1", "rdf", "xhtml"))
-PLAIN_DECLS = " ".join(f'xmlns:{p}="{NS[p]}"' for p in ("content", "dc", "sy", "atom"))
+PLAIN_DECLS = " ".join(f'xmlns:{p}="{NS[p]}"' for p in ("content", "dc", "sy", "atom", "wfw", "slash"))
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ def rss_item(draw: st.DrawFn, plain: bool) -> tuple[str, bool]:
         "comments": lambda: el("comments", draw(text_node(st.sampled_from(URLS)))),
         "content:encoded": lambda: el("content:encoded", draw(text_node())),
         "dc:date": lambda: el("dc:date", escape(draw(st.sampled_from(DATES)))),
+        "wfw:commentRss": lambda: el("wfw:commentRss", draw(text_node(st.sampled_from(URLS)))),
+        "slash:comments": lambda: el("slash:comments", draw(st.sampled_from(["0", "12", ""]))),
     }
     repeatable = {
         "category": lambda: el("category", draw(text_node())),
