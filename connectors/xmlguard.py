@@ -5,7 +5,7 @@ first element, so no entity is ever expanded and a post that merely *mentions* `
 CDATA or escaped text is never looked at. The prolog is read in every decoding a parser could apply:
 
 1. feedparser's (``convert_to_utf8``: BOM, XML declaration, HTTP charset), which is also the text the
-   lxml fast path parses;
+   lxml fast path parses, and the same after feedparser's ``replace_doctype`` (what its parser reads);
 2. the XML specification's own detection (appendix F): a BOM, or the zero-byte pattern of UTF-16 and
    UTF-32 without one, so a BOM-less UTF-16/32 document cannot hide its declarations from step 1.
 
@@ -22,7 +22,10 @@ parser cannot read to its end.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Callable
 from xml.parsers import expat
+
+from feedparser.api import replace_doctype
 
 from connectors.fastxml import decode_like_feedparser, feedparser_headers
 from pipeline.errors import HostileXML
@@ -87,7 +90,7 @@ def _unreported(data: str) -> None:
         raise _Refused(f"the internal subset has a declaration the parser skipped ({data})")
 
 
-def _declaration(kind: str):  # type: ignore[no-untyped-def]
+def _declaration(kind: str) -> Callable[..., None]:
     def refuse(*_args: object) -> None:
         raise _Refused(f"the internal subset declares {kind}")
     return refuse
@@ -144,6 +147,10 @@ def refuse_hostile_xml(body: bytes, *, feed_url: str, content_type: str | None =
     if decoded is None:
         decoded, _ = decode_like_feedparser(body, feedparser_headers(feed_url, content_type))
     texts = [decoded]
+    # feedparser rewrites the DOCTYPE by regular expression before its parser runs, and can pick up an
+    # entity declaration that the XML parser saw as a comment: read its rewritten prolog as well.
+    if (rewritten := replace_doctype(decoded)[1]) != decoded:
+        texts.append(rewritten)
     if (encoding := spec_decoding(body)) is not None:
         texts.append(body.decode(encoding, "replace").encode("utf-8"))
     for data in texts:

@@ -37,6 +37,9 @@ HOSTILE = {
                                       "<title>t</title>"),
     "long-entity": _rss(f'<!DOCTYPE rss [<!ENTITY a "{"x" * (MAX_ENTITY_CHARS + 1)}">]>', "<title>&a;</title>"),
     "unterminated-subset": _rss('<!DOCTYPE rss [<!ENTITY a "x"> <!ENTITY', "<title>t</title>"),
+    # feedparser's replace_doctype would resurrect this declaration from the comment and expand it.
+    "entity-in-a-subset-comment": _rss(f'\n<!DOCTYPE rss [\n<!--\n<!ENTITY a "{"x" * 1000}">\n-->\n]>',
+                                       "<title>&a;&a;</title>"),
     # After a reference to an undeclared parameter entity expat stops reporting declarations.
     "undeclared-parameter-reference": _rss('<!DOCTYPE rss [%x; <!ENTITY b SYSTEM "file:///etc/passwd">]>',
                                            "<title>&b;</title>"),
