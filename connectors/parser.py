@@ -1,7 +1,7 @@
 """Feed bytes -> list[RawItem]: RSS 0.9x/1.0/2.0 and Atom via feedparser, JSON Feed 1.0/1.1 by hand.
 
-"Not a feed" (an HTML page, garbage) and hostile XML (entity declarations, internal DTD subsets)
-become typed errors here, before feedparser ever sees the document.
+"Not a feed" (an HTML page, garbage) and hostile XML (see connectors/xmlguard.py) become typed errors
+here, before feedparser ever sees the document.
 """
 
 from __future__ import annotations
@@ -16,18 +16,17 @@ from typing import Any
 
 import feedparser
 
-from connectors.fastxml import read_fast
+from connectors.fastxml import decode_like_feedparser, feedparser_headers, read_decoded
 from connectors.state import identity
+from connectors.xmlguard import refuse_hostile_xml
 from pipeline.canonical import canonical_url
-from pipeline.errors import FeedParseError, HostileXML, NotAFeed
+from pipeline.errors import FeedParseError, NotAFeed
 from pipeline.schemas import RawItem, utcnow
 
 __all__ = ["ParsedFeed", "parse_feed", "refuse_hostile_xml"]
 
 # Seconds per sy:updatePeriod unit (RSS 1.0 syndication module).
 _SY_PERIOD = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400, "monthly": 30 * 86400, "yearly": 365 * 86400}
-_ENTITY_DECL = re.compile(rb"<!\s*ENTITY", re.IGNORECASE)
-_DOCTYPE_SUBSET = re.compile(rb"<!\s*DOCTYPE[^>\[]*\[", re.IGNORECASE)
 _HTML_START = re.compile(rb"<\s*(?:!doctype\s+html|html[\s>]|head[\s>]|body[\s>])", re.IGNORECASE)
 
 
@@ -43,23 +42,6 @@ class ParsedFeed:
     language: str | None = None
     item_count: int = 0  # items in the document, including those skipped as already seen
     published: list[datetime] = field(default_factory=list)  # every item's date, for the publishing cadence
-
-
-def refuse_hostile_xml(body: bytes, *, feed_url: str) -> None:
-    """Raise HostileXML for entity declarations or an internal DTD subset (billion laughs, XXE).
-
-    Feeds have no business declaring entities, so refusing them outright is safer than trying to
-    expand them under a limit. UTF-16 documents are checked after decoding.
-    """
-    sample = body
-    if body[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(body) > 3 and body[1:2] == b"\x00"):
-        try:
-            sample = body.decode("utf-16").encode("utf-8", "replace")
-        except UnicodeDecodeError:
-            sample = body.replace(b"\x00", b"")
-    if _ENTITY_DECL.search(sample) or _DOCTYPE_SUBSET.search(sample):
-        raise HostileXML("refused: the document declares entities or a DTD internal subset "
-                         "(entity expansion / external entity attack)", feed_url=feed_url)
 
 
 def _utc(parsed: time.struct_time | None) -> datetime | None:
@@ -100,6 +82,7 @@ def parse_feed(
     language: str | None = None,
     fetched_at: datetime | None = None,
     skip_ids: frozenset[str] = frozenset(),
+    fast_path: bool = True,
 ) -> ParsedFeed:
     """Parse one feed document into RawItems (CPU-bound: run it off the event loop).
 
@@ -111,17 +94,20 @@ def parse_feed(
         feed_name, tags, language: from the feed list entry; ``language`` wins over the feed's own.
         skip_ids: identities (:func:`connectors.state.identity`) already published: those entries are
             counted but not turned into RawItems, which is most of the work on a busy feed.
+        fast_path: False always uses feedparser (the reference, for parity tests and benchmarks).
 
     Raises:
-        HostileXML: entity declarations / DTD subset.
+        HostileXML: the prolog declares what connectors/xmlguard.py refuses (billion laughs, XXE).
         NotAFeed: an HTML page or anything that is not RSS, Atom or JSON Feed.
     """
     fetched_at = fetched_at or utcnow()
     stripped = body.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped[:1] in (b"{", b"["):
         return _parse_json_feed(stripped, feed_url, feed_name, tags or [], language, fetched_at, skip_ids)
-    refuse_hostile_xml(body, feed_url=feed_url)
-    fast = read_fast(body, base_url or feed_url)
+    # One decoding, feedparser's, for the guard and the fast path: both see the text feedparser would.
+    decoded, decided = decode_like_feedparser(body, feedparser_headers(base_url or feed_url, content_type))
+    refuse_hostile_xml(body, feed_url=feed_url, decoded=decoded)
+    fast = read_decoded(decoded, base_url or feed_url) if decided and fast_path else None
     if fast is not None:
         version, meta, entries = fast
     else:
@@ -158,9 +144,7 @@ def _feedparser(
     body: bytes, feed_url: str, base_url: str | None, content_type: str | None
 ) -> tuple[str, Any, list[Any]]:
     """The reference parser, for everything the strict fast path declines."""
-    headers = {"content-location": base_url or feed_url}
-    if content_type:
-        headers["content-type"] = content_type
+    headers = feedparser_headers(base_url or feed_url, content_type)
     try:
         # No sanitising: news.raw carries the feed's HTML as given; the clean stage treats it as untrusted.
         doc = feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
