@@ -50,7 +50,7 @@ def _wait(what: str, check: Callable[[], object], timeout_s: float, worker: Work
 def _cli(env: dict[str, str], *args: str) -> str:
     result = CliRunner().invoke(app, list(args), env=env)
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout  # logs (stderr) are not part of what the command prints
 
 
 def test_poison_dead_lettered_cause_fixed_replay_indexes_it(stack: Settings, unique: str, tmp_path: Path) -> None:

@@ -131,7 +131,7 @@ def test_reindex_while_searching_keeps_every_document(rig: tuple[Settings, dict[
         stop.set()
         searcher.join(timeout=30)
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output.strip().splitlines()[-1])
+    report = json.loads(result.stdout.strip().splitlines()[-1])
 
     assert failures == []
     assert len(totals) >= 5, totals  # searches really ran throughout

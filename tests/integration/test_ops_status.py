@@ -165,7 +165,7 @@ def _status(env: dict[str, str]) -> tuple[int, dict[str, Any], str]:
     result = CliRunner().invoke(app, ["status", "--json"], env=env)
     human = CliRunner().invoke(app, ["status"], env=env)
     assert human.exit_code == result.exit_code, human.output
-    return result.exit_code, json.loads(result.output.strip().splitlines()[-1]), human.output
+    return result.exit_code, json.loads(result.stdout.strip().splitlines()[-1]), human.output
 
 
 def test_status_reports_what_the_test_counted(rig: tuple[Settings, dict[str, str]]) -> None:
