@@ -28,6 +28,7 @@ __all__ = [
     "DEDUPED_TOPIC",
     "DLQ_TOPIC",
     "ENRICHED_TOPIC",
+    "INDEXED_TOPIC",
     "RAW_TOPIC",
     "AlertEvent",
     "CleanArticle",
@@ -45,6 +46,8 @@ DEDUPED_TOPIC = "news.deduped"
 ENRICHED_TOPIC = "news.enriched"
 DLQ_TOPIC = "news.dlq"
 ALERTS_TOPIC = "news.alerts"
+# EnrichedArticle JSON of what Elasticsearch acknowledged, key = story_id (the alerts agent's input).
+INDEXED_TOPIC = "news.indexed"
 
 
 def utcnow() -> datetime:
@@ -169,6 +172,7 @@ class AlertEvent(_Message):
     """One rule matched one story, on ``news.alerts``."""
 
     schema_version: Literal[1] = 1
+    alert_id: str = ""  # stable hash of (rule, story_id): receivers drop a rare repeat by it
     rule: str
     query: str
     article_id: str
@@ -178,3 +182,7 @@ class AlertEvent(_Message):
     source: str | None = None
     published_at: AwareDatetime | None = None
     matched_at: AwareDatetime = Field(default_factory=utcnow)
+    indexed_at: AwareDatetime | None = None  # when Elasticsearch acknowledged the article
+    fragments: list[str] = Field(default_factory=list)  # highlighted passages, matched terms in <em>
+    entities: list[str] = Field(default_factory=list)  # the article's top entities
+    copies: int = 1  # copies of the story indexed so far

@@ -1,0 +1,92 @@
+"""A generated corpus and generated rules for the alert tests and benchmark (deterministic from a seed)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from pipeline.schemas import EnrichedArticle, Entity
+
+_TEXT = ("energy truce ceasefire talks pipeline gas prices sanctions summit parliament minister election "
+         "vote budget deficit inflation bank rates drought harvest wheat exports ports shipping strike union "
+         "wages hospital nurses vaccine outbreak flood rescue bridge railway airport storm wildfire climate "
+         "emissions solar wind turbines battery mining copper lithium court ruling appeal verdict protest police "
+         "border refugees asylum treaty alliance defence missiles drones navy frigate satellite launch rocket "
+         "research university students teachers schools running runs ran negotiations negotiators negotiate")
+WORDS = _TEXT.split()
+PEOPLE = ("Mark Rutte", "Ursula von der Leyen", "Olena Petrenko", "James Whitfield", "Amara Okafor", "Kenji Sato")
+SOURCES = ("Reuters", "Meridian Wire", "Harbour Gazette", "Northfield Ledger", "Copperline")
+TAGS = ("world", "business", "science", "local")
+
+
+def corpus(n: int = 60, seed: int = 7, prefix: str = "a") -> list[EnrichedArticle]:
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    out = []
+    for i in range(n):
+        words = [rng.choice(WORDS) for _ in range(rng.randint(25, 70))]
+        people = rng.sample(PEOPLE, rng.randint(0, 2))
+        body = " ".join(words[:10]) + ". " + (f"{people[0]} said " if people else "") + " ".join(words[10:]) + "."
+        title = " ".join(w.capitalize() if k == 0 else w for k, w in enumerate(rng.sample(WORDS, 5)))
+        story = f"{prefix}s{i // 3 if i % 4 == 0 else i}"  # some stories have several copies
+        source = rng.choice(SOURCES)
+        out.append(EnrichedArticle(
+            id=f"{prefix}{i}", story_id=story, feed_url="http://feeds.example/rss", url=f"https://example.com/{prefix}{i}",
+            title=title, body=body, summary=" ".join(words[:12]), source=source,
+            source_domain=source.split()[0].lower() + ".example", language="en" if i % 7 else "fr",
+            ingested_at=now - timedelta(minutes=i), published_at=now - timedelta(minutes=i),
+            text_fingerprint=f"fp{prefix}{i}", word_count=len(words), tags=[TAGS[i % len(TAGS)]],
+            entities=[Entity(name=p, label="PERSON", count=1) for p in people], entity_names=people,
+        ))
+    return out
+
+
+def generated_queries(n: int, seed: int = 11) -> list[tuple[str, dict[str, object]]]:
+    """(query, filters) pairs covering words, phrases, boolean, field:value, wildcards, NOT and filters."""
+    rng = random.Random(seed)
+
+    def w() -> str:
+        return rng.choice(WORDS)
+
+    shapes = [
+        lambda: w(),
+        lambda: f"{w()} {w()}",
+        lambda: f'"{w()} {w()}"',
+        lambda: f"{w()} AND {w()}",
+        lambda: f"{w()} OR {w()}",
+        lambda: f"{w()} AND ({w()} OR {w()})",
+        lambda: f"{w()} AND NOT {w()}",
+        lambda: f"{w()} -{w()}",
+        lambda: f"NOT {w()}",
+        lambda: f"{w()} OR {w()} {w()}",
+        lambda: f"{w()} AND {w()} OR {w()}",
+        lambda: f"title:{w()}",
+        lambda: f"title:{w()} OR body:{w()}",
+        lambda: f"source:\"{rng.choice(SOURCES)}\" AND {w()}",
+        lambda: f"language:fr OR {w()}",
+        lambda: f"entity_names:\"{rng.choice(PEOPLE)}\"",
+        lambda: f"entity_names:\"{rng.choice(PEOPLE)}\" AND {w()}",
+        lambda: f"{w()[:4]}*",
+        lambda: f"{w()[:3]}* AND {w()}",
+        lambda: f"\"{rng.choice(PEOPLE)}\" {w()}",
+        lambda: f"({w()} OR {w()}) AND NOT ({w()} OR {w()})",
+        lambda: f"+{w()} {w()}",
+        lambda: f"{w()}^2 {w()}",
+        lambda: f"\"{w()} {w()}\"~3",
+        lambda: "negotiate",
+        lambda: "running",
+    ]
+    out: list[tuple[str, dict[str, object]]] = []
+    for i in range(n):
+        query = rng.choice(shapes)()
+        filters: dict[str, object] = {}
+        if i % 9 == 0:
+            filters["source"] = rng.choice(SOURCES)
+        if i % 11 == 0:
+            filters["language"] = "en"
+        if i % 13 == 0:
+            filters["tags"] = [rng.choice(TAGS)]
+        if i % 17 == 0:
+            filters["entity"] = rng.choice(PEOPLE)
+        out.append((query, filters))
+    return out
