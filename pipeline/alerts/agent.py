@@ -184,14 +184,18 @@ async def _alert_batch(events: Sequence[Any], settings: Settings, es: AsyncElast
     matches = await _match_until_done(matcher, es, settings, articles)
     fresh: list[Match] = []
     seen: set[str] = set()
+    repeats = 0
     for match in matches:
         key = table_key(match.rule.name, match.article.story_id)
         if key in seen or key in sent:
-            ALERT_MATCHES.labels("repeat").inc()
+            repeats += 1
             continue
         seen.add(key)
         fresh.append(match)
-        ALERT_MATCHES.labels("new").inc()
+    ALERT_MATCHES.labels("new").inc(len(fresh))
+    if repeats:
+        ALERT_MATCHES.labels("repeat").inc(repeats)
+        log.info("alert repeats suppressed", matches=repeats)  # a copy, a replay or a correction of a story
     if not fresh:
         return
     copies = await story_copies(es, settings.es.alias, sorted({m.article.story_id for m in fresh}))
