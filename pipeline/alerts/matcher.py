@@ -21,7 +21,18 @@ from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, TransportError
 
-from pipeline.alerts.query import ALWAYS, Cond, cond_terms, evaluate, presearch_condition
+from pipeline.alerts.query import (
+    ALWAYS,
+    KEYWORD_FIELDS,
+    PREFIX_LEN,
+    Cond,
+    anchors,
+    cond_terms,
+    evaluate,
+    keyword_term,
+    prefix_term,
+    presearch_condition,
+)
 from pipeline.alerts.rules import Rule
 from pipeline.logs import get_logger
 from pipeline.metrics import ALERT_CANDIDATES, ALERT_MATCH_SECONDS
@@ -58,6 +69,17 @@ def _doc(article: EnrichedArticle) -> dict[str, Any]:
             "summary": article.summary or "", "body": article.body or "", "entity_names": list(article.entity_names)}
 
 
+def _presearch_terms(article: EnrichedArticle, terms: frozenset[str]) -> frozenset[str]:
+    """The analysed terms, plus the keyword fields' exact values and the terms' prefixes (for wildcards)."""
+    extra = {prefix_term(t[:n]) for t in terms for n in range(PREFIX_LEN, len(t) + 1)}
+    doc = article.model_dump(include=KEYWORD_FIELDS)
+    for name, value in doc.items():
+        for v in value if isinstance(value, list) else [value]:
+            if v is not None:
+                extra.add(keyword_term(name, str(v)))
+    return terms | extra
+
+
 class Matcher:
     """The loaded rules with their presearch conditions; :meth:`match` finds a batch's (rule, article) pairs."""
 
@@ -66,10 +88,16 @@ class Matcher:
         self.conds: list[Cond] = [presearch_condition(r.query) for r in self.rules]
         self.msearch_chunk = msearch_chunk
         self._analysed: dict[str, frozenset[str]] = {}
+        # The inverted index: term -> rules filed under it; rules with no anchor are checked for every document.
+        self._postings: dict[str, list[int]] | None = None
+        self._unanchored: list[int] = []
+        self._posting_keys: frozenset[str] = frozenset()
 
     @property
     def always(self) -> int:
         """How many rules the presearcher cannot narrow (checked against every batch)."""
+        if self._postings is not None:
+            return len(self._unanchored)
         return sum(1 for c in self.conds if c is ALWAYS)
 
     async def _concrete_index(self, es: AsyncElasticsearch, alias: str) -> str | None:
@@ -100,11 +128,36 @@ class Matcher:
             chunk = missing[start:start + 1000]
             vectors = await self._term_vectors(es, index, [{"body": t} for t in chunk], ["body"])
             self._analysed.update(zip(chunk, vectors, strict=True))
+        if missing:
+            self._postings = None  # anchors depend on the analysed terms
+
+    def _index(self) -> dict[str, list[int]]:
+        if self._postings is None:
+            postings: dict[str, list[int]] = {}
+            self._unanchored = []
+            for n, cond in enumerate(self.conds):
+                terms = anchors(cond, self._analysed)
+                if terms is None:
+                    self._unanchored.append(n)
+                    continue
+                for term in terms:
+                    postings.setdefault(term, []).append(n)
+            self._postings = postings
+            self._posting_keys = frozenset(postings)
+        return self._postings
 
     def candidates(self, doc_terms: Sequence[frozenset[str]]) -> list[list[int]]:
-        """For each rule, the positions of the documents it could match."""
-        return [[n for n, terms in enumerate(doc_terms) if evaluate(cond, self._analysed, terms)]
-                for cond in self.conds]
+        """For each rule, the positions of the documents it could match (needs the rules' terms analysed)."""
+        postings = self._index()
+        out: list[list[int]] = [[] for _ in self.rules]
+        for n, terms in enumerate(doc_terms):
+            filed: set[int] = set(self._unanchored)
+            for term in terms & self._posting_keys:  # set intersection in C: documents have many terms
+                filed.update(postings[term])
+            for rule in filed:
+                if evaluate(self.conds[rule], self._analysed, terms):
+                    out[rule].append(n)
+        return out
 
     async def match(self, es: AsyncElasticsearch, alias: str, articles: Sequence[EnrichedArticle]) -> list[Match]:
         """The (rule, article) pairs among ``articles`` (already acknowledged by Elasticsearch).
@@ -119,7 +172,8 @@ class Matcher:
         if index is None:
             return []
         await self._analyse_rules(es, index)
-        doc_terms = await self._term_vectors(es, index, [_doc(a) for a in articles], DOC_FIELDS)
+        vectors = await self._term_vectors(es, index, [_doc(a) for a in articles], DOC_FIELDS)
+        doc_terms = [_presearch_terms(a, terms) for a, terms in zip(articles, vectors, strict=True)]
         per_rule = self.candidates(doc_terms)
         work = [(rule, [articles[n].id for n in positions])
                 for rule, positions in zip(self.rules, per_rule, strict=True) if positions]

@@ -23,11 +23,27 @@ from luqum.parser import parser
 
 from pipeline.errors import SearchError
 
-__all__ = ["ALWAYS", "Cond", "QuerySyntaxError", "cond_terms", "evaluate", "presearch_condition",
-           "syntax_error"]
+__all__ = ["ALWAYS", "Cond", "QuerySyntaxError", "anchors", "cond_terms", "evaluate", "keyword_term",
+           "prefix_term", "presearch_condition", "syntax_error"]
 
 # The default search fields and the text sub-fields, all analysed with newsflow_text.
 TEXT_FIELDS = frozenset({"title", "summary", "body", "subtitle", "entity_names.text"})
+# Keyword fields whose exact values the presearcher knows from the article (see keyword_term).
+KEYWORD_FIELDS = frozenset({"source", "source_domain", "language", "tags", "entity_names", "categories", "authors",
+                            "keywords"})
+# A wildcard term is filed under its literal prefix (at least this long, else it is checked for every document);
+# a document lists every prefix of this length or more of each of its terms.
+PREFIX_LEN = 3
+_WILDCARD = frozenset("*?")
+
+
+def keyword_term(field: str, value: str) -> str:
+    """How a keyword field's exact value appears among a document's presearch terms (never a real text term)."""
+    return f"\x00{field}={value}"
+
+
+def prefix_term(prefix: str) -> str:
+    return f"\x00prefix={prefix}"
 
 
 class QuerySyntaxError(SearchError):
@@ -113,8 +129,12 @@ def _node(node: Any, field: str | None) -> Cond:
         return _node(node.expr, field)
     if isinstance(node, tree.SearchField):
         name = node.name
+        if name in KEYWORD_FIELDS and isinstance(node.expr, (tree.Word, tree.Phrase)):
+            value = node.expr.value[1:-1] if isinstance(node.expr, tree.Phrase) else node.expr.value
+            if not any(ch in value for ch in "*?\\"):
+                return Cond("keyword", (keyword_term(name, value),))  # exact, case-sensitive: a term query
         if name not in TEXT_FIELDS:
-            return ALWAYS  # keyword, date and number fields: Elasticsearch decides
+            return ALWAYS  # other keyword, date and number fields: Elasticsearch decides
         return _node(node.expr, name)
     if isinstance(node, tree.Proximity):
         return _node(node.term, field)
@@ -122,8 +142,12 @@ def _node(node: Any, field: str | None) -> Cond:
         return _text(node.value[1:-1])
     if isinstance(node, tree.Word):
         value = node.value
-        if value in ("*", "_exists_") or any(ch in value for ch in "*?\\"):
+        if "\\" in value or value in ("*", "_exists_"):
             return ALWAYS
+        if any(ch in value for ch in _WILDCARD):
+            # Wildcards are not analysed, only lower-cased, and run against the indexed terms.
+            literal = value.lower()[:min(i for i, ch in enumerate(value) if ch in _WILDCARD)]
+            return Cond("prefix", (literal,)) if len(literal) >= PREFIX_LEN and literal.isalnum() else ALWAYS
         return _text(value)
     return ALWAYS  # Fuzzy, Regex, Range, Not/Prohibit alone, anything new
 
@@ -159,6 +183,36 @@ def evaluate(cond: Cond, analysed: dict[str, frozenset[str]], terms: frozenset[s
         needed = analysed.get(str(cond.parts[0]))
         # Unknown or analysed to nothing (a stop word): no constraint.
         return needed is None or needed <= terms
+    if cond.op == "keyword":
+        return str(cond.parts[0]) in terms
+    if cond.op == "prefix":
+        return prefix_term(str(cond.parts[0])) in terms
     if cond.op == "all":
         return all(evaluate(p, analysed, terms) for p in cond.parts if isinstance(p, Cond))
     return any(evaluate(p, analysed, terms) for p in cond.parts if isinstance(p, Cond))
+
+
+def anchors(cond: Cond, analysed: dict[str, frozenset[str]]) -> frozenset[str] | None:
+    """Terms of which a document must contain at least one for ``cond`` to hold; None when there are none.
+
+    The presearcher's inverted index files a rule under these terms only. From an "all", the child with the
+    fewest anchors (longer terms first: they tend to be rarer); from an "any", the union of its children's.
+    """
+    if cond.op == "always":
+        return None
+    if cond.op == "text":
+        needed = analysed.get(str(cond.parts[0]))
+        return frozenset({max(sorted(needed), key=len)}) if needed else None
+    if cond.op == "keyword":
+        return frozenset({str(cond.parts[0])})
+    if cond.op == "prefix":
+        return frozenset({prefix_term(str(cond.parts[0]))})
+    children = [anchors(p, analysed) for p in cond.parts if isinstance(p, Cond)]
+    if cond.op == "all":
+        known = [c for c in children if c is not None]
+        if not known:
+            return None
+        return min(known, key=lambda c: (len(c), -sum(map(len, c))))
+    if any(c is None for c in children):
+        return None
+    return frozenset().union(*[c for c in children if c is not None])

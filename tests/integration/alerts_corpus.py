@@ -41,12 +41,13 @@ def corpus(n: int = 60, seed: int = 7, prefix: str = "a") -> list[EnrichedArticl
     return out
 
 
-def generated_queries(n: int, seed: int = 11) -> list[tuple[str, dict[str, object]]]:
+def generated_queries(n: int, seed: int = 11, words: list[str] | None = None) -> list[tuple[str, dict[str, object]]]:
     """(query, filters) pairs covering words, phrases, boolean, field:value, wildcards, NOT and filters."""
     rng = random.Random(seed)
+    vocabulary = words or WORDS
 
     def w() -> str:
-        return rng.choice(WORDS)
+        return rng.choice(vocabulary)
 
     shapes = [
         lambda: w(),
@@ -90,3 +91,24 @@ def generated_queries(n: int, seed: int = 11) -> list[tuple[str, dict[str, objec
             filters["entity"] = rng.choice(PEOPLE)
         out.append((query, filters))
     return out
+
+
+def zipf_vocabulary(size: int = 20_000, seed: int = 3) -> list[str]:
+    """Distinct pseudo-words, most frequent first (news-like: a large vocabulary with a long tail)."""
+    rng = random.Random(seed)
+    words: list[str] = list(WORDS)
+    seen = set(words)
+    while len(words) < size:
+        word = "".join(rng.choice("bcdfghjklmnprstvz") + rng.choice("aeiou") for _ in range(rng.randint(2, 4)))
+        if word not in seen:
+            seen.add(word)
+            words.append(word)
+    return words
+
+
+def zipf_text(rng: random.Random, vocabulary: list[str], weights: list[float], words: int) -> str:
+    return " ".join(rng.choices(vocabulary, weights=weights, k=words))
+
+
+def zipf_weights(vocabulary: list[str]) -> list[float]:
+    return [1.0 / (rank + 1) ** 1.05 for rank in range(len(vocabulary))]

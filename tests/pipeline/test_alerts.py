@@ -13,7 +13,7 @@ import pytest
 from pipeline.alerts.digest import Digests
 from pipeline.alerts.matcher import Match, rule_search
 from pipeline.alerts.present import alert_event, alert_id, email_bodies, slack_body, webhook_body
-from pipeline.alerts.query import ALWAYS, evaluate, presearch_condition
+from pipeline.alerts.query import ALWAYS, anchors, evaluate, presearch_condition
 from pipeline.alerts.rules import Channels, Rule, load_rules, save_rules
 from pipeline.errors import SettingsError
 from pipeline.schemas import EnrichedArticle, Entity
@@ -50,8 +50,13 @@ def _possible(query: str, terms: set[str]) -> bool:
     ("a OR b c", {"a", "b"}, False),
     ("a NOT b", {"a", "b"}, True),  # NOT is Elasticsearch's to decide
     ("NOT a", set(), True),
-    ("ener*", set(), True),
-    ("source:Reuters", set(), True),  # keyword fields: Elasticsearch decides
+    ("ener*", {"\x00prefix=ener"}, True),  # a document lists its terms' prefixes (see _presearch_terms)
+    ("ener*", {"\x00prefix=ene"}, False),
+    ("en*", set(), True),  # too short a prefix to narrow
+    ("source:Reuters", {"\x00source=Reuters"}, True),  # keyword fields: exact values
+    ("source:Reuters", {"\x00source=reuters", "reuters"}, False),
+    ('entity_names:"Mark Rutte" OR nato', {"nato"}, True),
+    ("published_at:[now-1d TO now]", set(), True),  # other fields: Elasticsearch decides
     ("title:energy", {"oil"}, False),
     ("energy~ truce", {"truce"}, True),
     ("a AND (", set(), True),  # luqum cannot read it: always a candidate
@@ -62,7 +67,17 @@ def test_presearch_is_conservative_lucene_reading(query: str, terms: set[str], p
 
 def test_unreadable_or_match_all_queries_always_candidates() -> None:
     assert presearch_condition("*") is ALWAYS
-    assert presearch_condition("entity_names:\"Mark Rutte\"") is ALWAYS
+    assert presearch_condition("entity_names:Mark*") is ALWAYS
+    assert presearch_condition("a\\:b") is ALWAYS
+
+
+def test_anchors_file_a_rule_under_few_terms() -> None:
+    analysed = {w: frozenset({w}) for w in ("nato", "ukraine", "kiev", "a", "energy")}
+    assert anchors(presearch_condition("NATO AND (Ukraine OR Kiev)"), {k.upper() if k == "nato" else k.capitalize(): v
+                                                                     for k, v in analysed.items()}) == {"nato"}
+    assert anchors(presearch_condition("a OR energy"), analysed) == {"a", "energy"}
+    assert anchors(presearch_condition("a OR ener*"), analysed) == {"a", "\x00prefix=ener"}
+    assert anchors(presearch_condition("NOT a"), analysed) is None
 
 
 def test_rule_search_is_search_request_plus_ids() -> None:
