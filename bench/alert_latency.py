@@ -180,7 +180,8 @@ class Stage:
         import httpx
 
         es = self.settings.es.url
-        httpx.delete(f"{es}/ab-{self.run_id}-*", timeout=30)
+        for index in httpx.get(f"{es}/ab-{self.run_id}-*", params={"allow_no_indices": "true"}, timeout=30).json():
+            httpx.delete(f"{es}/{index}", timeout=30)  # by name: the node refuses wildcard deletes
         httpx.delete(f"{es}/_index_template/ab-{self.run_id}-template", timeout=30)
         admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka.servers)
         try:
@@ -250,7 +251,8 @@ async def _match(n_rules: int, n_articles: int) -> dict[str, Any]:
         return {"rules": n_rules, "articles": n_articles, "batch": batch, "articles_per_s": round(n_articles / took, 1),
                 "matches": matches, "unnarrowed_rules": matcher.always, "rules_load_s": round(prepare_s, 2)}
     finally:
-        await es.options(ignore_status=404).indices.delete(index=f"ab-{run_id}-*")
+        for index in await es.indices.get(index=f"ab-{run_id}-*", allow_no_indices=True):
+            await es.indices.delete(index=index)  # by name: the node refuses wildcard deletes
         await es.options(ignore_status=404).indices.delete_index_template(name=f"ab-{run_id}-template")
         await es.close()
 

@@ -191,7 +191,7 @@ class AlertSettings(_Section):
     reload_interval_s: float = Field(2.0, gt=0, le=3600)  # how often a worker checks the rules file for changes
     batch_size: int = Field(200, ge=1, le=10_000)  # indexed articles matched together (one _msearch round)
     batch_timeout_s: float = Field(0.2, gt=0, le=60)
-    msearch_chunk: int = Field(500, ge=1, le=10_000)  # candidate rules per _msearch request
+    msearch_chunk: int = Field(200, ge=1, le=1000)  # candidate rules verified by one search (named clauses)
     top_entities: int = Field(5, ge=0, le=50)  # entities shown in an alert
     max_attempts: int = Field(4, ge=1, le=20)  # per channel and alert, then news.dlq (stage alert)
     initial_backoff_s: float = Field(0.5, gt=0, le=600)

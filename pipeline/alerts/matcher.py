@@ -4,9 +4,11 @@
    documents, so the index's own analyzer: stemming where it is ``english``), and so do the terms of each
    rule's words and phrases (cached). A rule whose :func:`~pipeline.alerts.query.presearch_condition` cannot
    hold for a document is not asked about it.
-2. Verify: every candidate rule runs as the exact request ``newsflow search`` builds
-   (:func:`pipeline.search.build_search`, with the rule's filters), restricted to its candidate ids, in
-   ``_msearch`` requests. Elasticsearch's answer is the match, so a rule means what a search means.
+2. Verify: the candidate rules' queries, each exactly the query ``newsflow search`` builds
+   (:func:`pipeline.search.build_search`, with the rule's filters), run as named clauses of one search per
+   ``alerts.msearch_chunk`` rules, restricted to the batch's ids, all in one ``_msearch``; each hit's
+   ``matched_queries`` names the rules it matches. Elasticsearch's answer is the match, so a rule means what a
+   search means. :meth:`Matcher.highlight` then fetches the fragments of the (few) new alerts.
 
 The articles must be searchable: :meth:`Matcher.match` refreshes the read alias first (the sink acknowledged
 them, the periodic refresh may not have run yet).
@@ -15,7 +17,7 @@ them, the periodic refresh may not have run yet).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +26,6 @@ from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, Transport
 from pipeline.alerts.query import (
     ALWAYS,
     KEYWORD_FIELDS,
-    PREFIX_LEN,
     Cond,
     anchors,
     cond_terms,
@@ -69,9 +70,10 @@ def _doc(article: EnrichedArticle) -> dict[str, Any]:
             "summary": article.summary or "", "body": article.body or "", "entity_names": list(article.entity_names)}
 
 
-def _presearch_terms(article: EnrichedArticle, terms: frozenset[str]) -> frozenset[str]:
-    """The analysed terms, plus the keyword fields' exact values and the terms' prefixes (for wildcards)."""
-    extra = {prefix_term(t[:n]) for t in terms for n in range(PREFIX_LEN, len(t) + 1)}
+def _presearch_terms(article: EnrichedArticle, terms: frozenset[str], prefix_lengths: Sequence[int]) -> frozenset[str]:
+    """The analysed terms, plus the keyword fields' exact values and the terms' prefixes of the lengths the rules'
+    wildcards have."""
+    extra = {prefix_term(t[:n]) for t in terms for n in prefix_lengths if len(t) >= n}
     doc = article.model_dump(include=KEYWORD_FIELDS)
     for name, value in doc.items():
         for v in value if isinstance(value, list) else [value]:
@@ -83,7 +85,7 @@ def _presearch_terms(article: EnrichedArticle, terms: frozenset[str]) -> frozens
 class Matcher:
     """The loaded rules with their presearch conditions; :meth:`match` finds a batch's (rule, article) pairs."""
 
-    def __init__(self, rules: Sequence[Rule], *, msearch_chunk: int = 500) -> None:
+    def __init__(self, rules: Sequence[Rule], *, msearch_chunk: int) -> None:
         self.rules = list(rules)
         self.conds: list[Cond] = [presearch_condition(r.query) for r in self.rules]
         self.msearch_chunk = msearch_chunk
@@ -92,6 +94,8 @@ class Matcher:
         self._postings: dict[str, list[int]] | None = None
         self._unanchored: list[int] = []
         self._posting_keys: frozenset[str] = frozenset()
+        self._prefixes: list[Cond] | None = None
+        self._queries: dict[str, dict[str, Any]] = {}
 
     @property
     def always(self) -> int:
@@ -130,6 +134,25 @@ class Matcher:
             self._analysed.update(zip(chunk, vectors, strict=True))
         if missing:
             self._postings = None  # anchors depend on the analysed terms
+
+    def _query(self, rule: Rule) -> dict[str, Any]:
+        """The rule's search query, built once (rules do not change; a new rules file makes a new Matcher)."""
+        query = self._queries.get(rule.name)
+        if query is None:
+            query = self._queries[rule.name] = rule_search(rule)["query"]
+        return query
+
+    def _prefix_conds(self) -> list[Cond]:
+        if self._prefixes is None:
+            found: list[Cond] = []
+            todo = list(self.conds)
+            while todo:
+                cond = todo.pop()
+                if cond.op == "prefix":
+                    found.append(cond)
+                todo += [p for p in cond.parts if isinstance(p, Cond)]
+            self._prefixes = found
+        return self._prefixes
 
     def _index(self) -> dict[str, list[int]]:
         if self._postings is None:
@@ -173,37 +196,76 @@ class Matcher:
             return []
         await self._analyse_rules(es, index)
         vectors = await self._term_vectors(es, index, [_doc(a) for a in articles], DOC_FIELDS)
-        doc_terms = [_presearch_terms(a, terms) for a, terms in zip(articles, vectors, strict=True)]
+        lengths = sorted({len(str(c.parts[0])) for c in self._prefix_conds()})
+        doc_terms = [_presearch_terms(a, terms, lengths) for a, terms in zip(articles, vectors, strict=True)]
         per_rule = self.candidates(doc_terms)
         work = [(rule, [articles[n].id for n in positions])
                 for rule, positions in zip(self.rules, per_rule, strict=True) if positions]
         ALERT_CANDIDATES.inc(len(work))
         await es.indices.refresh(index=alias)
         by_id = {a.id: a for a in articles}
-        matches: list[Match] = []
-        for first in range(0, len(work), self.msearch_chunk):
-            chunk = work[first:first + self.msearch_chunk]
-            searches: list[dict[str, Any]] = []
-            for rule, ids in chunk:
-                body = rule_search(rule, ids=ids, limit=len(ids))
-                for key in ("sort", "track_total_hits", "track_scores"):
-                    body.pop(key, None)
-                body["_source"] = False
-                searches += [{"index": alias}, body]
-            resp = await es.msearch(searches=searches)
-            for (rule, _ids), answer in zip(chunk, resp["responses"], strict=True):
-                if "error" in answer:
-                    # A rule Elasticsearch refuses (it passed validation against another version, say):
-                    # it cannot match anything, which is what `newsflow search` would show too.
-                    log.warning("alert rule refused by elasticsearch", rule=rule.name,
-                                error=str(answer["error"])[:300])
-                    continue
-                for hit in answer["hits"]["hits"]:
-                    article = by_id.get(hit["_id"])
-                    if article is not None:
-                        matches.append(Match(rule, article, hit.get("highlight", {})))
+        pairs: list[tuple[Rule, str]] = []
+        chunks = [work[first:first + self.msearch_chunk] for first in range(0, len(work), self.msearch_chunk)]
+        searches: list[dict[str, Any]] = []
+        for chunk in chunks:
+            searches += [{"index": alias}, _verify_body(chunk, self._query)]
+        resp = await es.msearch(searches=searches) if searches else {"responses": []}
+        for chunk, answer in zip(chunks, resp["responses"], strict=True):
+            if "error" in answer:
+                pairs += await self._verify_one_by_one(es, alias, chunk)
+                continue
+            for hit in answer["hits"]["hits"]:
+                for name in hit.get("matched_queries", []):
+                    pairs.append((chunk[int(name)][0], hit["_id"]))
+        matches = [Match(rule, by_id[doc_id]) for rule, doc_id in pairs if doc_id in by_id]
         ALERT_MATCH_SECONDS.observe(time.perf_counter() - start)
         return matches
+
+    async def _verify_one_by_one(self, es: AsyncElasticsearch, alias: str,
+                                 chunk: list[tuple[Rule, list[str]]]) -> list[tuple[Rule, str]]:
+        """A chunk Elasticsearch refused: each rule alone, so one bad rule cannot silence the others."""
+        resp = await es.msearch(searches=[x for item in chunk for x in ({"index": alias}, _verify_body([item]))])
+        pairs: list[tuple[Rule, str]] = []
+        for (rule, _ids), answer in zip(chunk, resp["responses"], strict=True):
+            if "error" in answer:
+                # It cannot match anything, which is what `newsflow search` shows for it too.
+                log.warning("alert rule refused by elasticsearch", rule=rule.name, error=str(answer["error"])[:300])
+                continue
+            pairs += [(rule, hit["_id"]) for hit in answer["hits"]["hits"]]
+        return pairs
+
+    async def highlight(self, es: AsyncElasticsearch, alias: str, matches: Sequence[Match]) -> list[Match]:
+        """The matches with their highlighted fragments: each rule's own search request, on its matched ids."""
+        by_rule: dict[str, list[Match]] = {}
+        for m in matches:
+            by_rule.setdefault(m.rule.name, []).append(m)
+        groups = list(by_rule.values())
+        searches: list[dict[str, Any]] = []
+        for group in groups:
+            ids = sorted({m.article.id for m in group})
+            body = rule_search(group[0].rule, ids=ids, limit=len(ids))
+            for key in ("sort", "track_total_hits", "track_scores"):
+                body.pop(key, None)
+            searches += [{"index": alias}, body | {"_source": False}]
+        if not searches:
+            return []
+        resp = await es.msearch(searches=searches)
+        out: list[Match] = []
+        for group, answer in zip(groups, resp["responses"], strict=True):
+            found = {h["_id"]: h.get("highlight", {}) for h in answer.get("hits", {}).get("hits", [])}
+            out += [Match(m.rule, m.article, found.get(m.article.id, {})) for m in group]
+        return out
+
+
+def _verify_body(chunk: Sequence[tuple[Rule, Sequence[str]]],
+                 query_of: Callable[[Rule], dict[str, Any]] = lambda r: rule_search(r)["query"]) -> dict[str, Any]:
+    """One search verifying many rules: each rule's own query (``newsflow search``'s, with its filters) as a
+    named clause; a hit's ``matched_queries`` are the rules it matches (like a percolator, on the batch only)."""
+    ids = sorted({doc_id for _rule, doc_ids in chunk for doc_id in doc_ids})
+    should = [{"bool": {**query_of(rule)["bool"], "_name": str(n)}} for n, (rule, _ids) in enumerate(chunk)]
+    # Sorted by _doc: no scores to compute, only which named clauses match.
+    return {"query": {"bool": {"filter": [{"ids": {"values": ids}}], "should": should, "minimum_should_match": 1}},
+            "size": len(ids), "_source": False, "sort": ["_doc"], "track_total_hits": False}
 
 
 async def story_copies(es: AsyncElasticsearch, alias: str, story_ids: Sequence[str]) -> dict[str, int]:

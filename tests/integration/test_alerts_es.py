@@ -82,7 +82,8 @@ async def test_stemming_and_phrases_follow_the_index(indexed: Settings) -> None:
     rules = [_rule(0, "negotiate", {}), _rule(1, '"Mark Rutte"', {}), _rule(2, "runs", {})]
     es = make_async_client(indexed.es)
     try:
-        got = {(m.rule.name, m.article.id) for m in await Matcher(rules).match(es, indexed.es.alias, ARTICLES)}
+        matcher = Matcher(rules, msearch_chunk=indexed.alerts.msearch_chunk)
+        got = {(m.rule.name, m.article.id) for m in await matcher.match(es, indexed.es.alias, ARTICLES)}
     finally:
         await es.close()
     sync = make_client(indexed.es)
