@@ -69,14 +69,18 @@ class Hooks:
 
     def __init__(self) -> None:
         self.arrivals: dict[str, float] = {}
+        self.after_index: dict[str, float] = {}  # token -> seconds from indexed (news.indexed) to the webhook
         self.others = 0
         hooks = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if self.path.startswith("/t/"):
-                    hooks.arrivals.setdefault(self.path[3:], time.time())
+                    now = time.time()
+                    hooks.arrivals.setdefault(self.path[3:], now)
+                    indexed = json.loads(body)["alert"]["indexed_at"]
+                    hooks.after_index.setdefault(self.path[3:], now - datetime.fromisoformat(indexed).timestamp())
                 else:
                     hooks.others += 1
                 self.send_response(200)
@@ -219,7 +223,9 @@ def bench_latency(n_rules: int, n_articles: int, rate: float) -> dict[str, Any]:
         _wait(lambda: all(t in hooks.arrivals for t in sent), 300, stage, "every alert")
         latencies = [hooks.arrivals[t] - sent[t] for t in sent]
         return {"rules": n_rules, "articles": n_articles, "rate_per_s": rate, "p50_s": _pct(latencies, 50),
-                "p99_s": _pct(latencies, 99), "max_s": round(max(latencies), 3), "other_alerts": hooks.others}
+                "p99_s": _pct(latencies, 99), "max_s": round(max(latencies), 3), "other_alerts": hooks.others,
+                "indexed_to_webhook_p50_s": _pct([hooks.after_index[t] for t in sent], 50),
+                "indexed_to_webhook_p99_s": _pct([hooks.after_index[t] for t in sent], 99)}
     finally:
         stage.close()
         hooks.server.shutdown()
