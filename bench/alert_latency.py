@@ -37,7 +37,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import yaml
 from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient
 
 from pipeline.alerts.matcher import Matcher
 from pipeline.alerts.rules import Channels, Rule
@@ -47,7 +46,15 @@ from pipeline.schemas import RAW_TOPIC, EnrichedArticle, Entity, RawItem
 from pipeline.settings import load_settings
 from pipeline.sink import ElasticSink
 from pipeline.topics import ensure_topics
-from tests.integration.alerts_corpus import PEOPLE, generated_queries, zipf_text, zipf_vocabulary, zipf_weights
+from tests.integration.alerts_corpus import (
+    PEOPLE,
+    generated_queries,
+    wait_until,
+    zipf_text,
+    zipf_vocabulary,
+    zipf_weights,
+)
+from tests.integration.test_pipeline import delete_topics
 
 # News-like text: a 20,000-word vocabulary with Zipf frequencies; rules use words of middling frequency.
 VOCABULARY = zipf_vocabulary()
@@ -74,6 +81,8 @@ class Hooks:
         hooks = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real receivers (1.0 closes under httpx's pooled reuse)
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if self.path.startswith("/t/"):
@@ -84,6 +93,7 @@ class Hooks:
                 else:
                     hooks.others += 1
                 self.send_response(200)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:
@@ -148,8 +158,8 @@ class Stage:
         rules_file = self.work / "alerts.yaml"
         rules_file.write_text(yaml.safe_dump({"rules": rules}))
         self.env = {**os.environ, "NEWSFLOW_DATA_DIR": str(self.work / "data"),
-                    "NEWSFLOW_KAFKA_TOPIC_PREFIX": f"ab-{self.run_id}.",
-                    "NEWSFLOW_PIPELINE_APP_ID": f"ab-{self.run_id}",
+                    "NEWSFLOW_KAFKA_TOPIC_PREFIX": f"t{self.run_id}.",
+                    "NEWSFLOW_PIPELINE_APP_ID": f"t{self.run_id}",
                     "NEWSFLOW_ES_INDEX_PREFIX": f"ab-{self.run_id}", "NEWSFLOW_ES_ALIAS": f"ab-{self.run_id}",
                     "NEWSFLOW_ALERTS_RULES_FILE": str(rules_file), "NEWSFLOW_LOG_FORMAT": "json",
                     "NEWSFLOW_SINK_BATCH_TIMEOUT_S": "0.2", "NEWSFLOW_PIPELINE_NLP_BATCH_TIMEOUT_S": "0.2"}
@@ -187,24 +197,15 @@ class Stage:
         for index in httpx.get(f"{es}/ab-{self.run_id}-*", params={"allow_no_indices": "true"}, timeout=30).json():
             httpx.delete(f"{es}/{index}", timeout=30)  # by name: the node refuses wildcard deletes
         httpx.delete(f"{es}/_index_template/ab-{self.run_id}-template", timeout=30)
-        admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka.servers)
-        try:
-            mine = [t for t in admin.list_topics() if t.startswith(f"ab-{self.run_id}")]
-            if mine:
-                admin.delete_topics(mine)
-        finally:
-            admin.close()
+        delete_topics(self.settings.kafka.bootstrap, self.run_id)  # t<run_id>.*: topics and changelogs
 
 
 def _wait(cond: Any, timeout_s: float, stage: Stage, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return
+    def alive() -> None:
         if stage.proc.poll() is not None:
             raise SystemExit(f"worker exited ({stage.proc.returncode}); see {stage.work / 'worker.log'}")
-        time.sleep(0.1)
-    raise SystemExit(f"timed out waiting for {what}; see {stage.work / 'worker.log'}")
+
+    wait_until(cond, timeout_s, f"{what} (see {stage.work / 'worker.log'})", alive)
 
 
 def bench_latency(n_rules: int, n_articles: int, rate: float) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
 from pipeline.logs import get_logger
-from pipeline.schemas import ENRICHED_TOPIC, RAW_TOPIC
+from pipeline.schemas import ALERTS_TOPIC, ENRICHED_TOPIC, RAW_TOPIC
 from pipeline.settings import Settings
 
 __all__ = ["Progress", "run_pipeline"]
@@ -46,11 +46,12 @@ class Progress:
     articles_enriched: int = 0
     documents_indexed: int = 0
     lag_s: float | None = None
+    alerts: int = 0  # AlertEvents on news.alerts (rules with the topic channel, such as the demo rule)
 
     def line(self) -> str:
         lag = "-" if self.lag_s is None else f"{self.lag_s:.1f}s"
         return (f"items published {self.items_published} | articles enriched {self.articles_enriched} | "
-                f"searchable {self.documents_indexed} | ingest->index lag {lag}")
+                f"searchable {self.documents_indexed} | ingest->index lag {lag} | alerts {self.alerts}")
 
 
 @dataclass
@@ -110,6 +111,7 @@ def read_progress(settings: Settings, consumer: KafkaConsumer, http: httpx.Clien
     try:
         progress.items_published = _topic_total(consumer, settings.kafka.topic(RAW_TOPIC))
         progress.articles_enriched = _topic_total(consumer, settings.kafka.topic(ENRICHED_TOPIC))
+        progress.alerts = _topic_total(consumer, settings.kafka.topic(ALERTS_TOPIC))
     except KafkaError as exc:
         log.debug("progress: kafka not answering", error=str(exc))
     try:

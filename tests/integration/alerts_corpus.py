@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from pipeline.schemas import EnrichedArticle, Entity
@@ -112,3 +114,14 @@ def zipf_text(rng: random.Random, vocabulary: list[str], weights: list[float], w
 
 def zipf_weights(vocabulary: list[str]) -> list[float]:
     return [1.0 / (rank + 1) ** 1.05 for rank in range(len(vocabulary))]
+
+
+def wait_until(condition: Callable[[], object], timeout_s: float, what: str, alive: Callable[[], None]) -> None:
+    """Poll ``condition`` until true; ``alive`` raises when the process under test died."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        alive()
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")

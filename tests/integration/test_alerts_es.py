@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from elasticsearch import AsyncElasticsearch
 from typer.testing import CliRunner
 
 from pipeline.alerts.matcher import Matcher
@@ -15,9 +14,9 @@ from pipeline.alerts.rules import Channels, Rule, load_rules
 from pipeline.cli import app
 from pipeline.index import make_async_client, make_client
 from pipeline.search import search_articles
-from pipeline.settings import Settings, load_settings
-from pipeline.sink import ElasticSink
+from pipeline.settings import Settings
 from tests.integration.alerts_corpus import corpus, generated_queries
+from tests.integration.es_index import indexed_articles
 
 pytestmark = pytest.mark.integration
 
@@ -26,21 +25,9 @@ ARTICLES = corpus(60)
 
 @pytest.fixture()
 async def indexed(stack: Settings, unique: str, tmp_path: Path) -> AsyncIterator[Settings]:
-    env = {"NEWSFLOW_ES_INDEX_PREFIX": f"t-{unique}", "NEWSFLOW_ES_ALIAS": f"ta-{unique}",
-           "NEWSFLOW_ALERTS_RULES_FILE": str(tmp_path / "alerts.yaml"), "NEWSFLOW_DATA_DIR": str(tmp_path / "data")}
-    settings = load_settings(environ=env)
-    es: AsyncElasticsearch = make_async_client(settings.es)
-    try:
-        sink = ElasticSink(es, settings)
-        await sink.start()
-        assert await sink.index_articles(ARTICLES) == []
-        await es.indices.refresh(index=settings.es.alias)
+    env = {"NEWSFLOW_ALERTS_RULES_FILE": str(tmp_path / "alerts.yaml"), "NEWSFLOW_DATA_DIR": str(tmp_path / "data")}
+    async with indexed_articles(ARTICLES, unique, env) as settings:
         yield settings
-    finally:
-        for index in await es.indices.get(index=f"t-{unique}-*"):
-            await es.indices.delete(index=index)
-        await es.indices.delete_index_template(name=f"t-{unique}-template")
-        await es.close()
 
 
 def _rule(n: int, query: str, filters: dict[str, object]) -> Rule:

@@ -26,6 +26,7 @@ from elasticsearch import Elasticsearch
 
 from pipeline.schemas import ALERTS_TOPIC, DLQ_TOPIC, INDEXED_TOPIC, RAW_TOPIC
 from pipeline.settings import Settings
+from tests.integration.alerts_corpus import wait_until
 from tests.integration.test_pipeline import (
     TopicReader,
     WorkerProcess,
@@ -51,10 +52,13 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real receivers (1.0 closes under httpx's pooled reuse)
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.requests.append((self.path, dict(self.headers), body))
                 self.send_response(500 if self.path.startswith("/fail") else 200)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:
@@ -107,16 +111,6 @@ def smtp() -> Iterator[tuple[Mailbox, int]]:
     controller.stop()
 
 
-def _wait(condition: Any, timeout_s: float, what: str, alive: Any) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        alive()
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-
-
 def test_alerts_once_per_story_on_every_channel(stack: Settings, unique: str, tmp_path: Path, receiver: Receiver,
                                                 smtp: tuple[Mailbox, int]) -> None:
     mailbox, smtp_port = smtp
@@ -147,7 +141,7 @@ def test_alerts_once_per_story_on_every_channel(stack: Settings, unique: str, tm
         produce(bootstrap, prefix + RAW_TOPIC, [raw_message(seed)])
 
         # 1. The seed alerts "nato" once on each channel.
-        _wait(lambda: receiver.to("/ok/nato") and receiver.to("/slack") and mailbox.to("nato@example.org"),
+        wait_until(lambda: receiver.to("/ok/nato") and receiver.to("/slack") and mailbox.to("nato@example.org"),
               180, "the seed's alerts", worker.check_alive)
         [(headers, body)] = receiver.to("/ok/nato")
         expected_sig = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
@@ -167,7 +161,7 @@ def test_alerts_once_per_story_on_every_channel(stack: Settings, unique: str, tm
         assert events[0]["alert_id"] == alert["alert_id"] and events[0]["article_id"] == alert["article_id"]
 
         # 2. The failing webhook: 3 attempts, then news.dlq (stage alert); its email arrived anyway.
-        _wait(lambda: mailbox.to("ops@example.org"), 30, "the failing rule's email", worker.check_alive)
+        wait_until(lambda: mailbox.to("ops@example.org"), 30, "the failing rule's email", worker.check_alive)
         letters = dlq.wait_for(lambda ms: any(m["stage"] == "alert" for m in ms), 60, "the alert dead letter",
                                worker.check_alive)
         [letter] = [m for m in letters if m["stage"] == "alert"]
@@ -196,7 +190,7 @@ def test_alerts_once_per_story_on_every_channel(stack: Settings, unique: str, tm
         worker.start()
         produce(bootstrap, prefix + RAW_TOPIC, [raw_message(seed)])
         indexed.wait_for(lambda ms: len(ms) >= 4, 180, "the replayed seed indexed", worker.check_alive)
-        _wait(lambda: worker.log_path.read_text().count("alert repeats suppressed") > before, 60,
+        wait_until(lambda: worker.log_path.read_text().count("alert repeats suppressed") > before, 60,
               "the restarted worker to match the replayed seed", worker.check_alive)
         time.sleep(2)
         assert counts() == (1, 1, 1, 1, 3, 1, 0)
