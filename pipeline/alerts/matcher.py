@@ -74,7 +74,7 @@ def _presearch_terms(article: EnrichedArticle, terms: frozenset[str], prefix_len
     """The analysed terms, plus the keyword fields' exact values and the terms' prefixes of the lengths the rules'
     wildcards have."""
     extra = {prefix_term(t[:n]) for t in terms for n in prefix_lengths if len(t) >= n}
-    doc = article.model_dump(include=KEYWORD_FIELDS)
+    doc = article.model_dump(include=set(KEYWORD_FIELDS))
     for name, value in doc.items():
         for v in value if isinstance(value, list) else [value]:
             if v is not None:
@@ -209,8 +209,8 @@ class Matcher:
         searches: list[dict[str, Any]] = []
         for chunk in chunks:
             searches += [{"index": alias}, _verify_body(chunk, self._query)]
-        resp = await es.msearch(searches=searches) if searches else {"responses": []}
-        for chunk, answer in zip(chunks, resp["responses"], strict=True):
+        answers: list[dict[str, Any]] = (await es.msearch(searches=searches))["responses"] if searches else []
+        for chunk, answer in zip(chunks, answers, strict=True):
             if "error" in answer:
                 pairs += await self._verify_one_by_one(es, alias, chunk)
                 continue

@@ -153,3 +153,21 @@ def test_digest_windows_group_per_rule() -> None:
     assert r.name == "d" and [a.article_id for a in alerts] == ["a0", "a1", "a2"]
     assert json.loads(webhook_body(r, alerts))["kind"] == "digest"
     assert [r.name for r, _ in digests.due(everything=True)] == ["e"] and len(digests) == 0
+
+
+def test_rules_watcher_reloads_changes_and_keeps_rules_on_a_bad_file(tmp_path: Path) -> None:
+    import os
+
+    from pipeline.alerts.agent import RulesWatcher
+
+    path = tmp_path / "alerts.yaml"
+    watcher = RulesWatcher(path, msearch_chunk=10)
+    assert watcher.rules == {} and not watcher.reload()
+    save_rules(path, [Rule(name="a", query="energy", channels=Channels(log=True))])
+    assert watcher.reload() and list(watcher.rules) == ["a"] and len(watcher.matcher.rules) == 1
+    assert not watcher.reload()  # unchanged
+    path.write_text("rules: [{name: a}]\n")
+    os.utime(path, ns=(1, 1))  # a different stamp even within the file system's time resolution
+    assert not watcher.reload() and list(watcher.rules) == ["a"]  # invalid: the previous rules stay
+    save_rules(path, [Rule(name="b", query="flood", channels=Channels(log=True))])
+    assert watcher.reload() and list(watcher.rules) == ["b"]
