@@ -97,9 +97,13 @@ class _Table:
     def __contains__(self, key: str) -> bool:
         return self.table.get(key) is not None
 
-    def put(self, key: str, value: dict[str, Any], partition: int) -> None:
+    async def put(self, key: str, value: dict[str, Any], partition: int) -> Any:
+        """Set the entry locally and send it to the changelog; returns the send's future (await it)."""
         self.table.data[key] = value
-        self.table.send_changelog(partition, key, value)
+        # Sent and awaited like any other output (send_changelog's fire-and-forget buffer fills up when a
+        # batch brings thousands of alerts).
+        return await self.table.changelog_topic.send(key=key, value=value, partition=partition,
+                                                     key_serializer="json", value_serializer="json")
 
 
 async def alerts_stream(stream: Any, settings: Settings, table: Any, *, send_topic: Callable[[bytes, bytes],
@@ -216,11 +220,13 @@ async def _alert_batch(events: Sequence[Any], settings: Settings, es: AsyncElast
         rs.last_fired = event.matched_at.isoformat()
     # Every channel of every alert at once: a slow or failing one holds up nobody else.
     await asyncio.gather(*(deliverer.deliver(rule, [event]) for rule, event in instant))
+    pending = []
     for match in fresh:
         a = match.article
         entry = {"alert_id": alert_id(match.rule.name, a.story_id), "article_id": a.id,
                  "at": datetime.now(UTC).isoformat()}
-        sent.put(table_key(match.rule.name, a.story_id), entry, partition[a.id])
+        pending.append(await sent.put(table_key(match.rule.name, a.story_id), entry, partition[a.id]))
+    await asyncio.gather(*pending)
 
 
 def register_alerts(app: NewsflowApp, send_dead_letter: DeadLetterSender) -> Callable[[list[EnrichedArticle]],
