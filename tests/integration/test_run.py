@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -49,6 +50,10 @@ def test_run_brings_the_pipeline_up_over_the_demo_feeds(stack: Settings, unique:
         # The seed story is carried by two demo outlets: collapsed on story_id, it is one hit.
         stories = [h["story_id"] for h in hits]
         assert len(stories) == len(set(stories)), hits
+        # The demo rule (config/alerts.yaml) alerts on the seed story: counted in the progress line.
+        while time.monotonic() < deadline + 60 and not re.search(r"\| alerts [1-9]", log_path.read_text()):
+            time.sleep(1)
+        assert re.search(r"\| alerts [1-9]", log_path.read_text()), log_path.read_text()[-4000:]
     finally:
         proc.send_signal(signal.SIGINT)
         try:
