@@ -125,7 +125,10 @@ async def alerts_stream(stream: Any, settings: Settings, table: Any, *, send_top
             with contextlib.suppress(Exception):
                 watcher.reload()
             for rule, alerts in digests.due():
-                await deliverer.deliver(rule, alerts)
+                try:
+                    await deliverer.deliver(rule, alerts)
+                except Exception as exc:  # the deliverer dead-letters failures itself; this is a bug's last net
+                    log.error("digest not delivered", rule=rule.name, alerts=len(alerts), error=str(exc)[:300])
 
     background = asyncio.create_task(watch())
     try:

@@ -34,10 +34,10 @@ def validate_query(settings: Any, rule: Any) -> str | None:
     es = make_client(settings.es)
     try:
         resp = es.indices.validate_query(index=settings.es.alias, query=rule_search(rule)["query"], explain=True)
-    except (NotFoundError, TransportError) as exc:
-        if isinstance(exc, ApiError) and not isinstance(exc, NotFoundError):
-            return f"refused by Elasticsearch ({exc.meta.status}): {exc.message}"
+    except (NotFoundError, TransportError):  # no index yet, or no server: the local parser decides
         return syntax_error(rule.query)
+    except ApiError as exc:
+        return f"refused by Elasticsearch ({exc.meta.status}): {exc.message}"
     finally:
         es.close()
     if resp.get("valid"):

@@ -21,9 +21,7 @@ from luqum import tree
 from luqum.exceptions import ParseError
 from luqum.parser import parser
 
-from pipeline.errors import SearchError
-
-__all__ = ["ALWAYS", "Cond", "QuerySyntaxError", "anchors", "cond_terms", "evaluate", "keyword_term",
+__all__ = ["ALWAYS", "Cond", "anchors", "cond_terms", "evaluate", "keyword_term",
            "prefix_term", "presearch_condition", "syntax_error"]
 
 # The default search fields and the text sub-fields, all analysed with newsflow_text.
@@ -44,10 +42,6 @@ def keyword_term(field: str, value: str) -> str:
 
 def prefix_term(prefix: str) -> str:
     return f"\x00prefix={prefix}"
-
-
-class QuerySyntaxError(SearchError):
-    kind = "query_syntax"
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,3 +171,20 @@ def test_rules_watcher_reloads_changes_and_keeps_rules_on_a_bad_file(tmp_path: P
     assert not watcher.reload() and list(watcher.rules) == ["a"]  # invalid: the previous rules stay
     save_rules(path, [Rule(name="b", query="flood", channels=Channels(log=True))])
     assert watcher.reload() and list(watcher.rules) == ["b"]
+
+
+def test_add_without_elasticsearch_uses_the_lucene_parser(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    env = {"NEWSFLOW_ES_URL": "http://127.0.0.1:1", "NEWSFLOW_ALERTS_RULES_FILE": str(tmp_path / "alerts.yaml"),
+           "NEWSFLOW_DATA_DIR": str(tmp_path / "data")}
+    result = CliRunner().invoke(app, ["alerts", "add", "bad", "--query", "energy AND ) truce"], env=env)
+    assert result.exit_code == 2 and "unexpected  ')' at position 11" in result.stderr, result.stderr
+    result = CliRunner().invoke(app, ["alerts", "add", "bad", "--query", "energy AND (truce"], env=env)
+    assert result.exit_code == 2 and "at the end" in result.stderr, result.stderr
+    assert not (tmp_path / "alerts.yaml").exists()
+    result = CliRunner().invoke(app, ["alerts", "add", "good", "--query", "energy AND (truce OR talks)"], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert [r.name for r in load_rules(tmp_path / "alerts.yaml")] == ["good"]
