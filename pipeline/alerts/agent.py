@@ -3,7 +3,7 @@
 Hook: the index agent, after Elasticsearch acknowledged a batch and before its offsets become committable,
 sends each acknowledged article to ``news.indexed`` (key = story id) and waits for the broker
 (:func:`register_alerts` returns that hook). So an article is alerted only once it is indexed, a worker crash
-between the two replays the batch, and the alerts work never slows the index path down.
+between the two replays the batch, and indexing pays only one broker round trip per bulk for alerting.
 
 Once per story per rule: the table ``alerts-sent`` maps ``"<rule>|<story_id>"`` to the first alert. news.indexed
 is keyed by story id, so every copy of a story is on one partition and each entry is written to the changelog

@@ -24,8 +24,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from elasticsearch import Elasticsearch
 
+from pipeline.alerts.rules import read_stats
 from pipeline.schemas import ALERTS_TOPIC, DLQ_TOPIC, INDEXED_TOPIC, RAW_TOPIC
-from pipeline.settings import Settings
+from pipeline.settings import Settings, load_settings
 from tests.integration.alerts_corpus import wait_until
 from tests.integration.test_pipeline import (
     TopicReader,
@@ -184,6 +185,10 @@ def test_alerts_once_per_story_on_every_channel(stack: Settings, unique: str, tm
         assert counts() == (1, 1, 1, 1, 3, 1, 0)
 
         assert worker.log_path.read_text().count("alert repeats suppressed") >= 1  # the copy matched, silently
+        # `newsflow alerts list` reads what the worker counted.
+        stats = read_stats(load_settings(environ={"NEWSFLOW_DATA_DIR": str(tmp_path / "data")}))
+        assert stats["nato"].matches == 1 and stats["failing"].matches == 1 and "nothing" not in stats
+        assert stats["nato"].last_fired
 
         # 4. SIGKILL, restart, replay the seed: the table recovered, nothing is sent twice.
         worker.kill9()
