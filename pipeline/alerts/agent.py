@@ -152,12 +152,18 @@ async def alerts_stream(stream: Any, settings: Settings, table: Any, *, send_top
 
 async def _match_until_done(matcher: Matcher, es: AsyncElasticsearch, settings: Settings,
                             articles: Sequence[EnrichedArticle]) -> list[Match]:
-    """Match, waiting (with backoff, forever) while Elasticsearch is unavailable: nothing is skipped."""
+    """Match, waiting (with backoff, forever) while Elasticsearch is unavailable or busy: nothing is skipped.
+
+    Raises:
+        ApiError: Elasticsearch refused the batch for itself (a 4xx other than 429): the caller dead-letters it.
+    """
     attempt = 0
     while True:
         try:
             return await matcher.match(es, settings.es.alias, articles)
         except (ApiError, TransportError) as exc:
+            if isinstance(exc, ApiError) and 400 <= exc.meta.status < 500 and exc.meta.status != 429:
+                raise
             delay = backoff_delay(attempt, initial_s=settings.alerts.initial_backoff_s,
                                   max_s=settings.alerts.max_backoff_s)
             log.warning("alert matching waits for elasticsearch", attempt=attempt + 1, delay_s=round(delay, 2),
@@ -188,7 +194,18 @@ async def _alert_batch(events: Sequence[Any], settings: Settings, es: AsyncElast
         # The index agent sent this message right after Elasticsearch's acknowledgement.
         stamp = getattr(m, "timestamp", None)
         indexed_at[article.id] = datetime.fromtimestamp(stamp, UTC) if stamp else datetime.now(UTC)
-    matches = await _match_until_done(matcher, es, settings, articles)
+    try:
+        matches = await _match_until_done(matcher, es, settings, articles)
+    except ApiError as exc:
+        # Waiting would not help: the batch goes to news.dlq (stage alert) to be looked at and replayed.
+        for event in events:
+            m = event.message
+            letter = dead_letter_for("alert", exc, Origin(payload=event.value, topic=m.topic, partition=m.partition,
+                                                          offset=m.offset, key=m.key))
+            await send_dead_letter(letter)
+            DEAD_LETTERS.labels("alert", letter.kind).inc()
+        log.error("alert batch refused by elasticsearch, dead-lettered", articles=len(events), error=str(exc)[:300])
+        return
     fresh: list[Match] = []
     seen: set[str] = set()
     repeats = 0
