@@ -26,11 +26,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +46,7 @@ from pipeline.sink import ElasticSink
 from pipeline.topics import ensure_topics
 from tests.integration.alerts_corpus import (
     PEOPLE,
+    Receiver,
     generated_queries,
     wait_until,
     zipf_text,
@@ -71,38 +70,18 @@ def _pct(values: list[float], p: float) -> float:
     return round(ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))], 3)
 
 
-class Hooks:
-    """Loopback webhook receiver: token path -> first arrival time."""
-
-    def __init__(self) -> None:
-        self.arrivals: dict[str, float] = {}
-        self.after_index: dict[str, float] = {}  # token -> seconds from indexed (news.indexed) to the webhook
-        self.others = 0
-        hooks = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as real receivers (1.0 closes under httpx's pooled reuse)
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if self.path.startswith("/t/"):
-                    now = time.time()
-                    hooks.arrivals.setdefault(self.path[3:], now)
-                    indexed = json.loads(body)["alert"]["indexed_at"]
-                    hooks.after_index.setdefault(self.path[3:], now - datetime.fromisoformat(indexed).timestamp())
-                else:
-                    hooks.others += 1
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        ThreadingHTTPServer.request_queue_size = 256  # bursts of concurrent deliveries
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+def _arrivals(receiver: Receiver) -> tuple[dict[str, float], dict[str, float], int]:
+    """token -> first webhook arrival; token -> seconds from indexed (news.indexed) to it; other alerts."""
+    arrivals: dict[str, float] = {}
+    after_index: dict[str, float] = {}
+    others = 0
+    for path, _headers, body, at in list(receiver.requests):
+        if not path.startswith("/t/"):
+            others += 1
+        elif path[3:] not in arrivals:
+            arrivals[path[3:]] = at
+            after_index[path[3:]] = at - datetime.fromisoformat(json.loads(body)["alert"]["indexed_at"]).timestamp()
+    return arrivals, after_index, others
 
 
 def _item(run_id: str, i: int, token: str | None = None) -> RawItem:
@@ -213,27 +192,28 @@ def _wait(cond: Any, timeout_s: float, stage: Stage, what: str) -> None:
 
 
 def bench_latency(n_rules: int, n_articles: int, rate: float) -> dict[str, Any]:
-    hooks = Hooks()
+    hooks = Receiver()
     run = uuid.uuid4().hex[:6]
     tokens = [f"alerttok{run}x{i}" for i in range(n_articles + 1)]
     stage = Stage(_rules(n_rules, hooks.url, tokens))
     try:
         # Warm-up: the worker joins, loads spaCy, recovers tables; the clock starts after the first alert.
         stage.produce(_item(stage.run_id, 10**6, tokens[-1]))
-        _wait(lambda: tokens[-1] in hooks.arrivals, 300, stage, "the warm-up alert")
+        _wait(lambda: tokens[-1] in _arrivals(hooks)[0], 300, stage, "the warm-up alert")
         sent: dict[str, float] = {}
         for i in range(n_articles):
             sent[tokens[i]] = stage.produce(_item(stage.run_id, i, tokens[i]))
             time.sleep(1 / rate)
-        _wait(lambda: all(t in hooks.arrivals for t in sent), 300, stage, "every alert")
-        latencies = [hooks.arrivals[t] - sent[t] for t in sent]
+        _wait(lambda: all(t in _arrivals(hooks)[0] for t in sent), 300, stage, "every alert")
+        arrivals, after_index, others = _arrivals(hooks)
+        latencies = [arrivals[t] - sent[t] for t in sent]
         return {"rules": n_rules, "articles": n_articles, "rate_per_s": rate, "p50_s": _pct(latencies, 50),
-                "p99_s": _pct(latencies, 99), "max_s": round(max(latencies), 3), "other_alerts": hooks.others,
-                "indexed_to_webhook_p50_s": _pct([hooks.after_index[t] for t in sent], 50),
-                "indexed_to_webhook_p99_s": _pct([hooks.after_index[t] for t in sent], 99)}
+                "p99_s": _pct(latencies, 99), "max_s": round(max(latencies), 3), "other_alerts": others,
+                "indexed_to_webhook_p50_s": _pct([after_index[t] for t in sent], 50),
+                "indexed_to_webhook_p99_s": _pct([after_index[t] for t in sent], 99)}
     finally:
         stage.close()
-        hooks.server.shutdown()
+        hooks.close()
 
 
 async def _match(n_rules: int, n_articles: int, *, narrow: bool = False) -> dict[str, Any]:
@@ -272,7 +252,7 @@ async def _match(n_rules: int, n_articles: int, *, narrow: bool = False) -> dict
 def bench_pipeline(n_rules: int, n_articles: int, *, narrow: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"articles": n_articles, "narrow_rules": narrow}
     for label, count in (("no_rules", 0), (f"{n_rules}_rules", n_rules)):
-        hooks = Hooks()
+        hooks = Receiver()
         stage = Stage(_rules(count, hooks.url, [], narrow=narrow))
         try:
             stage.produce(_item(stage.run_id, 10**6))
@@ -284,10 +264,10 @@ def bench_pipeline(n_rules: int, n_articles: int, *, narrow: bool) -> dict[str, 
             stage.producer.flush()
             _wait(lambda: stage.indexed() >= n_articles + 1, 900, stage, "every article indexed")  # noqa: B023
             out[f"{label}_articles_per_s"] = round(n_articles / (time.time() - t0), 2)
-            out[f"{label}_alerts"] = hooks.others
+            out[f"{label}_alerts"] = _arrivals(hooks)[2]
         finally:
             stage.close()
-            hooks.server.shutdown()
+            hooks.close()
     base, loaded = out["no_rules_articles_per_s"], out[f"{n_rules}_rules_articles_per_s"]
     out["slowdown_pct"] = round(100 * (base - loaded) / base, 1)
     return out

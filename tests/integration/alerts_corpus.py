@@ -1,11 +1,15 @@
-"""A generated corpus and generated rules for the alert tests and benchmark (deterministic from a seed)."""
+"""Helpers of the alert tests and benchmark: a generated corpus and rules (deterministic from a seed), a loopback
+webhook receiver, polling."""
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from pipeline.schemas import EnrichedArticle, Entity
 
@@ -125,3 +129,40 @@ def wait_until(condition: Callable[[], object], timeout_s: float, what: str, ali
         alive()
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+class Receiver:
+    """A loopback HTTP server: /ok/* and /slack answer 200, /fail answers 500; every request is recorded."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str], bytes, float]] = []  # path, headers, body, arrival time
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real receivers (1.0 closes under httpx's pooled reuse)
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.requests.append((self.path, dict(self.headers), body, time.time()))
+                self.send_response(500 if self.path.startswith("/fail") else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        ThreadingHTTPServer.request_queue_size = 256  # bursts of concurrent deliveries
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def to(self, path: str) -> list[tuple[dict[str, str], bytes]]:
+        return [(h, b) for p, h, b, _t in list(self.requests) if p == path]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -14,7 +14,8 @@ from pipeline.alerts.present import alert_event
 from pipeline.alerts.rules import Channels, Rule
 from pipeline.schemas import DeadLetter, EnrichedArticle
 from pipeline.settings import AlertSettings
-from tests.integration.test_alerts_pipeline import Mailbox, Receiver, receiver, smtp  # noqa: F401 (fixtures)
+from tests.integration.alerts_corpus import Receiver
+from tests.integration.test_alerts_pipeline import Mailbox, receiver, smtp  # noqa: F401 (fixtures)
 
 
 def _article(n: int) -> EnrichedArticle:

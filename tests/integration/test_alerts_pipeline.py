@@ -12,11 +12,9 @@ import hashlib
 import hmac
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from email import message_from_bytes
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ from elasticsearch import Elasticsearch
 from pipeline.alerts.rules import read_stats
 from pipeline.schemas import ALERTS_TOPIC, DLQ_TOPIC, INDEXED_TOPIC, RAW_TOPIC
 from pipeline.settings import Settings, load_settings
-from tests.integration.alerts_corpus import wait_until
+from tests.integration.alerts_corpus import Receiver, wait_until
 from tests.integration.test_pipeline import (
     TopicReader,
     WorkerProcess,
@@ -43,43 +41,6 @@ pytestmark = pytest.mark.integration
 
 # The unrelated fixture page mentions NATO, Ukraine and Kiev too, but not Mark Rutte.
 NATO_QUERY = 'NATO AND (Ukraine OR Kiev) AND entity_names:"Mark Rutte"'
-
-
-class Receiver:
-    """A loopback HTTP server: /ok/* and /slack answer 200, /fail answers 500; every request is recorded."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as real receivers (1.0 closes under httpx's pooled reuse)
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.requests.append((self.path, dict(self.headers), body))
-                self.send_response(500 if self.path.startswith("/fail") else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        ThreadingHTTPServer.request_queue_size = 256  # bursts of concurrent deliveries
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def to(self, path: str) -> list[tuple[dict[str, str], bytes]]:
-        return [(h, b) for p, h, b in list(self.requests) if p == path]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class Mailbox:
