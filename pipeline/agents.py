@@ -205,11 +205,15 @@ def register_agents(app: NewsflowApp, offload: Offload) -> None:
 
     app.agent(app.deduped_topic, name="enrich", concurrency=p.enrich_concurrency)(enrich)
 
-    # 4. index: news.enriched -> Elasticsearch (bulk, _id = id, acked after Elasticsearch acked).
+    # 4. index: news.enriched -> Elasticsearch (bulk, _id = id, acked after Elasticsearch acked);
+    # 5. alerts: what Elasticsearch acknowledged -> news.indexed -> rules -> channels (pipeline/alerts/agent.py).
     if p.index_enabled:
+        from pipeline.alerts.agent import register_alerts
         from pipeline.sink import index_stream
 
+        on_indexed = register_alerts(app, send_dead_letter)
+
         async def index(stream: Any) -> None:
-            await index_stream(stream, settings, send_dead_letter)
+            await index_stream(stream, settings, send_dead_letter, on_indexed)
 
         app.agent(app.enriched_topic, name="index", concurrency=1)(index)

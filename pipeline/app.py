@@ -19,7 +19,15 @@ from typing import Any
 
 import faust
 
-from pipeline.schemas import CLEAN_TOPIC, DEDUPED_TOPIC, DLQ_TOPIC, ENRICHED_TOPIC, RAW_TOPIC
+from pipeline.schemas import (
+    ALERTS_TOPIC,
+    CLEAN_TOPIC,
+    DEDUPED_TOPIC,
+    DLQ_TOPIC,
+    ENRICHED_TOPIC,
+    INDEXED_TOPIC,
+    RAW_TOPIC,
+)
 from pipeline.security import faust_credentials
 from pipeline.settings import Settings
 
@@ -44,15 +52,19 @@ class NewsflowApp(faust.App):
         self.url_table = self._json_table("dedupe-urls", "canonical URL -> UrlRecord")
         self.fingerprint_table = self._json_table("dedupe-fingerprints", "text fingerprint -> article id")
         self.signature_table = self._json_table("dedupe-signatures", "article id -> SignatureRecord")
+        self.indexed_topic = self._json_topic(settings.kafka.topic(INDEXED_TOPIC), n)
+        self.alerts_topic = self._json_topic(settings.kafka.topic(ALERTS_TOPIC), 1)
+        # Co-partitioned with news.indexed (key = story id): once per (rule, story), recovered on restart.
+        self.alerted_table = self._json_table("alerts-sent", "rule + story id -> first alert", partitions=n)
 
     def _json_topic(self, name: str, partitions: int) -> faust.TopicT:
         return self.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
                           partitions=partitions)
 
-    def _json_table(self, name: str, help_: str) -> Any:
+    def _json_table(self, name: str, help_: str, partitions: int = 1) -> Any:
         # JSON keys and values: str keys come back as str after a changelog recovery (raw would give bytes).
         schema: faust.Schema = faust.Schema(key_serializer="json", value_serializer="json")
-        return self.Table(name, default=None, partitions=1, schema=schema, help=help_)
+        return self.Table(name, default=None, partitions=partitions, schema=schema, help=help_)
 
 
 def create_app(settings: Settings, *, worker_name: str = "worker", web_port: int | None = None) -> NewsflowApp:

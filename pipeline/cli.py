@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from pipeline.alerts.cli import alerts_app
 from pipeline.errors import NewsflowError
 from pipeline.logs import configure_logging
 from pipeline.settings import Settings, load_settings
@@ -18,6 +19,7 @@ app = typer.Typer(help="newsflow: news feeds -> Kafka -> Faust (clean, dedupe, e
 stack_app = typer.Typer(help="The local Kafka + Elasticsearch stack (resolved from Maven Central).",
                         no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
+app.add_typer(alerts_app, name="alerts")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (default config/newsflow.yaml)")]
 

@@ -12,7 +12,8 @@
     │   └── PublishFailed                 Kafka did not acknowledge an item (it stays unseen)
     ├── StageError (stage): CleanFailed, DedupeFailed, EnrichFailed, ArticleDiscarded(reason)
     ├── SinkError: ElasticUnavailable (retried), DocumentRejected (dead-lettered)
-    └── SearchError                      bad query syntax, no index yet, Elasticsearch unreachable
+    ├── SearchError                      bad query syntax, no index yet, Elasticsearch unreachable
+    └── AlertDeliveryError (channel)     an alert channel kept failing (dead-lettered, stage alert)
 
 Library errors are translated into these at the edge of the module that called the library and
 raised ``from`` the original, so nothing above those modules catches a foreign exception.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 __all__ = [
     "AddressRefused",
+    "AlertDeliveryError",
     "ArticleDiscarded",
     "BodyTooLarge",
     "CleanFailed",
@@ -183,3 +185,11 @@ class SearchError(NewsflowError):
     """A search could not run: bad query syntax, no index yet, or Elasticsearch unreachable."""
 
     kind = "search"
+
+
+class AlertDeliveryError(NewsflowError):
+    kind = "alert_delivery"
+
+    def __init__(self, channel: str, message: str) -> None:
+        super().__init__(f"{channel}: {message}")
+        self.channel = channel

@@ -10,6 +10,11 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 __all__ = [
     "ALERTS_SENT",
+    "ALERT_CANDIDATES",
+    "ALERT_LATENCY",
+    "ALERT_MATCHES",
+    "ALERT_MATCH_SECONDS",
+    "ALERT_RETRIES",
     "ARTICLES_DEDUPED",
     "DEAD_LETTERS",
     "ELASTIC_WAITING",
@@ -66,7 +71,19 @@ PUBLISH_TO_INDEX_LAG = Histogram(
 ELASTIC_WAITING = Gauge("newsflow_sink_elastic_waiting", "1 while the sink waits for Elasticsearch to come back")
 
 # alerts
-ALERTS_SENT = Counter("newsflow_alerts_sent_total", "Alerts delivered", ["channel", "status"])
+ALERTS_SENT = Counter("newsflow_alerts_sent_total", "Alert deliveries by channel and final status (ok, dead_letter)",
+                      ["channel", "status"])
+ALERT_MATCHES = Counter("newsflow_alerts_matches_total", "Rule/story matches: new alerts, repeats suppressed",
+                        ["outcome"])
+ALERT_RETRIES = Counter("newsflow_alerts_retries_total", "Delivery attempts that failed and were retried", ["channel"])
+ALERT_CANDIDATES = Counter("newsflow_alerts_candidates_total", "Rules the presearcher sent to Elasticsearch")
+ALERT_MATCH_SECONDS = Histogram("newsflow_alerts_match_seconds", "Matching one batch of indexed articles")
+ALERT_LATENCY = Histogram(
+    "newsflow_alerts_latency_seconds",
+    "From indexed (Elasticsearch acknowledged) to delivered, per channel",
+    ["channel"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300, 3600),
+)
 
 
 def serve_metrics(port: int) -> None:

@@ -44,7 +44,7 @@ from pipeline.index import make_client
 from pipeline.logs import get_logger
 from pipeline.procs import RUN_PID_ENV, last_error_line
 from pipeline.runstate import ChildState, RunState, remove_run_state, write_run_state
-from pipeline.schemas import ENRICHED_TOPIC, RAW_TOPIC
+from pipeline.schemas import ALERTS_TOPIC, ENRICHED_TOPIC, RAW_TOPIC
 from pipeline.security import kafka_security_config
 from pipeline.settings import Settings
 from pipeline.stack.process import cmdline
@@ -62,11 +62,12 @@ class Progress:
     articles_enriched: int = 0
     documents_indexed: int = 0
     lag_s: float | None = None
+    alerts: int = 0  # AlertEvents on news.alerts (rules with the topic channel, such as the demo rule)
 
     def line(self) -> str:
         lag = "-" if self.lag_s is None else f"{self.lag_s:.1f}s"
         return (f"items published {self.items_published} | articles enriched {self.articles_enriched} | "
-                f"searchable {self.documents_indexed} | ingest->index lag {lag}")
+                f"searchable {self.documents_indexed} | ingest->index lag {lag} | alerts {self.alerts}")
 
 
 def _now() -> str:
@@ -233,6 +234,7 @@ def read_progress(settings: Settings, consumer: KafkaConsumer, es: Elasticsearch
     try:
         progress.items_published = _topic_total(consumer, settings.kafka.topic(RAW_TOPIC))
         progress.articles_enriched = _topic_total(consumer, settings.kafka.topic(ENRICHED_TOPIC))
+        progress.alerts = _topic_total(consumer, settings.kafka.topic(ALERTS_TOPIC))
     except KafkaError as exc:
         log.debug("progress: kafka not answering", error=str(exc))
     try:

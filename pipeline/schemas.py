@@ -29,6 +29,7 @@ __all__ = [
     "DLQ_REPLAYED_TOPIC",
     "DLQ_TOPIC",
     "ENRICHED_TOPIC",
+    "INDEXED_TOPIC",
     "RAW_TOPIC",
     "AlertEvent",
     "CleanArticle",
@@ -49,6 +50,8 @@ DLQ_TOPIC = "news.dlq"
 ALERTS_TOPIC = "news.alerts"
 # Compacted: one record per replayed dead letter, key "<partition>:<offset>" of the letter on news.dlq.
 DLQ_REPLAYED_TOPIC = "news.dlq.replayed"
+# EnrichedArticle JSON of what Elasticsearch acknowledged, key = story_id (the alerts agent's input).
+INDEXED_TOPIC = "news.indexed"
 
 
 def utcnow() -> datetime:
@@ -189,6 +192,7 @@ class AlertEvent(_Message):
     """One rule matched one story, on ``news.alerts``."""
 
     schema_version: Literal[1] = 1
+    alert_id: str = ""  # stable hash of (rule, story_id): receivers drop a rare repeat by it
     rule: str
     query: str
     article_id: str
@@ -198,3 +202,7 @@ class AlertEvent(_Message):
     source: str | None = None
     published_at: AwareDatetime | None = None
     matched_at: AwareDatetime = Field(default_factory=utcnow)
+    indexed_at: AwareDatetime | None = None  # when Elasticsearch acknowledged the article
+    fragments: list[str] = Field(default_factory=list)  # highlighted passages, matched terms in <em>
+    entities: list[str] = Field(default_factory=list)  # the article's top entities
+    copies: int = 1  # copies of the story indexed so far

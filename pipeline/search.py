@@ -61,6 +61,7 @@ def build_search(
     source: str | None = None,
     entity: str | None = None,
     language: str | None = None,
+    feed_tags: tuple[str, ...] | list[str] = (),
     limit: int = 10,
     all_copies: bool = False,
     sort: Sort = "newest",
@@ -84,6 +85,8 @@ def build_search(
             {"match_phrase": {"entity_names.text": entity}}]}})
     if language:
         filters.append({"term": {"language": language.lower()}})
+    if feed_tags:  # any of them (the tag filter of alert rules)
+        filters.append({"terms": {"tags": list(feed_tags)}})
     newest = [{"published_at": {"order": "desc", "missing": "_last"}}, {"ingested_at": {"order": "desc"}}]
     body: dict[str, Any] = {
         "query": {"bool": {"must": [must], "filter": filters}},

@@ -201,7 +201,7 @@ class PipelineSettings(_Section):
     store: str = "memory://"  # rocksdb://  where rocksdict is installed (extra `rocksdb`)
     # A worker's /health /ready /metrics port (`run`: web_port+i for worker i, web_port+N for the connector); 0: off
     web_port: int = Field(6066, ge=0, le=65535)
-    # The address that port listens on: loopback on a shared host; 0.0.0.0 in a container, where probes come from outside
+    # The address that port listens on: loopback on a shared host; 0.0.0.0 in a container (probes come from outside)
     web_host: str = "127.0.0.1"
     offload_processes: int = Field(1, ge=0, le=64)  # 0: a thread instead of processes
     clean_concurrency: int = Field(2, ge=1, le=64)  # clean agent instances per worker (stateless stage)
@@ -243,6 +243,21 @@ class AlertSettings(_Section):
     """Keyword alerts."""
 
     rules_file: str = "config/alerts.yaml"
+    reload_interval_s: float = Field(2.0, gt=0, le=3600)  # how often a worker checks the rules file for changes
+    batch_size: int = Field(200, ge=1, le=10_000)  # indexed articles matched together (one _msearch round)
+    batch_timeout_s: float = Field(0.2, gt=0, le=60)
+    msearch_chunk: int = Field(200, ge=1, le=1000)  # candidate rules verified by one search (named clauses)
+    top_entities: int = Field(5, ge=0, le=50)  # entities shown in an alert
+    max_attempts: int = Field(4, ge=1, le=20)  # per channel and alert, then news.dlq (stage alert)
+    initial_backoff_s: float = Field(0.5, gt=0, le=600)
+    max_backoff_s: float = Field(10.0, gt=0, le=3600)
+    delivery_timeout_s: float = Field(10.0, gt=0, le=300)  # one HTTP/SMTP attempt
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None  # NEWSFLOW_ALERTS_SMTP_PASSWORD; never logged
+    smtp_from: str = "newsflow@localhost"
 
 
 class Settings(BaseModel):

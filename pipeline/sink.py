@@ -32,7 +32,6 @@ a different time in another month would be indexed twice (dedupe never emits tha
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
@@ -44,6 +43,7 @@ from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, Transport
 from elasticsearch.helpers import async_streaming_bulk
 from pydantic import ValidationError
 
+from pipeline.backoff import backoff_delay
 from pipeline.dlq import Origin, dead_letter_for
 from pipeline.errors import DocumentRejected, ElasticUnavailable
 from pipeline.index import ensure_index_template, index_name, make_async_client
@@ -65,6 +65,8 @@ __all__ = ["ElasticSink", "Rejection", "article_document", "index_stream"]
 log = get_logger(__name__)
 
 DeadLetterSender = Callable[[DeadLetter], Awaitable[None]]
+# Called with the articles Elasticsearch acknowledged, before their offsets become committable.
+OnIndexed = Callable[[list[EnrichedArticle]], Awaitable[None]]
 
 
 def article_document(article: EnrichedArticle, indexed_at: datetime) -> dict[str, Any]:
@@ -123,8 +125,7 @@ class ElasticSink:
 
     def _backoff(self, attempt: int) -> float:
         s = self.settings.sink
-        delay: float = min(s.max_backoff_s, s.initial_backoff_s * (2 ** min(attempt, 30)))
-        return delay * random.uniform(0.8, 1.0)  # jitter: several workers do not retry in step
+        return backoff_delay(attempt, initial_s=s.initial_backoff_s, max_s=s.max_backoff_s)
 
     async def _wait(self, attempt: int, what: str, exc: BaseException | str) -> None:
         delay = self._backoff(attempt)
@@ -302,12 +303,15 @@ def _parse(value: Any) -> EnrichedArticle:
     return EnrichedArticle.model_validate(value)  # a dict, should the topic carry a json serializer
 
 
-async def index_events(events: Sequence[Any], sink: ElasticSink, send_dead_letter: DeadLetterSender) -> None:
+async def index_events(events: Sequence[Any], sink: ElasticSink, send_dead_letter: DeadLetterSender,
+                       on_indexed: OnIndexed | None = None) -> None:
     """Index one batch of Faust events; return once every one is indexed or dead-lettered.
 
     Steps: 1. hold each message (incref) so nothing can ack it before Elasticsearch did; 2. parse,
     dead-lettering what is not an EnrichedArticle; 3. bulk (waits while ES is down); 4. dead-letter
-    rejections; 5. release the holds: take_events then acks the batch and the offsets become committable.
+    rejections; 4b. hand the acknowledged articles to ``on_indexed`` (the alerts hook: it must return only
+    once they are safely passed on); 5. release the holds: take_events then acks the batch and the offsets
+    become committable.
     """
     # 1.
     for event in events:
@@ -336,12 +340,19 @@ async def index_events(events: Sequence[Any], sink: ElasticSink, send_dead_lette
         log.warning("document rejected", stage="sink", article_id=rejection.article.id, kind=letter.kind,
                     error=rejection.reason[:300], partition=origin.partition, offset=origin.offset)
         await _send_dead_letter(send_dead_letter, letter)
+    # 4b.
+    if on_indexed is not None and articles:
+        rejected = {r.position for r in rejections}
+        acked = [a for i, a in enumerate(articles) if i not in rejected]
+        if acked:
+            await on_indexed(acked)
     # 5.
     for event in events:
         event.message.decref()
 
 
-async def index_stream(stream: Any, settings: Settings, send_dead_letter: DeadLetterSender) -> None:
+async def index_stream(stream: Any, settings: Settings, send_dead_letter: DeadLetterSender,
+                       on_indexed: OnIndexed | None = None) -> None:
     """The body of the Faust ``index`` agent on ``news.enriched`` (values: raw EnrichedArticle JSON bytes).
 
     Example (pipeline/agents.py)::
@@ -355,7 +366,7 @@ async def index_stream(stream: Any, settings: Settings, send_dead_letter: DeadLe
     try:
         await sink.start()
         async for events in stream.take_events(settings.sink.batch_size, within=settings.sink.batch_timeout_s):
-            await index_events(events, sink, send_dead_letter)
+            await index_events(events, sink, send_dead_letter, on_indexed)
     finally:
         await es.close()
 

@@ -8,6 +8,8 @@
     news.enriched  N partitions, key = article id      index
     news.dlq       1 partition                         inspection and replay
     news.dlq.replayed  1 partition, compacted          which dead letters were replayed (by `newsflow dlq replay`)
+    news.indexed   N partitions, key = story id        alerts (after Elasticsearch acknowledged)
+    news.alerts    1 partition                         AlertEvent for other consumers
 
 N is ``kafka.partitions``. Faust creates the dedupe tables' changelog topics itself (1 partition each).
 """
@@ -21,7 +23,16 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from pipeline.errors import SettingsError, StackError
 from pipeline.logs import get_logger
-from pipeline.schemas import CLEAN_TOPIC, DEDUPED_TOPIC, DLQ_REPLAYED_TOPIC, DLQ_TOPIC, ENRICHED_TOPIC, RAW_TOPIC
+from pipeline.schemas import (
+    ALERTS_TOPIC,
+    CLEAN_TOPIC,
+    DEDUPED_TOPIC,
+    DLQ_REPLAYED_TOPIC,
+    DLQ_TOPIC,
+    ENRICHED_TOPIC,
+    INDEXED_TOPIC,
+    RAW_TOPIC,
+)
 from pipeline.security import kafka_failure_hint, kafka_security_config
 from pipeline.settings import Settings
 
@@ -33,7 +44,8 @@ log = get_logger(__name__)
 def topic_layout(settings: Settings) -> dict[str, int]:
     """Full topic name -> partition count."""
     n = settings.kafka.partitions
-    layout = {RAW_TOPIC: n, CLEAN_TOPIC: 1, DEDUPED_TOPIC: n, ENRICHED_TOPIC: n, DLQ_TOPIC: 1}
+    layout = {RAW_TOPIC: n, CLEAN_TOPIC: 1, DEDUPED_TOPIC: n, ENRICHED_TOPIC: n, DLQ_TOPIC: 1, INDEXED_TOPIC: n,
+              ALERTS_TOPIC: 1}
     return {settings.kafka.topic(name): parts for name, parts in layout.items()}
 
 

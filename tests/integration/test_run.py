@@ -97,6 +97,10 @@ def test_run_brings_the_pipeline_up_over_the_demo_feeds(stack: Settings, unique:
         while time.monotonic() < deadline and not any(h["copies"] >= 2 for h in _search(env, "Rutte")):
             time.sleep(2)
         _check_quickstart(env)
+        # The demo rule (config/alerts.yaml) alerts on the seed story: counted in the progress line.
+        while time.monotonic() < deadline + 60 and not re.search(r"\| alerts [1-9]", log_path.read_text()):
+            time.sleep(1)
+        assert re.search(r"\| alerts [1-9]", log_path.read_text()), log_path.read_text()[-4000:]
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -7,16 +7,15 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from elasticsearch import AsyncElasticsearch
 from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.errors import SearchError
-from pipeline.index import make_async_client, make_client
+from pipeline.index import make_client
 from pipeline.schemas import EnrichedArticle, Entity
 from pipeline.search import search_articles
-from pipeline.settings import Settings, load_settings
-from pipeline.sink import ElasticSink
+from pipeline.settings import Settings
+from tests.integration.es_index import indexed_articles
 
 pytestmark = pytest.mark.integration
 
@@ -50,19 +49,8 @@ ARTICLES = [
 
 @pytest.fixture()
 async def indexed(stack: Settings, unique: str) -> AsyncIterator[Settings]:
-    settings = load_settings(environ={"NEWSFLOW_ES_INDEX_PREFIX": f"t-{unique}", "NEWSFLOW_ES_ALIAS": f"ta-{unique}"})
-    es: AsyncElasticsearch = make_async_client(settings.es)
-    try:
-        sink = ElasticSink(es, settings)
-        await sink.start()
-        assert await sink.index_articles(ARTICLES) == []
-        await es.indices.refresh(index=settings.es.alias)
+    async with indexed_articles(ARTICLES, unique) as settings:
         yield settings
-    finally:
-        for index in await es.indices.get(index=f"t-{unique}-*"):
-            await es.indices.delete(index=index)
-        await es.indices.delete_index_template(name=f"t-{unique}-template")
-        await es.close()
 
 
 def _search(settings: Settings, query: str, **options: object) -> list[str]:

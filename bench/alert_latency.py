@@ -1,0 +1,308 @@
+"""Alerting benchmark: latency news.raw -> webhook, matching throughput, pipeline throughput with rules loaded.
+
+Runs the real thing against the running local stack (own topic prefix, app id, index, data dir):
+
+* ``latency``: one `newsflow worker` with ``--rules`` (default 1,000) rules loaded; ``--articles`` (100) items
+  enter news.raw at ``--rate`` per second, each matched by one webhook rule through its own token; latency is
+  webhook arrival minus the moment the item was acknowledged on news.raw. Target p99 <= 5 s (bar: 3 s).
+* ``match``: :class:`pipeline.alerts.matcher.Matcher` with ``--match-rules`` (10,000) generated rules over
+  ``--match-articles`` (1,000) indexed articles in batches of ``alerts.batch_size``. Target >= 200 articles/s.
+* ``pipeline``: the worker's throughput (``--pipeline-articles`` items into news.raw until all are indexed) with
+  no rules and with 10,000 rules. Target: within 10 %.
+
+    python bench/alert_latency.py [--parts latency,match,pipeline]
+
+Prints one JSON object on its last line (with the load average before and after).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import yaml
+from kafka import KafkaProducer
+
+from pipeline.alerts.matcher import Matcher
+from pipeline.alerts.rules import Channels, Rule
+from pipeline.canonical import canonical_url
+from pipeline.index import make_async_client
+from pipeline.schemas import RAW_TOPIC, EnrichedArticle, Entity, RawItem
+from pipeline.settings import load_settings
+from pipeline.sink import ElasticSink
+from pipeline.topics import ensure_topics
+from tests.integration.alerts_corpus import (
+    PEOPLE,
+    Receiver,
+    generated_queries,
+    wait_until,
+    zipf_text,
+    zipf_vocabulary,
+    zipf_weights,
+)
+from tests.integration.test_pipeline import delete_topics
+
+# News-like text: a 20,000-word vocabulary with Zipf frequencies; rules use words of middling frequency.
+VOCABULARY = zipf_vocabulary()
+WEIGHTS = zipf_weights(VOCABULARY)
+RULE_WORDS = VOCABULARY[300:15_000]
+
+
+def _loadavg() -> str:
+    return Path("/proc/loadavg").read_text().split(" ")[0:3].__str__()
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))], 3)
+
+
+def _arrivals(receiver: Receiver) -> tuple[dict[str, float], dict[str, float], int]:
+    """token -> first webhook arrival; token -> seconds from indexed (news.indexed) to it; other alerts."""
+    arrivals: dict[str, float] = {}
+    after_index: dict[str, float] = {}
+    others = 0
+    for path, _headers, body, at in list(receiver.requests):
+        if not path.startswith("/t/"):
+            others += 1
+        elif path[3:] not in arrivals:
+            arrivals[path[3:]] = at
+            after_index[path[3:]] = at - datetime.fromisoformat(json.loads(body)["alert"]["indexed_at"]).timestamp()
+    return arrivals, after_index, others
+
+
+def _item(run_id: str, i: int, token: str | None = None) -> RawItem:
+    rng = random.Random(f"{run_id}-{i}")
+    sentences = [zipf_text(rng, VOCABULARY, WEIGHTS, rng.randint(12, 20)).capitalize() + "."
+                 for _ in range(rng.randint(15, 30))]
+    if token:
+        sentences.append(f"Reference {token}.")
+    url = f"https://bench.example.com/{run_id}/{i}"
+    return RawItem(feed_url="https://bench.example.com/rss", link=url, canonical_link=canonical_url(url),
+                   title=f"Bench story {i} " + zipf_text(rng, VOCABULARY, WEIGHTS, 6), summary=" ".join(sentences),
+                   language="en")
+
+
+def _articles(n: int) -> list[EnrichedArticle]:
+    rng = random.Random(5)
+    now = datetime.now(UTC)
+    # The rules' six people among 300 others, as in news: any one name is in few articles.
+    people = [*PEOPLE, *(f"{a.capitalize()} {b.capitalize()}" for a, b in zip(VOCABULARY[500:800],
+                                                                          VOCABULARY[900:1200], strict=True))]
+    return [EnrichedArticle(
+        id=f"m{i}", story_id=f"ms{i}", feed_url="http://bench.example/rss", url=f"https://bench.example/{i}",
+        title=zipf_text(rng, VOCABULARY, WEIGHTS, 8), summary=zipf_text(rng, VOCABULARY, WEIGHTS, 30),
+        body=zipf_text(rng, VOCABULARY, WEIGHTS, rng.randint(300, 700)), source="Bench", language="en",
+        ingested_at=now, published_at=now, text_fingerprint=f"fp{i}",
+        entities=[Entity(name=p, label="PERSON") for p in rng.sample(people, 1)],
+        entity_names=rng.sample(people, 1)) for i in range(n)]
+
+
+def _queries(n: int, seed: int) -> list[tuple[str, dict[str, object]]]:
+    """Generated rules without pure negations ("NOT x" alerts on nearly everything: nobody sets that up)."""
+    fixed = ("negotiate", "running")  # the agreement test's stemming probes: words in nearly every bench article
+    out = [q for q in generated_queries(n * 2, seed=seed, words=RULE_WORDS)
+           if not q[0].startswith("NOT ") and q[0] not in fixed]
+    return out[:n]
+
+
+def _rules(n: int, hook: str, tokens: list[str], *, narrow: bool = False) -> list[dict[str, Any]]:
+    """One rule per token (webhook /t/<token>), the rest generated queries (webhook /other); ``narrow`` adds a
+    required word to each generated query (a rule then matches about 1 article in 3,000, not 1 in 120)."""
+    rules = [{"name": f"tok{i}", "query": token, "channels": {"webhook": f"{hook}/t/{token}"}}
+             for i, token in enumerate(tokens)]
+    for i, (query, filters) in enumerate(_queries(max(0, n - len(tokens)), seed=3)):
+        if narrow:
+            query = f"({query}) AND {random.Random(i).choice(RULE_WORDS)}"
+        rules.append({"name": f"gen{i}", "query": query, "channels": {"webhook": f"{hook}/other"},
+                      **{k: v for k, v in filters.items() if k in ("language", "entity")}})
+    return rules
+
+
+class Stage:
+    """A worker with its own prefix/app/index, cleaned up afterwards."""
+
+    def __init__(self, rules: list[dict[str, Any]]) -> None:
+        self.run_id = uuid.uuid4().hex[:8]
+        self.work = Path(tempfile.mkdtemp(prefix=f"newsflow-alerts-{self.run_id}-"))
+        rules_file = self.work / "alerts.yaml"
+        rules_file.write_text(yaml.safe_dump({"rules": rules}))
+        self.env = {**os.environ, "NEWSFLOW_DATA_DIR": str(self.work / "data"),
+                    "NEWSFLOW_KAFKA_TOPIC_PREFIX": f"t{self.run_id}.",
+                    "NEWSFLOW_PIPELINE_APP_ID": f"t{self.run_id}",
+                    "NEWSFLOW_ES_INDEX_PREFIX": f"ab-{self.run_id}", "NEWSFLOW_ES_ALIAS": f"ab-{self.run_id}",
+                    "NEWSFLOW_ALERTS_RULES_FILE": str(rules_file), "NEWSFLOW_LOG_FORMAT": "json",
+                    "NEWSFLOW_SINK_BATCH_TIMEOUT_S": "0.2", "NEWSFLOW_PIPELINE_NLP_BATCH_TIMEOUT_S": "0.2"}
+        self.settings = load_settings(environ={k: v for k, v in self.env.items() if k.startswith("NEWSFLOW_")})
+        ensure_topics(self.settings)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "worker", "--name", "bench", "--web-port", "0"],
+            env=self.env, stdout=(self.work / "worker.log").open("wb"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+        self.producer = KafkaProducer(bootstrap_servers=self.settings.kafka.servers, acks="all", linger_ms=0)
+        self.topic = self.settings.kafka.topic(RAW_TOPIC)
+
+    def produce(self, item: RawItem) -> float:
+        self.producer.send(self.topic, key=item.key.encode(), value=item.model_dump_json().encode()).get(timeout=30)
+        return time.time()
+
+    def indexed(self) -> int:
+        import httpx
+
+        resp = httpx.get(f"{self.settings.es.url}/{self.settings.es.alias}/_count", timeout=5)
+        return int(resp.json().get("count", 0)) if resp.status_code == 200 else 0
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.producer.close()
+        import httpx
+
+        es = self.settings.es.url
+        for index in httpx.get(f"{es}/ab-{self.run_id}-*", params={"allow_no_indices": "true"}, timeout=30).json():
+            httpx.delete(f"{es}/{index}", timeout=30)  # by name: the node refuses wildcard deletes
+        httpx.delete(f"{es}/_index_template/ab-{self.run_id}-template", timeout=30)
+        delete_topics(self.settings.kafka.bootstrap, self.run_id)  # t<run_id>.*: topics and changelogs
+
+
+def _wait(cond: Any, timeout_s: float, stage: Stage, what: str) -> None:
+    def alive() -> None:
+        if stage.proc.poll() is not None:
+            raise SystemExit(f"worker exited ({stage.proc.returncode}); see {stage.work / 'worker.log'}")
+
+    wait_until(cond, timeout_s, f"{what} (see {stage.work / 'worker.log'})", alive)
+
+
+def bench_latency(n_rules: int, n_articles: int, rate: float) -> dict[str, Any]:
+    hooks = Receiver()
+    run = uuid.uuid4().hex[:6]
+    tokens = [f"alerttok{run}x{i}" for i in range(n_articles + 1)]
+    stage = Stage(_rules(n_rules, hooks.url, tokens))
+    try:
+        # Warm-up: the worker joins, loads spaCy, recovers tables; the clock starts after the first alert.
+        stage.produce(_item(stage.run_id, 10**6, tokens[-1]))
+        _wait(lambda: tokens[-1] in _arrivals(hooks)[0], 300, stage, "the warm-up alert")
+        sent: dict[str, float] = {}
+        for i in range(n_articles):
+            sent[tokens[i]] = stage.produce(_item(stage.run_id, i, tokens[i]))
+            time.sleep(1 / rate)
+        _wait(lambda: all(t in _arrivals(hooks)[0] for t in sent), 300, stage, "every alert")
+        arrivals, after_index, others = _arrivals(hooks)
+        latencies = [arrivals[t] - sent[t] for t in sent]
+        return {"rules": n_rules, "articles": n_articles, "rate_per_s": rate, "p50_s": _pct(latencies, 50),
+                "p99_s": _pct(latencies, 99), "max_s": round(max(latencies), 3), "other_alerts": others,
+                "indexed_to_webhook_p50_s": _pct([after_index[t] for t in sent], 50),
+                "indexed_to_webhook_p99_s": _pct([after_index[t] for t in sent], 99)}
+    finally:
+        stage.close()
+        hooks.close()
+
+
+async def _match(n_rules: int, n_articles: int, *, narrow: bool = False) -> dict[str, Any]:
+    run_id = uuid.uuid4().hex[:8]
+    settings = load_settings(environ={"NEWSFLOW_ES_INDEX_PREFIX": f"ab-{run_id}", "NEWSFLOW_ES_ALIAS": f"ab-{run_id}"})
+    articles = _articles(n_articles)
+    rules = [Rule(name=f"r{i}", query=f"({q}) AND {random.Random(i).choice(RULE_WORDS)}" if narrow else q,
+                  channels=Channels(log=True)) for i, (q, _f) in enumerate(_queries(n_rules, seed=5))]
+    es = make_async_client(settings.es)
+    try:
+        sink = ElasticSink(es, settings)
+        await sink.start()
+        for start in range(0, len(articles), 500):
+            await sink.index_articles(articles[start:start + 500])
+        await es.indices.refresh(index=settings.es.alias)
+        t0 = time.perf_counter()
+        matcher = Matcher(rules, msearch_chunk=settings.alerts.msearch_chunk)
+        await matcher.match(es, settings.es.alias, articles[:1])  # rule analysis (cached), not per batch
+        prepare_s = time.perf_counter() - t0
+        batch = settings.alerts.batch_size
+        matches = 0
+        t0 = time.perf_counter()
+        for start in range(0, len(articles), batch):
+            matches += len(await matcher.match(es, settings.es.alias, articles[start:start + batch]))
+        took = time.perf_counter() - t0
+        return {"rules": n_rules, "narrow_rules": narrow, "articles": n_articles, "batch": batch,
+                "articles_per_s": round(n_articles / took, 1),
+                "matches": matches, "unnarrowed_rules": matcher.always, "rules_load_s": round(prepare_s, 2)}
+    finally:
+        for index in await es.indices.get(index=f"ab-{run_id}-*", allow_no_indices=True):
+            await es.indices.delete(index=index)  # by name: the node refuses wildcard deletes
+        await es.options(ignore_status=404).indices.delete_index_template(name=f"ab-{run_id}-template")
+        await es.close()
+
+
+def bench_pipeline(n_rules: int, n_articles: int, *, narrow: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"articles": n_articles, "narrow_rules": narrow}
+    for label, count in (("no_rules", 0), (f"{n_rules}_rules", n_rules)):
+        hooks = Receiver()
+        stage = Stage(_rules(count, hooks.url, [], narrow=narrow))
+        try:
+            stage.produce(_item(stage.run_id, 10**6))
+            _wait(lambda: stage.indexed() >= 1, 300, stage, "the warm-up article")  # noqa: B023
+            items = [_item(stage.run_id, i) for i in range(n_articles)]
+            t0 = time.time()
+            for item in items:
+                stage.producer.send(stage.topic, key=item.key.encode(), value=item.model_dump_json().encode())
+            stage.producer.flush()
+            _wait(lambda: stage.indexed() >= n_articles + 1, 900, stage, "every article indexed")  # noqa: B023
+            out[f"{label}_articles_per_s"] = round(n_articles / (time.time() - t0), 2)
+            out[f"{label}_alerts"] = _arrivals(hooks)[2]
+        finally:
+            stage.close()
+            hooks.close()
+    base, loaded = out["no_rules_articles_per_s"], out[f"{n_rules}_rules_articles_per_s"]
+    out["slowdown_pct"] = round(100 * (base - loaded) / base, 1)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--parts", default="latency,match,pipeline")
+    parser.add_argument("--rules", type=int, default=1000)
+    parser.add_argument("--articles", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=5.0, help="items per second into news.raw")
+    parser.add_argument("--match-rules", type=int, default=10_000)
+    parser.add_argument("--match-articles", type=int, default=1000)
+    parser.add_argument("--pipeline-articles", type=int, default=200)
+    parser.add_argument("--broad", action="store_true", help="pipeline part: the broad rules (~80 alerts/article)")
+    args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    result: dict[str, Any] = {"bench": "alert_latency", "loadavg_before": _loadavg()}
+    if "match" in parts:
+        # Broad rules (~75 matches per article: a stress case) and narrow ones (~0.5 per article: realistic).
+        for key, narrow in (("match", False), ("match_narrow", True)):
+            result[key] = asyncio.run(_match(args.match_rules, args.match_articles, narrow=narrow))
+            result[key]["target_articles_per_s"] = 200
+            print(json.dumps(result[key]), flush=True)
+    if "latency" in parts:
+        result["latency"] = bench_latency(args.rules, args.articles, args.rate)
+        result["latency"]["target_p99_s"] = 5.0
+        print(json.dumps(result["latency"]), flush=True)
+    if "pipeline" in parts:
+        result["pipeline"] = bench_pipeline(args.match_rules, args.pipeline_articles, narrow=not args.broad)
+        result["pipeline"]["target_slowdown_pct"] = 10
+        print(json.dumps(result["pipeline"]), flush=True)
+    result["loadavg_after"] = _loadavg()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Keyword alerting: rules, matching with `newsflow search` semantics, channels, digests (docs/alerting.md)."""

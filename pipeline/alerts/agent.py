@@ -1,0 +1,272 @@
+"""The ``alerts`` agent: news.indexed -> match -> once per (rule, story) -> channels.
+
+Hook: the index agent, after Elasticsearch acknowledged a batch and before its offsets become committable,
+sends each acknowledged article to ``news.indexed`` (key = story id) and waits for the broker
+(:func:`register_alerts` returns that hook). So an article is alerted only once it is indexed, a worker crash
+between the two replays the batch, and indexing pays only one broker round trip per bulk for alerting.
+
+Once per story per rule: the table ``alerts-sent`` maps ``"<rule>|<story_id>"`` to the first alert. news.indexed
+is keyed by story id, so every copy of a story is on one partition and each entry is written to the changelog
+partition of the message that caused it: the worker that owns a partition recovers exactly the entries of its
+stories after a restart or rebalance. A syndicated copy, a replay and a correction find the entry and stay
+silent. The entry is written after the deliveries of its batch ended (delivered or dead-lettered), then the
+batch is acked: a crash in between re-sends that batch's alerts once (same ``alert_id``, which receivers use to
+drop the repeat).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from elasticsearch import ApiError, AsyncElasticsearch, TransportError
+from pydantic import ValidationError
+
+from pipeline.alerts.channels import Deliverer
+from pipeline.alerts.digest import Digests
+from pipeline.alerts.matcher import Match, Matcher, story_copies
+from pipeline.alerts.present import alert_event, alert_id
+from pipeline.alerts.rules import Rule, RuleStats, load_rules, rules_path, write_stats
+from pipeline.backoff import backoff_delay
+from pipeline.dlq import DeadLetterSender, Origin, dead_letter_for
+from pipeline.errors import NewsflowError
+from pipeline.index import make_async_client
+from pipeline.logs import get_logger
+from pipeline.metrics import ALERT_MATCHES, DEAD_LETTERS
+from pipeline.schemas import AlertEvent, EnrichedArticle
+from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from pipeline.app import NewsflowApp
+
+__all__ = ["RulesWatcher", "alerts_stream", "register_alerts", "table_key"]
+
+log = get_logger(__name__)
+
+
+def table_key(rule: str, story_id: str) -> str:
+    return f"{rule}|{story_id}"  # rule names cannot contain "|"
+
+
+class RulesWatcher:
+    """The rules file's current content as a :class:`Matcher`, re-read when its modification time changes."""
+
+    def __init__(self, path: Path, *, msearch_chunk: int) -> None:
+        self.path = path
+        self.msearch_chunk = msearch_chunk
+        self._stamp: tuple[int, int] | None = None
+        self.matcher = Matcher([], msearch_chunk=msearch_chunk)
+        self.rules: dict[str, Rule] = {}
+        self.reload()
+
+    def _mtime(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def reload(self) -> bool:
+        """Re-read the file if it changed; an invalid file keeps the previous rules (and says why)."""
+        stamp = self._mtime()
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            rules = load_rules(self.path)
+        except NewsflowError as exc:
+            log.error("alert rules not reloaded, keeping the previous ones", file=str(self.path), error=str(exc))
+            return False
+        self.matcher = Matcher(rules, msearch_chunk=self.msearch_chunk)
+        self.rules = {r.name: r for r in rules}
+        log.info("alert rules loaded", file=str(self.path), rules=len(rules), unnarrowed=self.matcher.always)
+        return True
+
+
+class _Table:
+    """The few operations on the Faust table, writing each entry to the changelog partition of its message."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def __contains__(self, key: str) -> bool:
+        return self.table.get(key) is not None
+
+    async def put(self, key: str, value: dict[str, Any], partition: int) -> Any:
+        """Set the entry locally and send it to the changelog; returns the send's future (await it)."""
+        self.table.data[key] = value
+        # Sent and awaited like any other output (send_changelog's fire-and-forget buffer fills up when a
+        # batch brings thousands of alerts).
+        return await self.table.changelog_topic.send(key=key, value=value, partition=partition,
+                                                     key_serializer="json", value_serializer="json")
+
+
+async def alerts_stream(stream: Any, settings: Settings, table: Any, *, send_topic: Callable[[bytes, bytes],
+                        Awaitable[None]], send_dead_letter: DeadLetterSender, flush: Callable[[], Awaitable[Any]],
+                        worker: str | None = None) -> None:
+    """The body of the Faust ``alerts`` agent on news.indexed (values: EnrichedArticle JSON bytes)."""
+    a = settings.alerts
+    es = make_async_client(settings.es)
+    deliverer = Deliverer(a, send_topic=send_topic, send_dead_letter=send_dead_letter)
+    watcher = RulesWatcher(rules_path(settings), msearch_chunk=a.msearch_chunk)
+    digests = Digests()
+    stats: dict[str, RuleStats] = {}
+    sent = _Table(table)
+    worker_name = worker or f"{settings.pipeline.app_id}-{os.getpid()}"
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(min(1.0, a.reload_interval_s))
+            with contextlib.suppress(Exception):
+                watcher.reload()
+            for rule, alerts in digests.due():
+                try:
+                    await deliverer.deliver(rule, alerts)
+                except Exception as exc:  # the deliverer dead-letters failures itself; this is a bug's last net
+                    log.error("digest not delivered", rule=rule.name, alerts=len(alerts), error=str(exc)[:300])
+
+    background = asyncio.create_task(watch())
+    try:
+        async for events in stream.take_events(a.batch_size, within=a.batch_timeout_s):
+            await _alert_batch(events, settings, es, watcher.matcher, sent, deliverer, digests, stats,
+                               send_dead_letter)
+            await flush()  # table entries (changelog) and news.alerts sends acknowledged before the ack
+            if stats:
+                with contextlib.suppress(OSError):
+                    write_stats(settings, worker_name, stats)
+    finally:
+        background.cancel()
+        with contextlib.suppress(BaseException):
+            await background
+        with contextlib.suppress(Exception):
+            for rule, alerts in digests.due(everything=True):
+                await asyncio.wait_for(deliverer.deliver(rule, alerts), a.delivery_timeout_s)
+        await deliverer.close()
+        await es.close()
+
+
+async def _match_until_done(matcher: Matcher, es: AsyncElasticsearch, settings: Settings,
+                            articles: Sequence[EnrichedArticle]) -> list[Match]:
+    """Match, waiting (with backoff, forever) while Elasticsearch is unavailable or busy: nothing is skipped.
+
+    Raises:
+        ApiError: Elasticsearch refused the batch for itself (a 4xx other than 429): the caller dead-letters it.
+    """
+    attempt = 0
+    while True:
+        try:
+            return await matcher.match(es, settings.es.alias, articles)
+        except (ApiError, TransportError) as exc:
+            if isinstance(exc, ApiError) and 400 <= exc.meta.status < 500 and exc.meta.status != 429:
+                raise
+            delay = backoff_delay(attempt, initial_s=settings.alerts.initial_backoff_s,
+                                  max_s=settings.alerts.max_backoff_s)
+            log.warning("alert matching waits for elasticsearch", attempt=attempt + 1, delay_s=round(delay, 2),
+                        error=str(exc)[:300])
+            await asyncio.sleep(delay)
+            attempt += 1
+
+
+async def _alert_batch(events: Sequence[Any], settings: Settings, es: AsyncElasticsearch, matcher: Matcher,
+                       sent: _Table, deliverer: Deliverer, digests: Digests, stats: dict[str, RuleStats],
+                       send_dead_letter: DeadLetterSender) -> None:
+    articles: list[EnrichedArticle] = []
+    partition: dict[str, int] = {}  # article id -> its news.indexed partition
+    indexed_at: dict[str, datetime] = {}
+    for event in events:
+        m = event.message
+        try:
+            article = EnrichedArticle.model_validate_json(event.value)
+        except (ValidationError, ValueError) as exc:
+            letter = dead_letter_for("alert", exc, Origin(payload=event.value, topic=m.topic, partition=m.partition,
+                                                          offset=m.offset, key=m.key))
+            log.warning("message dead-lettered", stage="alert", kind=letter.kind, error=letter.error[:300])
+            await send_dead_letter(letter)
+            DEAD_LETTERS.labels("alert", letter.kind).inc()
+            continue
+        articles.append(article)
+        partition[article.id] = m.partition
+        # The index agent sent this message right after Elasticsearch's acknowledgement.
+        stamp = getattr(m, "timestamp", None)
+        indexed_at[article.id] = datetime.fromtimestamp(stamp, UTC) if stamp else datetime.now(UTC)
+    try:
+        matches = await _match_until_done(matcher, es, settings, articles)
+    except ApiError as exc:
+        # Waiting would not help: the batch goes to news.dlq (stage alert) to be looked at and replayed.
+        for event in events:
+            m = event.message
+            letter = dead_letter_for("alert", exc, Origin(payload=event.value, topic=m.topic, partition=m.partition,
+                                                          offset=m.offset, key=m.key))
+            await send_dead_letter(letter)
+            DEAD_LETTERS.labels("alert", letter.kind).inc()
+        log.error("alert batch refused by elasticsearch, dead-lettered", articles=len(events), error=str(exc)[:300])
+        return
+    fresh: list[Match] = []
+    seen: set[str] = set()
+    repeats = 0
+    for match in matches:
+        key = table_key(match.rule.name, match.article.story_id)
+        if key in seen or key in sent:
+            repeats += 1
+            continue
+        seen.add(key)
+        fresh.append(match)
+    ALERT_MATCHES.labels("new").inc(len(fresh))
+    if repeats:
+        ALERT_MATCHES.labels("repeat").inc(repeats)
+        log.info("alert repeats suppressed", matches=repeats)  # a copy, a replay or a correction of a story
+    if not fresh:
+        return
+    try:
+        fresh = await matcher.highlight(es, settings.es.alias, fresh)
+    except (ApiError, TransportError) as exc:  # fragments are a nicety: alert without them
+        log.warning("alert highlights unavailable", error=str(exc)[:300])
+    copies = await story_copies(es, settings.es.alias, sorted({m.article.story_id for m in fresh}))
+    instant: list[tuple[Rule, AlertEvent]] = []
+    for match in fresh:
+        event = alert_event(match, copies=copies.get(match.article.story_id, 1),
+                            indexed_at=indexed_at.get(match.article.id), top_entities=settings.alerts.top_entities)
+        if match.rule.mode == "digest":
+            digests.add(match.rule, event)
+        else:
+            instant.append((match.rule, event))
+        rs = stats.setdefault(match.rule.name, RuleStats())
+        rs.matches += 1
+        rs.last_fired = event.matched_at.isoformat()
+    # Every channel of every alert at once: a slow or failing one holds up nobody else.
+    await asyncio.gather(*(deliverer.deliver(rule, [event]) for rule, event in instant))
+    pending = []
+    for match in fresh:
+        a = match.article
+        entry = {"alert_id": alert_id(match.rule.name, a.story_id), "article_id": a.id,
+                 "at": datetime.now(UTC).isoformat()}
+        pending.append(await sent.put(table_key(match.rule.name, a.story_id), entry, partition[a.id]))
+    await asyncio.gather(*pending)
+
+
+def register_alerts(app: NewsflowApp, send_dead_letter: DeadLetterSender) -> Callable[[list[EnrichedArticle]],
+                                                                                        Awaitable[None]]:
+    """Add the ``alerts`` agent (when ``alerts.enabled``); return the index agent's after-acknowledgement hook."""
+    settings = app.settings
+
+    async def deliver(pending: list[Any]) -> None:
+        await asyncio.gather(*pending)
+
+    async def on_indexed(articles: list[EnrichedArticle]) -> None:
+        await deliver([await app.indexed_topic.send(key=a.story_id.encode(), value=a.model_dump_json().encode())
+                       for a in articles])
+
+    async def send_topic(key: bytes, value: bytes) -> None:
+        await deliver([await app.alerts_topic.send(key=key, value=value)])
+
+    async def alerts(stream: Any) -> None:
+        await alerts_stream(stream, settings, app.alerted_table, send_topic=send_topic,
+                            send_dead_letter=send_dead_letter, flush=app.producer.flush)
+
+    app.agent(app.indexed_topic, name="alerts", concurrency=1)(alerts)
+    return on_indexed

@@ -1,0 +1,142 @@
+"""Delivering alerts: webhook (HMAC-signed), Slack, SMTP email, the news.alerts topic, the log.
+
+:meth:`Deliverer.deliver` runs a rule's channels concurrently; each is tried ``alerts.max_attempts`` times
+with :func:`pipeline.backoff.backoff_delay` between attempts and ``alerts.delivery_timeout_s`` per attempt,
+then dead-lettered to news.dlq (stage ``alert``) with the alert as payload. One channel failing never holds
+up another: they run side by side and each ends on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import smtplib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from email.message import EmailMessage
+
+import httpx
+
+from pipeline.alerts.present import email_bodies, slack_body, subject, webhook_body
+from pipeline.alerts.rules import Rule
+from pipeline.backoff import backoff_delay
+from pipeline.dlq import DeadLetterSender, Origin, dead_letter_for
+from pipeline.errors import AlertDeliveryError
+from pipeline.logs import get_logger
+from pipeline.metrics import ALERT_LATENCY, ALERT_RETRIES, ALERTS_SENT, DEAD_LETTERS
+from pipeline.schemas import AlertEvent
+from pipeline.settings import AlertSettings
+
+__all__ = ["SIGNATURE_HEADER", "Deliverer", "sign"]
+
+log = get_logger(__name__)
+
+SIGNATURE_HEADER = "X-Newsflow-Signature"
+TopicSender = Callable[[bytes, bytes], Awaitable[None]]  # (key, value), returns once the broker acknowledged
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The ``X-Newsflow-Signature`` value: ``sha256=`` + hex HMAC-SHA256 of the exact body bytes."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+class Deliverer:
+    """Sends alerts on a rule's channels, with retries and dead letters (see the module docstring)."""
+
+    def __init__(self, settings: AlertSettings, *, send_topic: TopicSender, send_dead_letter: DeadLetterSender,
+                 http: httpx.AsyncClient | None = None) -> None:
+        self.settings = settings
+        self.send_topic = send_topic
+        self.send_dead_letter = send_dead_letter
+        self.http = http or httpx.AsyncClient(timeout=settings.delivery_timeout_s, follow_redirects=False)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def deliver(self, rule: Rule, alerts: Sequence[AlertEvent]) -> dict[str, bool]:
+        """Deliver on every channel of ``rule``; returns channel -> delivered (False: dead-lettered)."""
+        names = rule.channels.names()
+        results = await asyncio.gather(*(self._channel(name, rule, alerts) for name in names))
+        return dict(zip(names, results, strict=True))
+
+    async def _channel(self, name: str, rule: Rule, alerts: Sequence[AlertEvent]) -> bool:
+        s = self.settings
+        for attempt in range(s.max_attempts):
+            try:
+                await asyncio.wait_for(self._send(name, rule, alerts), s.delivery_timeout_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if attempt + 1 >= s.max_attempts:
+                    await self._dead_letter(name, rule, alerts, exc)
+                    return False
+                ALERT_RETRIES.labels(name).inc()
+                delay = backoff_delay(attempt, initial_s=s.initial_backoff_s, max_s=s.max_backoff_s)
+                log.info("alert delivery failed, retrying", channel=name, attempt=attempt + 1,
+                         delay_s=round(delay, 2), error=str(exc)[:300] or type(exc).__name__)
+                await asyncio.sleep(delay)
+                continue
+            ALERTS_SENT.labels(name, "ok").inc()
+            now = time.time()
+            for a in alerts:
+                if a.indexed_at is not None:
+                    ALERT_LATENCY.labels(name).observe(max(0.0, now - a.indexed_at.timestamp()))
+            return True
+        return False  # max_attempts >= 1: not reached
+
+    async def _dead_letter(self, name: str, rule: Rule, alerts: Sequence[AlertEvent], exc: BaseException) -> None:
+        error = AlertDeliveryError(name, str(exc)[:1000] or type(exc).__name__)
+        payload = json.dumps({"channel": name, "rule": rule.name,
+                              "alerts": [a.model_dump(mode="json") for a in alerts]}, ensure_ascii=False)
+        letter = dead_letter_for("alert", error, Origin(payload=payload, key=alerts[0].alert_id if alerts else None))
+        log.warning("alert dead-lettered", stage="alert", channel=name, alerts=len(alerts), error=letter.error[:300])
+        ALERTS_SENT.labels(name, "dead_letter").inc()
+        try:
+            await self.send_dead_letter(letter)
+        except Exception as dlq_exc:  # Kafka down too: the log line above is all that is left
+            log.error("alert dead letter not delivered", channel=name, error=str(dlq_exc)[:300])
+            return
+        DEAD_LETTERS.labels("alert", letter.kind).inc()
+
+    async def _send(self, name: str, rule: Rule, alerts: Sequence[AlertEvent]) -> None:
+        ch = rule.channels
+        if name == "webhook" and ch.webhook:
+            body = webhook_body(rule, alerts)
+            headers = {"Content-Type": "application/json", "User-Agent": "newsflow-alerts"}
+            if rule.secret:
+                headers[SIGNATURE_HEADER] = sign(rule.secret, body)
+            (await self.http.post(ch.webhook, content=body, headers=headers)).raise_for_status()
+        elif name == "slack" and ch.slack:
+            resp = await self.http.post(ch.slack, content=slack_body(rule, alerts),
+                                        headers={"Content-Type": "application/json"})
+            resp.raise_for_status()
+        elif name == "email" and ch.email:
+            await asyncio.to_thread(self._send_email, rule, alerts, ch.email)
+        elif name == "topic":
+            for a in alerts:
+                await self.send_topic(a.alert_id.encode(), a.model_dump_json().encode("utf-8"))
+        elif name == "log":
+            for a in alerts:
+                log.info("alert", rule=rule.name, alert_id=a.alert_id, article_id=a.article_id,
+                         story_id=a.story_id, title=a.title, source=a.source, url=a.url)
+
+    def _send_email(self, rule: Rule, alerts: Sequence[AlertEvent], to: list[str]) -> None:
+        # Blocking smtplib in a thread (asyncio.to_thread): the event loop never waits on the mail server.
+        s = self.settings
+        msg = EmailMessage()
+        msg["Subject"] = subject(rule, alerts)
+        msg["From"] = s.smtp_from
+        msg["To"] = ", ".join(to)
+        if len(alerts) == 1:
+            msg["X-Newsflow-Alert-Id"] = alerts[0].alert_id
+        plain, html_body = email_bodies(rule, alerts)
+        msg.set_content(plain)
+        msg.add_alternative(html_body, subtype="html")
+        with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.delivery_timeout_s) as smtp:
+            if s.smtp_starttls:
+                smtp.starttls()
+            if s.smtp_user:
+                smtp.login(s.smtp_user, s.smtp_password.get_secret_value() if s.smtp_password else "")
+            smtp.send_message(msg)

@@ -1,0 +1,189 @@
+"""``newsflow alerts add/list/remove/test``: the rules file from the command line (mounted by pipeline/cli.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from pipeline.errors import NewsflowError, SearchError
+
+alerts_app = typer.Typer(help="Keyword alert rules (alerts.rules_file): add, list, remove, test.", no_args_is_help=True)
+
+
+def _cli() -> Any:
+    # Imported when a command runs: pipeline.cli mounts this app, so a top-level import would be circular.
+    import pipeline.cli
+
+    return pipeline.cli
+
+
+def validate_query(settings: Any, rule: Any) -> str | None:
+    """The parser's message for a query Elasticsearch would refuse, or None when it is valid.
+
+    Elasticsearch's own parser decides (``_validate/query`` of the very query ``newsflow search`` sends, on the
+    read alias); without a server or an index yet, luqum's Lucene-syntax parser does.
+    """
+    from elasticsearch import ApiError, NotFoundError, TransportError
+
+    from pipeline.alerts.matcher import rule_search
+    from pipeline.alerts.query import syntax_error
+    from pipeline.index import make_client
+
+    es = make_client(settings.es)
+    try:
+        resp = es.indices.validate_query(index=settings.es.alias, query=rule_search(rule)["query"], explain=True)
+    except (NotFoundError, TransportError):  # no index yet, or no server: the local parser decides
+        return syntax_error(rule.query)
+    except ApiError as exc:
+        return f"refused by Elasticsearch ({exc.meta.status}): {exc.message}"
+    finally:
+        es.close()
+    if resp.get("valid"):
+        return None
+    errors = [e.get("error") for e in resp.get("explanations", []) if e.get("error")]
+    text = str(resp.get("error") or (errors[0] if errors else "invalid query"))
+    # "...QueryShardException[...]; nested: ParseException[Cannot parse 'a AND (': Encountered "<EOF>" at line 1,
+    # column 7. ...]": keep the parser's own sentence, which names the position.
+    start = text.rfind("Cannot parse")
+    return text[start:].split("; nested:")[0].rstrip("]") if start >= 0 else text
+
+
+@alerts_app.command("add")
+def add_cmd(
+    name: Annotated[str, typer.Argument(help="rule name (letters, digits, space, _ . -)")],
+    query: Annotated[str, typer.Option("--query", "-q", help="a `newsflow search` query")],
+    webhook: Annotated[str | None, typer.Option("--webhook", help="POST JSON to this URL")] = None,
+    slack: Annotated[str | None, typer.Option("--slack", help="Slack incoming-webhook URL")] = None,
+    email: Annotated[list[str] | None, typer.Option("--email", help="mail to this address (repeatable)")] = None,
+    topic: Annotated[bool, typer.Option("--topic", help="publish AlertEvent JSON on news.alerts")] = False,
+    log: Annotated[bool, typer.Option("--log", help="write the alert to the worker's log")] = False,
+    digest: Annotated[str | None, typer.Option("--digest", help="send a digest every 30m, 1h, 1d ...")] = None,
+    secret: Annotated[str | None, typer.Option("--secret", help="HMAC key: X-Newsflow-Signature on webhooks")]
+    = None,
+    source: Annotated[str | None, typer.Option("--source", help="only this outlet name or domain")] = None,
+    lang: Annotated[str | None, typer.Option("--lang", help="only this language code")] = None,
+    entity: Annotated[str | None, typer.Option("--entity", help="only articles naming this entity")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="only articles with this feed tag (repeatable)")]
+    = None,
+    replace: Annotated[bool, typer.Option("--replace", help="overwrite a rule of the same name")] = False,
+) -> None:
+    """Add a rule; the query is checked by the search parser first (exit 2 with its message if it does not parse).
+
+    Without a channel option the rule alerts on the log.
+    """
+    from pydantic import ValidationError
+
+    from pipeline.alerts.rules import Rule, load_rules, rules_path, save_rules
+
+    cli = _cli()
+    s = cli.settings()
+    channels: dict[str, Any] = {"webhook": webhook, "slack": slack, "email": email or [], "topic": topic, "log": log}
+    if not (webhook or slack or email or topic):
+        channels["log"] = True
+    try:
+        rule = Rule.model_validate({"name": name, "query": query, "source": source, "language": lang,
+                                    "entity": entity, "tags": tag or [], "channels": channels,
+                                    "mode": "digest" if digest else "instant", "digest": digest, "secret": secret})
+    except ValidationError as exc:
+        details = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'rule'}: {e['msg']}" for e in exc.errors())
+        raise cli.fail(details, 2) from exc
+    problem = validate_query(s, rule)
+    if problem:
+        raise cli.fail(f"query does not parse: {problem}", 2)
+    path = rules_path(s)
+    try:
+        rules = load_rules(path)
+    except NewsflowError as exc:
+        raise cli.fail(str(exc)) from exc
+    if any(r.name == name for r in rules) and not replace:
+        raise cli.fail(f"rule {name!r} exists (use --replace)", 2)
+    rules = [r for r in rules if r.name != name] + [rule]
+    save_rules(path, rules)
+    cli._echo(f"added {name!r} ({rule.mode}{' every ' + rule.digest if rule.digest else ''}; "
+              f"{', '.join(rule.channels.names())}) to {path}")
+
+
+@alerts_app.command("list")
+def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="one JSON object per rule")] = False) -> None:
+    """The rules with how often they matched and when they last fired (from the workers on this host)."""
+    from pipeline.alerts.rules import RuleStats, load_rules, read_stats, rules_path
+
+    cli = _cli()
+    s = cli.settings()
+    try:
+        rules = load_rules(rules_path(s))
+    except NewsflowError as exc:
+        raise cli.fail(str(exc)) from exc
+    stats = read_stats(s)
+    for rule in rules:
+        st = stats.get(rule.name, RuleStats())
+        if as_json:
+            doc = rule.model_dump(mode="json", exclude={"secret"}) | {"has_secret": bool(rule.secret)}
+            cli._echo(json.dumps(doc | st.model_dump(), ensure_ascii=False))
+            continue
+        mode = f"digest {rule.digest}" if rule.mode == "digest" else "instant"
+        cli._echo(f"{rule.name}: {rule.query}\n    {mode} · {', '.join(rule.channels.names())} · "
+                  f"{st.matches} matches · last fired {st.last_fired or 'never'}")
+    if not rules and not as_json:
+        cli._echo(f"no rules in {rules_path(s)}")
+
+
+@alerts_app.command("remove")
+def remove_cmd(name: Annotated[str, typer.Argument(help="rule name")]) -> None:
+    """Remove a rule (running workers drop it at their next reload)."""
+    from pipeline.alerts.rules import load_rules, rules_path, save_rules
+
+    cli = _cli()
+    path = rules_path(cli.settings())
+    try:
+        rules = load_rules(path)
+    except NewsflowError as exc:
+        raise cli.fail(str(exc)) from exc
+    if not any(r.name == name for r in rules):
+        raise cli.fail(f"no rule {name!r} in {path}")
+    save_rules(path, [r for r in rules if r.name != name])
+    cli._echo(f"removed {name!r}")
+
+
+@alerts_app.command("test")
+def test_cmd(
+    name: Annotated[str | None, typer.Argument(help="a rule name (or give --query)")] = None,
+    query: Annotated[str | None, typer.Option("--query", "-q", help="try a query without adding a rule")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="only the last 24h, 7d ...")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10_000)] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per hit")] = False,
+) -> None:
+    """The indexed articles (one per story) the rule matches now: exactly what `newsflow search` finds."""
+    from pipeline.alerts.rules import load_rules, rules_path
+    from pipeline.index import make_client
+    from pipeline.search import format_hit, parse_since, search_articles
+
+    cli = _cli()
+    s = cli.settings()
+    if (name is None) == (query is None):
+        raise cli.fail("give a rule NAME or --query", 2)
+    options: dict[str, Any] = {}
+    if name is not None:
+        try:
+            rule = next((r for r in load_rules(rules_path(s)) if r.name == name), None)
+        except NewsflowError as exc:
+            raise cli.fail(str(exc)) from exc
+        if rule is None:
+            raise cli.fail(f"no rule {name!r}")
+        query = rule.query
+        options = {"source": rule.source, "entity": rule.entity, "language": rule.language, "feed_tags": rule.tags}
+    assert query is not None
+    es = make_client(s.es)
+    try:
+        result = search_articles(es, s, query, since=parse_since(since) if since else None, limit=limit,
+                                 **options)
+    except SearchError as exc:
+        raise cli.fail(str(exc), 2 if "refused" in str(exc) else 1) from exc
+    finally:
+        es.close()
+    for n, hit in enumerate(result.hits, 1):
+        cli._echo(json.dumps(hit.as_dict(), ensure_ascii=False, default=str) if as_json else format_hit(n, hit))
+    if not as_json:
+        cli._echo(f"-- {len(result.hits)} stories shown of {result.total} matching articles")

@@ -1,0 +1,281 @@
+"""Which rules match which just-indexed articles: presearch locally, verify in Elasticsearch.
+
+1. Presearch: each document's analysed terms come from Elasticsearch (``_mtermvectors`` on artificial
+   documents, so the index's own analyzer: stemming where it is ``english``), and so do the terms of each
+   rule's words and phrases (cached). A rule whose :func:`~pipeline.alerts.query.presearch_condition` cannot
+   hold for a document is not asked about it.
+2. Verify: the candidate rules' queries, each exactly the query ``newsflow search`` builds
+   (:func:`pipeline.search.build_search`, with the rule's filters), run as named clauses of one search per
+   ``alerts.msearch_chunk`` rules, restricted to the batch's ids, all in one ``_msearch``; each hit's
+   ``matched_queries`` names the rules it matches. Elasticsearch's answer is the match, so a rule means what a
+   search means. :meth:`Matcher.highlight` then fetches the fragments of the (few) new alerts.
+
+The articles must be searchable: :meth:`Matcher.match` refreshes the read alias first (the sink acknowledged
+them, the periodic refresh may not have run yet).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, TransportError
+
+from pipeline.alerts.query import (
+    ALWAYS,
+    KEYWORD_FIELDS,
+    Cond,
+    anchors,
+    cond_terms,
+    evaluate,
+    keyword_term,
+    prefix_term,
+    presearch_condition,
+)
+from pipeline.alerts.rules import Rule
+from pipeline.logs import get_logger
+from pipeline.metrics import ALERT_CANDIDATES, ALERT_MATCH_SECONDS
+from pipeline.schemas import EnrichedArticle
+from pipeline.search import build_search
+
+__all__ = ["DOC_FIELDS", "Match", "Matcher", "rule_search"]
+
+log = get_logger(__name__)
+
+# The text fields a query without a field name (or naming one of them) can reach.
+DOC_FIELDS = ("title", "subtitle", "summary", "body", "entity_names.text")
+
+
+@dataclass(frozen=True)
+class Match:
+    rule: Rule
+    article: EnrichedArticle
+    highlight: dict[str, list[str]] = field(default_factory=dict)
+
+
+def rule_search(rule: Rule, *, ids: Sequence[str] | None = None, since: Any = None, limit: int = 10,
+                all_copies: bool = True) -> dict[str, Any]:
+    """The search request of ``rule``: ``newsflow search``'s own body, optionally restricted to ``ids``."""
+    body = build_search(rule.query, since=since, source=rule.source, entity=rule.entity, language=rule.language,
+                        feed_tags=rule.tags, limit=limit, all_copies=all_copies, sort="newest")
+    if ids is not None:
+        body["query"]["bool"]["filter"].append({"ids": {"values": list(ids)}})
+    return body
+
+
+def _doc(article: EnrichedArticle) -> dict[str, Any]:
+    return {"title": article.title or "", "subtitle": article.subtitle or "",
+            "summary": article.summary or "", "body": article.body or "", "entity_names": list(article.entity_names)}
+
+
+def _presearch_terms(article: EnrichedArticle, terms: frozenset[str], prefix_lengths: Sequence[int]) -> frozenset[str]:
+    """The analysed terms, plus the keyword fields' exact values and the terms' prefixes of the lengths the rules'
+    wildcards have."""
+    extra = {prefix_term(t[:n]) for t in terms for n in prefix_lengths if len(t) >= n}
+    doc = article.model_dump(include=set(KEYWORD_FIELDS))
+    for name, value in doc.items():
+        for v in value if isinstance(value, list) else [value]:
+            if v is not None:
+                extra.add(keyword_term(name, str(v)))
+    return terms | extra
+
+
+class Matcher:
+    """The loaded rules with their presearch conditions; :meth:`match` finds a batch's (rule, article) pairs."""
+
+    def __init__(self, rules: Sequence[Rule], *, msearch_chunk: int) -> None:
+        self.rules = list(rules)
+        self.conds: list[Cond] = [presearch_condition(r.query) for r in self.rules]
+        self.msearch_chunk = msearch_chunk
+        self._analysed: dict[str, frozenset[str]] = {}
+        # The inverted index: term -> rules filed under it; rules with no anchor are checked for every document.
+        self._postings: dict[str, list[int]] | None = None
+        self._unanchored: list[int] = []
+        self._posting_keys: frozenset[str] = frozenset()
+        self._prefixes: list[Cond] | None = None
+        self._queries: dict[str, dict[str, Any]] = {}
+
+    @property
+    def always(self) -> int:
+        """How many rules the presearcher cannot narrow (checked against every batch)."""
+        if self._postings is not None:
+            return len(self._unanchored)
+        return sum(1 for c in self.conds if c is ALWAYS)
+
+    async def _concrete_index(self, es: AsyncElasticsearch, alias: str) -> str | None:
+        try:
+            return max(await es.indices.get_alias(name=alias))
+        except NotFoundError:
+            return None
+
+    async def _term_vectors(self, es: AsyncElasticsearch, index: str, docs: list[dict[str, Any]],
+                            fields: Sequence[str]) -> list[frozenset[str]]:
+        """The analysed terms of artificial documents, by the index's own mapping (one request)."""
+        if not docs:
+            return []
+        resp = await es.mtermvectors(index=index, docs=[
+            {"doc": d, "fields": list(fields), "positions": False, "offsets": False, "payloads": False,
+             "term_statistics": False, "field_statistics": False} for d in docs])
+        out = []
+        for item in resp["docs"]:
+            terms: set[str] = set()
+            for vector in (item.get("term_vectors") or {}).values():
+                terms.update(vector.get("terms", {}))
+            out.append(frozenset(terms))
+        return out
+
+    async def _analyse_rules(self, es: AsyncElasticsearch, index: str) -> None:
+        missing = sorted({t for c in self.conds for t in cond_terms(c)} - self._analysed.keys())
+        for start in range(0, len(missing), 1000):
+            chunk = missing[start:start + 1000]
+            vectors = await self._term_vectors(es, index, [{"body": t} for t in chunk], ["body"])
+            self._analysed.update(zip(chunk, vectors, strict=True))
+        if missing:
+            self._postings = None  # anchors depend on the analysed terms
+
+    def _query(self, rule: Rule) -> dict[str, Any]:
+        """The rule's search query, built once (rules do not change; a new rules file makes a new Matcher)."""
+        query = self._queries.get(rule.name)
+        if query is None:
+            query = self._queries[rule.name] = rule_search(rule)["query"]
+        return query
+
+    def _prefix_conds(self) -> list[Cond]:
+        if self._prefixes is None:
+            found: list[Cond] = []
+            todo = list(self.conds)
+            while todo:
+                cond = todo.pop()
+                if cond.op == "prefix":
+                    found.append(cond)
+                todo += [p for p in cond.parts if isinstance(p, Cond)]
+            self._prefixes = found
+        return self._prefixes
+
+    def _index(self) -> dict[str, list[int]]:
+        if self._postings is None:
+            postings: dict[str, list[int]] = {}
+            self._unanchored = []
+            for n, cond in enumerate(self.conds):
+                terms = anchors(cond, self._analysed)
+                if terms is None:
+                    self._unanchored.append(n)
+                    continue
+                for term in terms:
+                    postings.setdefault(term, []).append(n)
+            self._postings = postings
+            self._posting_keys = frozenset(postings)
+        return self._postings
+
+    def candidates(self, doc_terms: Sequence[frozenset[str]]) -> list[list[int]]:
+        """For each rule, the positions of the documents it could match (needs the rules' terms analysed)."""
+        postings = self._index()
+        out: list[list[int]] = [[] for _ in self.rules]
+        for n, terms in enumerate(doc_terms):
+            filed: set[int] = set(self._unanchored)
+            for term in terms & self._posting_keys:  # set intersection in C: documents have many terms
+                filed.update(postings[term])
+            for rule in filed:
+                if evaluate(self.conds[rule], self._analysed, terms):
+                    out[rule].append(n)
+        return out
+
+    async def match(self, es: AsyncElasticsearch, alias: str, articles: Sequence[EnrichedArticle]) -> list[Match]:
+        """The (rule, article) pairs among ``articles`` (already acknowledged by Elasticsearch).
+
+        Raises:
+            elasticsearch.ApiError / TransportError: Elasticsearch is unavailable (the caller retries).
+        """
+        if not self.rules or not articles:
+            return []
+        start = time.perf_counter()
+        index = await self._concrete_index(es, alias)
+        if index is None:
+            return []
+        await self._analyse_rules(es, index)
+        vectors = await self._term_vectors(es, index, [_doc(a) for a in articles], DOC_FIELDS)
+        lengths = sorted({len(str(c.parts[0])) for c in self._prefix_conds()})
+        doc_terms = [_presearch_terms(a, terms, lengths) for a, terms in zip(articles, vectors, strict=True)]
+        per_rule = self.candidates(doc_terms)
+        work = [(rule, [articles[n].id for n in positions])
+                for rule, positions in zip(self.rules, per_rule, strict=True) if positions]
+        ALERT_CANDIDATES.inc(len(work))
+        await es.indices.refresh(index=alias)
+        by_id = {a.id: a for a in articles}
+        pairs: list[tuple[Rule, str]] = []
+        chunks = [work[first:first + self.msearch_chunk] for first in range(0, len(work), self.msearch_chunk)]
+        searches: list[dict[str, Any]] = []
+        for chunk in chunks:
+            searches += [{"index": alias}, _verify_body(chunk, self._query)]
+        answers: list[dict[str, Any]] = (await es.msearch(searches=searches))["responses"] if searches else []
+        for chunk, answer in zip(chunks, answers, strict=True):
+            if "error" in answer:
+                pairs += await self._verify_one_by_one(es, alias, chunk)
+                continue
+            for hit in answer["hits"]["hits"]:
+                for name in hit.get("matched_queries", []):
+                    pairs.append((chunk[int(name)][0], hit["_id"]))
+        matches = [Match(rule, by_id[doc_id]) for rule, doc_id in pairs if doc_id in by_id]
+        ALERT_MATCH_SECONDS.observe(time.perf_counter() - start)
+        return matches
+
+    async def _verify_one_by_one(self, es: AsyncElasticsearch, alias: str,
+                                 chunk: list[tuple[Rule, list[str]]]) -> list[tuple[Rule, str]]:
+        """A chunk Elasticsearch refused: each rule alone, so one bad rule cannot silence the others."""
+        resp = await es.msearch(searches=[x for item in chunk for x in ({"index": alias}, _verify_body([item]))])
+        pairs: list[tuple[Rule, str]] = []
+        for (rule, _ids), answer in zip(chunk, resp["responses"], strict=True):
+            if "error" in answer:
+                # It cannot match anything, which is what `newsflow search` shows for it too.
+                log.warning("alert rule refused by elasticsearch", rule=rule.name, error=str(answer["error"])[:300])
+                continue
+            pairs += [(rule, hit["_id"]) for hit in answer["hits"]["hits"]]
+        return pairs
+
+    async def highlight(self, es: AsyncElasticsearch, alias: str, matches: Sequence[Match]) -> list[Match]:
+        """The matches with their highlighted fragments: each rule's own search request, on its matched ids."""
+        by_rule: dict[str, list[Match]] = {}
+        for m in matches:
+            by_rule.setdefault(m.rule.name, []).append(m)
+        groups = list(by_rule.values())
+        searches: list[dict[str, Any]] = []
+        for group in groups:
+            ids = sorted({m.article.id for m in group})
+            body = rule_search(group[0].rule, ids=ids, limit=len(ids))
+            for key in ("sort", "track_total_hits", "track_scores"):
+                body.pop(key, None)
+            searches += [{"index": alias}, body | {"_source": False}]
+        if not searches:
+            return []
+        resp = await es.msearch(searches=searches)
+        out: list[Match] = []
+        for group, answer in zip(groups, resp["responses"], strict=True):
+            found = {h["_id"]: h.get("highlight", {}) for h in answer.get("hits", {}).get("hits", [])}
+            out += [Match(m.rule, m.article, found.get(m.article.id, {})) for m in group]
+        return out
+
+
+def _verify_body(chunk: Sequence[tuple[Rule, Sequence[str]]],
+                 query_of: Callable[[Rule], dict[str, Any]] = lambda r: rule_search(r)["query"]) -> dict[str, Any]:
+    """One search verifying many rules: each rule's own query (``newsflow search``'s, with its filters) as a
+    named clause; a hit's ``matched_queries`` are the rules it matches (like a percolator, on the batch only)."""
+    ids = sorted({doc_id for _rule, doc_ids in chunk for doc_id in doc_ids})
+    should = [{"bool": {**query_of(rule)["bool"], "_name": str(n)}} for n, (rule, _ids) in enumerate(chunk)]
+    # Sorted by _doc: no scores to compute, only which named clauses match.
+    return {"query": {"bool": {"filter": [{"ids": {"values": ids}}], "should": should, "minimum_should_match": 1}},
+            "size": len(ids), "_source": False, "sort": ["_doc"], "track_total_hits": False}
+
+
+async def story_copies(es: AsyncElasticsearch, alias: str, story_ids: Sequence[str]) -> dict[str, int]:
+    """How many indexed articles each story has so far (for the payload)."""
+    if not story_ids:
+        return {}
+    try:
+        resp = await es.search(index=alias, size=0, query={"terms": {"story_id": list(story_ids)}},
+                               aggs={"s": {"terms": {"field": "story_id", "size": len(story_ids)}}})
+    except (ApiError, TransportError) as exc:
+        log.warning("story copies unavailable", error=str(exc)[:200])
+        return {}
+    return {b["key"]: int(b["doc_count"]) for b in resp["aggregations"]["s"]["buckets"]}

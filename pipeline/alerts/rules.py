@@ -1,0 +1,176 @@
+"""Alert rules: the YAML rules file (``alerts.rules_file``), its model, and the per-rule statistics file.
+
+A rule is a ``newsflow search`` query plus optional filters, where to deliver, and when (``instant`` or a
+``digest`` every interval). The file is the one source of truth: ``newsflow alerts add/remove`` rewrite it
+atomically and running workers reload it when its modification time changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import SettingsError
+from pipeline.search import parse_since
+from pipeline.settings import Settings
+
+__all__ = ["Channels", "Rule", "RuleStats", "load_rules", "read_stats", "rules_path", "save_rules", "write_stats"]
+
+
+class Channels(BaseModel):
+    """Where a rule's alerts go; at least one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    webhook: str | None = Field(None, pattern=r"^https?://")
+    slack: str | None = Field(None, pattern=r"^https?://")
+    email: list[str] = Field(default_factory=list)
+    topic: bool = False  # news.alerts (AlertEvent JSON)
+    log: bool = False
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    def names(self) -> list[str]:
+        """The channel names in use, in a fixed order (also the ``channel`` metric label values)."""
+        return [n for n, on in (("webhook", self.webhook), ("slack", self.slack), ("email", self.email),
+                                ("topic", self.topic), ("log", self.log)) if on]
+
+
+class Rule(BaseModel):
+    """One alert rule (one entry of the rules file)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,79}$")
+    query: str = Field(min_length=1, max_length=4000)
+    source: str | None = None
+    language: str | None = None
+    entity: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    channels: Channels
+    mode: Literal["instant", "digest"] = "instant"
+    digest: str | None = None  # the interval of a digest rule: 30m, 1h, 1d
+    # HMAC-SHA256 key of the webhook signature; it lives in the rules file, so keep that file private.
+    secret: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Rule:
+        if not self.channels.names():
+            raise ValueError("a rule needs at least one channel")
+        if self.mode == "digest":
+            if not self.digest:
+                raise ValueError("a digest rule needs an interval (digest: 1h)")
+            self.digest_interval()  # raises on a bad interval
+        elif self.digest:
+            raise ValueError("digest interval given for an instant rule (set mode: digest)")
+        return self
+
+    def digest_interval(self) -> timedelta:
+        if not self.digest:
+            return timedelta(0)
+        try:
+            interval = parse_since(self.digest)
+        except Exception as exc:
+            raise ValueError(f"digest interval must be like 30m, 1h or 1d (got {self.digest!r})") from exc
+        if interval < timedelta(seconds=1):
+            raise ValueError("digest interval must be at least 1s")
+        return interval
+
+
+def rules_path(settings: Settings) -> Path:
+    return settings.path(settings.alerts.rules_file)
+
+
+def load_rules(path: Path) -> list[Rule]:
+    """The rules in ``path`` (a missing file means none).
+
+    Raises:
+        SettingsError: the file is not valid YAML or a rule is invalid (the message names the rule and key).
+    """
+    if not path.exists():
+        return []
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path}: not valid YAML: {exc}") from exc
+    entries = data.get("rules") if isinstance(data, dict) else None
+    if entries is None:
+        entries = []
+    if not isinstance(entries, list):
+        raise SettingsError(f"{path}: 'rules' must be a list")
+    rules: list[Rule] = []
+    for n, entry in enumerate(entries, 1):
+        try:
+            rules.append(Rule.model_validate(entry))
+        except ValidationError as exc:
+            what = entry.get("name") if isinstance(entry, dict) else None
+            details = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'rule'}: {e['msg']}" for e in exc.errors())
+            raise SettingsError(f"{path}: rule {n} ({what or 'no name'}): {details}") from exc
+    names = [r.name for r in rules]
+    if len(set(names)) != len(names):
+        raise SettingsError(f"{path}: rule names must be unique")
+    return rules
+
+
+def save_rules(path: Path, rules: list[Rule]) -> None:
+    """Rewrite the file atomically (a worker reloading it never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {"rules": [r.model_dump(mode="json", exclude_none=True, exclude_defaults=True) for r in rules]}
+    text = "# Keyword alert rules: see docs/alerting.md. Managed by `newsflow alerts add/remove`.\n"
+    text += yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class RuleStats(BaseModel):
+    matches: int = 0
+    last_fired: str | None = None  # ISO time of the last alert
+
+
+def _stats_dir(settings: Settings) -> Path:
+    return settings.data_path / "alerts"
+
+
+def write_stats(settings: Settings, worker: str, stats: dict[str, RuleStats]) -> None:
+    """Each worker writes its own counts (no cross-process locking); ``read_stats`` adds them up."""
+    directory = _stats_dir(settings)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"stats-{worker}.json"
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps({k: v.model_dump() for k, v in stats.items()}), encoding="utf-8")
+    os.replace(tmp, target)
+
+
+def read_stats(settings: Settings) -> dict[str, RuleStats]:
+    total: dict[str, RuleStats] = {}
+    directory = _stats_dir(settings)
+    for file in sorted(directory.glob("stats-*.json")) if directory.exists() else []:
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # being replaced right now
+        for name, value in data.items():
+            one = RuleStats.model_validate(value)
+            acc = total.setdefault(name, RuleStats())
+            acc.matches += one.matches
+            if one.last_fired and (acc.last_fired is None or one.last_fired > acc.last_fired):
+                acc.last_fired = one.last_fired
+    return total

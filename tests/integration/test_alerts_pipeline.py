@@ -1,0 +1,172 @@
+"""Alerts end to end: `newsflow worker` on the real Kafka and Elasticsearch, a webhook receiver and an SMTP
+server on loopback. One test, many asserts, because a worker takes seconds to start:
+
+a matching article alerts once on each channel; its syndicated copy does not; a non-matching article does not;
+a failing webhook is retried, then dead-lettered, while the email still arrives; a worker killed with SIGKILL
+and restarted (and the seed replayed) sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import time
+from collections.abc import Iterator
+from email import message_from_bytes
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from elasticsearch import Elasticsearch
+
+from pipeline.alerts.rules import read_stats
+from pipeline.schemas import ALERTS_TOPIC, DLQ_TOPIC, INDEXED_TOPIC, RAW_TOPIC
+from pipeline.settings import Settings, load_settings
+from tests.integration.alerts_corpus import Receiver, wait_until
+from tests.integration.test_pipeline import (
+    TopicReader,
+    WorkerProcess,
+    create_topics,
+    delete_topics,
+    page_item,
+    produce,
+    raw_message,
+    worker_env,
+)
+
+pytestmark = pytest.mark.integration
+
+# The unrelated fixture page mentions NATO, Ukraine and Kiev too, but not Mark Rutte.
+NATO_QUERY = 'NATO AND (Ukraine OR Kiev) AND entity_names:"Mark Rutte"'
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+    def to(self, address: str) -> list[bytes]:
+        return [content for rcpt, content in list(self.messages) if address in rcpt]
+
+
+@pytest.fixture()
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture()
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    box = Mailbox()
+    with socket.socket() as probe:  # a free port (the controller's self-check cannot use port 0)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, port
+    controller.stop()
+
+
+def test_alerts_once_per_story_on_every_channel(stack: Settings, unique: str, tmp_path: Path, receiver: Receiver,
+                                                smtp: tuple[Mailbox, int]) -> None:
+    mailbox, smtp_port = smtp
+    bootstrap = stack.kafka.bootstrap
+    prefix = f"t{unique}."
+    rules = tmp_path / "alerts.yaml"
+    hook = receiver.url
+    rules.write_text(json.dumps({"rules": [
+        {"name": "nato", "query": NATO_QUERY, "secret": "s3cret",
+         "channels": {"webhook": hook + "/ok/nato", "slack": hook + "/slack", "email": "nato@example.org",
+                      "topic": True, "log": True}},
+        {"name": "failing", "query": "Rutte", "channels": {"webhook": hook + "/fail", "email": "ops@example.org"}},
+        {"name": "nothing", "query": '"quantum chromodynamics"', "channels": {"webhook": hook + "/ok/nothing"}},
+    ]}))
+    env = worker_env(bootstrap, unique, tmp_path / "data", NEWSFLOW_ES_INDEX_PREFIX=f"t{unique}",
+                     NEWSFLOW_ES_ALIAS=f"t{unique}", NEWSFLOW_SINK_BATCH_TIMEOUT_S="0.3",
+                     NEWSFLOW_ALERTS_RULES_FILE=str(rules), NEWSFLOW_ALERTS_SMTP_PORT=str(smtp_port),
+                     NEWSFLOW_ALERTS_MAX_ATTEMPTS="3", NEWSFLOW_ALERTS_INITIAL_BACKOFF_S="0.2",
+                     NEWSFLOW_ALERTS_DELIVERY_TIMEOUT_S="5")
+    create_topics(stack, unique)
+    worker = WorkerProcess(env, "solo", tmp_path).start()
+    alerts = TopicReader(bootstrap, prefix + ALERTS_TOPIC)
+    indexed = TopicReader(bootstrap, prefix + INDEXED_TOPIC)
+    dlq = TopicReader(bootstrap, prefix + DLQ_TOPIC)
+    es = Elasticsearch(stack.es.url)
+    try:
+        seed, syndicated, unrelated = page_item("seed"), page_item("syndicated"), page_item("unrelated")
+        produce(bootstrap, prefix + RAW_TOPIC, [raw_message(seed)])
+
+        # 1. The seed alerts "nato" once on each channel.
+        wait_until(lambda: receiver.to("/ok/nato") and receiver.to("/slack") and mailbox.to("nato@example.org"),
+              180, "the seed's alerts", worker.check_alive)
+        [(headers, body)] = receiver.to("/ok/nato")
+        expected_sig = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+        assert headers["X-Newsflow-Signature"] == expected_sig
+        alert = json.loads(body)["alert"]
+        assert alert["rule"] == "nato" and alert["query"] == NATO_QUERY
+        assert alert["alert_id"] == hashlib.sha256(f"nato\x1f{alert['story_id']}".encode()).hexdigest()[:32]
+        assert alert["title"] and alert["url"] == seed.link and alert["source"]
+        assert any("<em>" in f for f in alert["fragments"]) and "Mark Rutte" in alert["entities"]
+        assert alert["copies"] == 1 and alert["indexed_at"]
+        slack = json.loads(receiver.to("/slack")[0][1])
+        assert "nato" in slack["text"] and alert["title"] in slack["text"]
+        mail = message_from_bytes(mailbox.to("nato@example.org")[0])
+        assert mail["X-Newsflow-Alert-Id"] == alert["alert_id"]
+        assert {p.get_content_type() for p in mail.walk()} >= {"text/plain", "text/html"}
+        events = alerts.wait_for(lambda ms: len(ms) >= 1, 30, "the AlertEvent on news.alerts", worker.check_alive)
+        assert events[0]["alert_id"] == alert["alert_id"] and events[0]["article_id"] == alert["article_id"]
+
+        # 2. The failing webhook: 3 attempts, then news.dlq (stage alert); its email arrived anyway.
+        wait_until(lambda: mailbox.to("ops@example.org"), 30, "the failing rule's email", worker.check_alive)
+        letters = dlq.wait_for(lambda ms: any(m["stage"] == "alert" for m in ms), 60, "the alert dead letter",
+                               worker.check_alive)
+        [letter] = [m for m in letters if m["stage"] == "alert"]
+        assert letter["kind"] == "alert_delivery" and letter["error"].startswith("webhook:")
+        assert json.loads(letter["payload"])["alerts"][0]["rule"] == "failing"
+        assert len(receiver.to("/fail")) == 3
+
+        # 3. The syndicated copy (same story) and an unrelated article: indexed, but no new alert anywhere.
+        produce(bootstrap, prefix + RAW_TOPIC, [raw_message(syndicated), raw_message(unrelated)])
+        indexed.wait_for(lambda ms: len(ms) >= 3, 120, "the copy and the unrelated article indexed",
+                         worker.check_alive)
+        time.sleep(4)  # time for any (wrong) alert to arrive
+
+        def counts() -> tuple[int, ...]:
+            return (len(receiver.to("/ok/nato")), len(receiver.to("/slack")), len(mailbox.to("nato@example.org")),
+                    len(alerts.poll()), len(receiver.to("/fail")), len(mailbox.to("ops@example.org")),
+                    len(receiver.to("/ok/nothing")))
+
+        assert counts() == (1, 1, 1, 1, 3, 1, 0)
+
+        assert worker.log_path.read_text().count("alert repeats suppressed") >= 1  # the copy matched, silently
+        # `newsflow alerts list` reads what the worker counted.
+        stats = read_stats(load_settings(environ={"NEWSFLOW_DATA_DIR": str(tmp_path / "data")}))
+        assert stats["nato"].matches == 1 and stats["failing"].matches == 1 and "nothing" not in stats
+        assert stats["nato"].last_fired
+
+        # 4. SIGKILL, restart, replay the seed: the table recovered, nothing is sent twice.
+        worker.kill9()
+        before = worker.log_path.read_text().count("alert repeats suppressed")
+        worker.start()
+        produce(bootstrap, prefix + RAW_TOPIC, [raw_message(seed)])
+        indexed.wait_for(lambda ms: len(ms) >= 4, 180, "the replayed seed indexed", worker.check_alive)
+        wait_until(lambda: worker.log_path.read_text().count("alert repeats suppressed") > before, 60,
+              "the restarted worker to match the replayed seed", worker.check_alive)
+        time.sleep(2)
+        assert counts() == (1, 1, 1, 1, 3, 1, 0)
+    finally:
+        worker.stop()
+        for reader in (alerts, indexed, dlq):
+            reader.close()
+        for index in es.indices.get(index=f"t{unique}-*", allow_no_indices=True):
+            es.indices.delete(index=index)
+        es.options(ignore_status=404).indices.delete_index_template(name=f"t{unique}-template")
+        es.close()
+        delete_topics(bootstrap, unique)
