@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.structs import OffsetAndMetadata
 from typer.testing import CliRunner
 
@@ -90,11 +89,6 @@ def rig(stack: Settings, unique: str, tmp_path: Path) -> Iterator[tuple[Settings
            "NEWSFLOW_ES_INDEX_PREFIX": f"ts-{unique}", "NEWSFLOW_ES_ALIAS": f"tsa-{unique}"}
     settings = load_settings(environ=env)
     ensure_topics(settings)
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers)
-    try:  # news.alerts is the alerting's topic; created here as it would be there
-        admin.create_topics([NewTopic(settings.kafka.topic(ALERTS_TOPIC), num_partitions=1, replication_factor=1)])
-    finally:
-        admin.close()
     try:
         yield settings, env
     finally:

@@ -36,7 +36,7 @@ from pipeline.security import faust_credentials
 from pipeline.settings import Settings, load_settings
 from pipeline.stack import KafkaService
 from pipeline.stack.process import port_open, tail
-from pipeline.topics import ensure_topics
+from pipeline.topics import ensure_topics, topic_layout
 from tests.childproc import die_with_parent, stop_group
 from tests.tlsutil import Pki, make_pki
 
@@ -195,11 +195,11 @@ async def test_topics_publisher_and_faust_consumer_over_security(broker: Broker,
     found = ensure_topics(settings)  # kafka-python admin
     for _ in range(20):
         # ensure_topics leaves out topics whose leader is not elected yet (right after creation): ask again.
-        if len(found) == 5:
+        if len(found) == len(topic_layout(settings)):
             break
         await asyncio.sleep(0.5)
         found = ensure_topics(settings)
-    assert found[raw] == 2 and len(found) == 5
+    assert found[raw] == 2 and len(found) == len(topic_layout(settings))
     publisher = Publisher(settings)  # kafka-python admin + idempotent producer
     try:
         items = [RawItem(feed_url="https://feed.example/rss", link=f"https://feed.example/{unique}/{i}",
@@ -256,7 +256,7 @@ async def test_faust_worker_over_sasl_ssl(broker: Broker, unique: str, tmp_path:
     settings = _settings(broker, "SASL_SSL/SCRAM-SHA-512", unique)
     found = ensure_topics(settings)
     for _ in range(20):
-        if len(found) == 5:
+        if len(found) == len(topic_layout(settings)):
             break
         await asyncio.sleep(0.5)
         found = ensure_topics(settings)
