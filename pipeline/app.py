@@ -54,8 +54,11 @@ class NewsflowApp(faust.App):
         self.signature_table = self._json_table("dedupe-signatures", "article id -> SignatureRecord")
         self.indexed_topic = self._json_topic(settings.kafka.topic(INDEXED_TOPIC), n)
         self.alerts_topic = self._json_topic(settings.kafka.topic(ALERTS_TOPIC), 1)
-        # Co-partitioned with news.indexed (key = story id): once per (rule, story), recovered on restart.
-        self.alerted_table = self._json_table("alerts-sent", "rule + story id -> first alert", partitions=n)
+        if settings.pipeline.index_enabled:
+            # Co-partitioned with news.indexed (key = story id): once per (rule, story), recovered on restart.
+            # Declared only with the alerts agent that reads news.indexed: a table no agent's topic
+            # co-partitions with stalls the recovery of a group of several workers.
+            self.alerted_table = self._json_table("alerts-sent", "rule + story id -> first alert", partitions=n)
 
     def _json_topic(self, name: str, partitions: int) -> faust.TopicT:
         return self.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
