@@ -130,7 +130,8 @@ def register_agents(app: NewsflowApp, offload: Offload) -> None:
     from pipeline.dedupe import Deduper, minhash_signature
 
     store = FaustDedupeStore(app.url_table, app.fingerprint_table, app.signature_table)
-    deduper = Deduper(store, threshold=p.near_duplicate_threshold, num_perm=p.minhash_permutations)
+    deduper = Deduper(store, threshold=p.near_duplicate_threshold, num_perm=p.minhash_permutations,
+                      retention_days=p.dedupe_retention_days)
     index_state = {"stale": True}
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # mode types async receivers too narrowly
@@ -149,7 +150,9 @@ def register_agents(app: NewsflowApp, offload: Offload) -> None:
                     signature = await offload.run(minhash_signature, article.body, num_perm=p.minhash_permutations,
                                                   shingle_size=p.shingle_size)
                 if index_state["stale"]:
-                    deduper.rebuild()
+                    # In slices: the loop keeps serving the other agents and the consumer's heartbeats.
+                    for _ in deduper.rebuild_steps():
+                        await asyncio.sleep(0)
                     index_state["stale"] = False
                 try:
                     decision = deduper.decide(article, signature)

@@ -1,0 +1,232 @@
+"""A compact, day-bucketed MinHash-LSH band index for :class:`pipeline.dedupe.Deduper`.
+
+datasketch's ``MinHashLSH`` keeps every band of every article as Python bytes in dicts of sets: ~8.8 KB per
+article. Here one article costs ``bands`` entries of 8 bytes (a 32-bit hash of the band, a 32-bit row number
+local to its segment) plus its 12-byte id: ~212 bytes with 25 bands. The candidates are the same as
+datasketch's (same band split); a 32-bit band hash can only add rare extra candidates, and the caller confirms
+every candidate with the signatures' Jaccard estimate, so recall and precision do not change.
+
+Layout: one bucket per day the articles were decided on. A bucket holds sorted ``uint64`` arrays
+(``band_hash << 32 | row``) searched with ``searchsorted``, plus a small dict for the rows added since the last
+freeze. Frozen chunks are merged geometrically while the day is current and into one array once it is closed,
+so a query touches about one array per day of the retention window. Expiry drops whole days: O(expired).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["BandIndex", "band_hashes"]
+
+_ID_BYTES = 12  # pipeline.canonical.stable_id: 24 hex digits
+_LOW = np.uint64(0xFFFFFFFF)
+_SHIFT = np.uint64(32)
+_MUL = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constants (golden ratio, splitmix64)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def band_hashes(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """32-bit hashes of each band of each signature: ``(n, num_perm)`` -> ``(n, bands)`` ``uint64`` < 2**32.
+
+    The band number is hashed in, so equal values in two different bands never collide.
+    """
+    sig = np.ascontiguousarray(signatures[:, : bands * rows], dtype=np.uint64).reshape(len(signatures), bands, rows)
+    with np.errstate(over="ignore"):  # wrap-around multiplication is the point
+        h = np.broadcast_to(np.arange(1, bands + 1, dtype=np.uint64) * _MUL, sig.shape[:2]).copy()
+        for j in range(rows):
+            h ^= sig[:, :, j]
+            h *= _MUL
+            h ^= h >> np.uint64(31)
+        h ^= h >> np.uint64(30)
+        h *= _MIX1
+        h ^= h >> np.uint64(27)
+        h *= _MIX2
+        h ^= h >> np.uint64(31)
+    return h >> _SHIFT
+
+
+def _encode_ids(ids: Sequence[str]) -> tuple[np.ndarray, dict[int, str]]:
+    """Ids as 12-byte rows; an id that is not 24 hex digits (tests, foreign keys) is kept aside by row."""
+    out = np.zeros((len(ids), _ID_BYTES), dtype=np.uint8)
+    odd: dict[int, str] = {}
+    for i, key in enumerate(ids):
+        try:
+            raw = bytes.fromhex(key) if len(key) == 2 * _ID_BYTES else b""
+        except ValueError:
+            raw = b""
+        if len(raw) == _ID_BYTES and raw.hex() == key:
+            out[i] = np.frombuffer(raw, dtype=np.uint8)
+        else:
+            odd[i] = key
+    return out, odd
+
+
+@dataclass
+class _Segment:
+    entries: np.ndarray  # uint64, sorted: band_hash << 32 | row
+    ids: np.ndarray  # (rows, 12) uint8
+    odd: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return len(self.ids)
+
+    def id(self, row: int) -> str:
+        return self.odd.get(row) or self.ids[row].tobytes().hex()
+
+    def nbytes(self) -> int:
+        return int(self.entries.nbytes + self.ids.nbytes)
+
+    @classmethod
+    def build(cls, keys: np.ndarray, ids: Sequence[str]) -> _Segment:
+        """From ``(rows, bands)`` band hashes and the rows' ids."""
+        rows = np.arange(len(ids), dtype=np.uint64)[:, None]
+        entries = ((keys.astype(np.uint64) << _SHIFT) | rows).ravel()
+        entries.sort()
+        encoded, odd = _encode_ids(ids)
+        return cls(entries, encoded, odd)
+
+    @classmethod
+    def merge(cls, parts: Sequence[_Segment]) -> _Segment:
+        if len(parts) == 1:
+            return parts[0]
+        entries, odd, offset = [], {}, 0
+        for part in parts:
+            entries.append(part.entries + np.uint64(offset))  # rows renumbered; the band hash bits are untouched
+            odd.update({row + offset: key for row, key in part.odd.items()})
+            offset += part.rows
+        merged = np.concatenate(entries)
+        merged.sort(kind="stable")  # sorted runs: timsort merges them in linear time
+        return cls(merged, np.concatenate([p.ids for p in parts]), odd)
+
+    def query(self, lows: np.ndarray, highs: np.ndarray, out: set[str]) -> None:
+        lo = self.entries.searchsorted(lows, side="left")
+        hi = self.entries.searchsorted(highs, side="right")
+        hit = np.flatnonzero(hi > lo)
+        for k in hit:
+            for entry in self.entries[lo[k] : hi[k]]:
+                out.add(self.id(int(entry & _LOW)))
+
+
+@dataclass
+class _Day:
+    segments: list[_Segment] = field(default_factory=list)
+    # Rows added since the last freeze: band hash -> rows, and the rows' ids.
+    pending: dict[int, list[int]] = field(default_factory=dict)
+    pending_keys: list[np.ndarray] = field(default_factory=list)
+    pending_ids: list[str] = field(default_factory=list)
+
+    @property
+    def articles(self) -> int:
+        return sum(s.rows for s in self.segments) + len(self.pending_ids)
+
+
+class BandIndex:
+    """Band hashes of MinHash signatures -> article ids, bucketed by day.
+
+    Args:
+        bands, rows: the LSH band split (``bands * rows <= num_perm``), as datasketch's ``MinHashLSH`` picks it.
+        chunk: rows collected in a dict before they are frozen into a sorted array.
+    """
+
+    def __init__(self, bands: int, rows: int, *, chunk: int = 4096) -> None:
+        self.bands = bands
+        self.rows = rows
+        self.chunk = chunk
+        self._days: dict[int, _Day] = {}
+
+    def __len__(self) -> int:
+        """Articles indexed (an article indexed twice, e.g. after a correction, counts twice)."""
+        return sum(day.articles for day in self._days.values())
+
+    @property
+    def days(self) -> list[int]:
+        return sorted(self._days)
+
+    def nbytes(self) -> int:
+        """Bytes held in the frozen arrays (the pending dict of the current chunk is bounded by ``chunk``)."""
+        return sum(s.nbytes() for day in self._days.values() for s in day.segments)
+
+    def keys(self, signature: Sequence[int] | np.ndarray) -> np.ndarray:
+        return band_hashes(np.asarray(signature, dtype=np.uint64)[None, :], self.bands, self.rows)[0]
+
+    def add(self, day: int, article_id: str, signature: Sequence[int] | np.ndarray) -> None:
+        """Index one article under ``day`` (an older entry of the same id is left: callers verify candidates)."""
+        bucket = self._days.setdefault(day, _Day())
+        keys = self.keys(signature)
+        row = len(bucket.pending_ids)
+        bucket.pending_ids.append(article_id)
+        bucket.pending_keys.append(keys)
+        for k in keys.tolist():
+            bucket.pending.setdefault(k, []).append(row)
+        if len(bucket.pending_ids) >= self.chunk:
+            self._freeze(bucket)
+
+    def add_many(self, day: int, article_ids: Sequence[str], signatures: np.ndarray) -> None:
+        """Index many articles at once (a rebuild): ``signatures`` is ``(n, num_perm)``."""
+        if len(article_ids):
+            keys = band_hashes(signatures, self.bands, self.rows)
+            self._days.setdefault(day, _Day()).segments.append(_Segment.build(keys, article_ids))
+
+    def _freeze(self, bucket: _Day) -> None:
+        if bucket.pending_ids:
+            bucket.segments.append(_Segment.build(np.stack(bucket.pending_keys), bucket.pending_ids))
+            bucket.pending, bucket.pending_keys, bucket.pending_ids = {}, [], []
+        # Geometric merging keeps O(log n) arrays per day and O(log n) merge work per article.
+        segs = bucket.segments
+        while len(segs) >= 2 and 2 * segs[-1].rows >= segs[-2].rows:
+            segs[-2:] = [_Segment.merge(segs[-2:])]
+
+    def close_days(self, before: int) -> None:
+        """Compact every day before ``before`` into one array (no more articles are added to them)."""
+        for day, bucket in self._days.items():
+            if day < before and (bucket.pending_ids or len(bucket.segments) > 1):
+                self._freeze(bucket)
+                bucket.segments = [_Segment.merge(bucket.segments)] if bucket.segments else []
+
+    def expire(self, before: int) -> list[tuple[int, list[str]]]:
+        """Drop the days before ``before``; returns each dropped day with its article ids (for the tables)."""
+        dropped = []
+        for day in sorted(d for d in self._days if d < before):
+            bucket = self._days.pop(day)
+            ids = list(bucket.pending_ids)
+            for seg in bucket.segments:
+                ids.extend(seg.id(row) for row in range(seg.rows))
+            dropped.append((day, ids))
+        return dropped
+
+    def query(self, signature: Sequence[int] | np.ndarray) -> set[str]:
+        """Ids of the articles sharing at least one band with ``signature`` (candidates, to be verified)."""
+        keys = self.keys(signature)
+        lows = keys << _SHIFT
+        highs = lows | _LOW
+        found: set[str] = set()
+        plain = keys.tolist()
+        for bucket in self._days.values():
+            for seg in bucket.segments:
+                seg.query(lows, highs, found)
+            if bucket.pending:
+                for k in plain:
+                    for row in bucket.pending.get(k, ()):
+                        found.add(bucket.pending_ids[row])
+        return found
+
+    def clear(self) -> None:
+        self._days.clear()
+
+    def compact(self) -> None:
+        """Merge each day into one array (after a rebuild, which adds one array per batch)."""
+        for bucket in self._days.values():
+            self._freeze(bucket)
+            if len(bucket.segments) > 1:
+                bucket.segments = [_Segment.merge(bucket.segments)]
+
+    def ids(self) -> Iterable[str]:
+        for bucket in self._days.values():
+            yield from bucket.pending_ids
+            for seg in bucket.segments:
+                yield from (seg.id(row) for row in range(seg.rows))
