@@ -412,11 +412,11 @@ class Deduper:
                 self.store.delete_url(record.canonical_url)
         self.store.delete_signature(aid)
 
-    def _index_signature(self, key: str, signature: list[int]) -> None:
+    def _index_signature(self, key: str, signature: list[int], keys: np.ndarray | None) -> None:
         # An older entry of the same id (before a correction) stays until its day expires: candidates are
         # checked against the store's current signature, so it can only cost a look-up.
         if signature != self._empty:
-            self._index.add(self._day, key, signature)
+            self._index.add(self._day, key, self._index.keys(signature) if keys is None else keys)
 
     def _deduped(self, article: CleanArticle, *, id: str, version: int, story_id: str,
                  duplicate_of: str | None) -> DedupedArticle:
@@ -424,14 +424,15 @@ class Deduper:
             **article.model_dump(), id=id, version=version, story_id=story_id, duplicate_of=duplicate_of
         )
 
-    def _nearest(self, signature: list[int], exclude: str) -> tuple[str, SignatureRecord, float] | None:
-        """The indexed article most similar to ``signature`` at or above the threshold (ties: smallest id)."""
+    def _nearest(self, signature: list[int], query: np.ndarray, keys: np.ndarray,
+                 exclude: str) -> tuple[str, SignatureRecord, float] | None:
+        """The indexed article most similar to ``signature`` (``query``: the same as an array, ``keys``: its band
+        hashes) at or above the threshold (ties: smallest id)."""
         if signature == self._empty:
             return None
-        query = np.asarray(signature, dtype=np.uint64)
         best: tuple[float, str, SignatureRecord] | None = None
         # Sorted, and only a strictly better score replaces: ties go to the smallest id on every worker.
-        for key in sorted(self._index.query(query)):
+        for key in sorted(self._index.query(keys)):
             if key == exclude:
                 continue
             record = self.store.get_signature(key)
@@ -486,20 +487,22 @@ class Deduper:
             return Decision(action="duplicate")
 
         # 5. Near-duplicate of a known story.
-        nearest = self._nearest(signature, exclude=aid)
+        values = np.asarray(signature, dtype=np.uint64)
+        keys = self._index.keys(values)
+        nearest = self._nearest(signature, values, keys, exclude=aid)
         if nearest is not None:
             _, record, sim = nearest
             out = self._deduped(article, id=aid, version=1, story_id=record.story_id, duplicate_of=record.story_id)
-            self._remember(out, signature)
+            self._remember(out, signature, keys=keys)
             return Decision(action="near_duplicate", article=out, similarity=sim)
 
         # 6. A new story.
         out = self._deduped(article, id=aid, version=1, story_id=aid, duplicate_of=None)
-        self._remember(out, signature)
+        self._remember(out, signature, keys=keys)
         return Decision(action="new", article=out)
 
     def _remember(self, article: DedupedArticle, signature: list[int],
-                  previous: SignatureRecord | None = None) -> None:
+                  previous: SignatureRecord | None = None, keys: np.ndarray | None = None) -> None:
         # Signature record first: it carries the full identity, so if a crash lands between these writes the replay
         # is either decided again from scratch (same ids: the LSH query excludes the article's own id) or found
         # as a duplicate whose `existing` comes from this record.
@@ -513,7 +516,7 @@ class Deduper:
                             version=article.version, duplicate_of=article.duplicate_of, day=self._day,
                             canonical_url=article.canonical_url, previous_fingerprints=older),
         )
-        self._index_signature(article.id, signature)
+        self._index_signature(article.id, signature, keys)
         self.store.put_fingerprint(article.text_fingerprint, article.id)
         if article.canonical_url:
             self.store.put_url(
