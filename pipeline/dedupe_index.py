@@ -119,8 +119,10 @@ class _Segment:
 @dataclass
 class _Day:
     segments: list[_Segment] = field(default_factory=list)
-    # Rows added since the last freeze: band hash -> rows, and the rows' ids.
-    pending: dict[int, list[int]] = field(default_factory=dict)
+    # Rows added since the last freeze: band hash -> first row, band hash -> further rows (rare: those are
+    # near-duplicates, or 32-bit collisions), and the rows' band hashes and ids.
+    pending: dict[int, int] = field(default_factory=dict)
+    more: dict[int, list[int]] = field(default_factory=dict)
     pending_keys: list[np.ndarray] = field(default_factory=list)
     pending_ids: list[str] = field(default_factory=list)
 
@@ -166,8 +168,11 @@ class BandIndex:
         row = len(bucket.pending_ids)
         bucket.pending_ids.append(article_id)
         bucket.pending_keys.append(keys)
-        for k in keys.tolist():
-            bucket.pending.setdefault(k, []).append(row)
+        new = dict.fromkeys(keys.tolist(), row)
+        for k in bucket.pending.keys() & new.keys():
+            bucket.more.setdefault(k, []).append(row)
+            del new[k]
+        bucket.pending.update(new)
         if len(bucket.pending_ids) >= self.chunk:
             self._freeze(bucket)
 
@@ -180,7 +185,7 @@ class BandIndex:
     def _freeze(self, bucket: _Day) -> None:
         if bucket.pending_ids:
             bucket.segments.append(_Segment.build(np.stack(bucket.pending_keys), bucket.pending_ids))
-            bucket.pending, bucket.pending_keys, bucket.pending_ids = {}, [], []
+            bucket.pending, bucket.more, bucket.pending_keys, bucket.pending_ids = {}, {}, [], []
         # Geometric merging keeps O(log n) arrays per day and O(log n) merge work per article.
         segs = bucket.segments
         while len(segs) >= 2 and 2 * segs[-1].rows >= segs[-2].rows:
@@ -215,8 +220,11 @@ class BandIndex:
                 seg.query(lows, highs, found)
             if bucket.pending:
                 for k in plain:
-                    for row in bucket.pending.get(k, ()):
+                    row = bucket.pending.get(k)
+                    if row is not None:
                         found.add(bucket.pending_ids[row])
+                        for other in bucket.more.get(k, ()):
+                            found.add(bucket.pending_ids[other])
         return found
 
     def clear(self) -> None:
