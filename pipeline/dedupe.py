@@ -370,6 +370,7 @@ class Deduper:
 
     def rebuild_steps(self, batch: int = 20_000) -> Iterator[int]:
         """:meth:`rebuild` in slices: yields the records read so far after each batch of ``batch`` records."""
+        started = time.perf_counter()
         self._index.clear()
         self._expired.clear()
         today = self._day = self._today()
@@ -393,6 +394,7 @@ class Deduper:
         self._index.compact()
         self._expired.extend(sorted(expired.items()))
         log.info("dedupe index rebuilt", signatures=count, indexed=len(self._index),
+                 seconds=round(time.perf_counter() - started, 2),
                  index_bytes=self._index.nbytes(), expired=sum(len(v) for v in expired.values()))
 
     def _tick(self) -> None:
