@@ -391,7 +391,7 @@ class Deduper:
                 self._index.add_many(int(day), [ids[i] for i in rows], sigs[rows])
             count += len(ids)
             yield count
-        self._index.compact()
+        self._index.compact(today)
         self._expired.extend(sorted(expired.items()))
         log.info("dedupe index rebuilt", signatures=count, indexed=len(self._index),
                  seconds=round(time.perf_counter() - started, 2),
