@@ -391,7 +391,13 @@ class Deduper:
                 self._index.add_many(int(day), [ids[i] for i in rows], sigs[rows])
             count += len(ids)
             yield count
-        self._index.compact(today)
+        # One array and one filter per past day, one step each (a step merges and sorts one day's entries).
+        for day in self._index.days:
+            if day < today:
+                self._index.close_day(day)
+            else:
+                self._index.merge_day(day)
+            yield count
         self._expired.extend(sorted(expired.items()))
         log.info("dedupe index rebuilt", signatures=count, indexed=len(self._index),
                  seconds=round(time.perf_counter() - started, 2),

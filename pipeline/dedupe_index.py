@@ -224,13 +224,18 @@ class BandIndex:
 
     def close_days(self, before: int) -> None:
         """Compact every day before ``before`` into one array with its filter (no more articles are added)."""
-        for day, bucket in self._days.items():
-            if day < before and day not in self._filters:
-                self._freeze(bucket)
-                if bucket.segments:
-                    bucket.segments = [_Segment.merge(bucket.segments)]
-                    self._filters[day] = _bloom(bucket.segments[0].entries >> _SHIFT)
-                    self._stacks = None
+        for day in [d for d in self._days if d < before]:
+            self.close_day(day)
+
+    def close_day(self, day: int) -> None:
+        """Compact one day into one array with its filter (no more articles are added to it)."""
+        bucket = self._days.get(day)
+        if bucket is not None and day not in self._filters:
+            self._freeze(bucket)
+            if bucket.segments:
+                bucket.segments = [_Segment.merge(bucket.segments)]
+                self._filters[day] = _bloom(bucket.segments[0].entries >> _SHIFT)
+                self._stacks = None
 
     def expire(self, before: int) -> list[tuple[int, list[str]]]:
         """Drop the days before ``before``; returns each dropped day with its article ids (for the tables)."""
@@ -286,10 +291,9 @@ class BandIndex:
         self._filters.clear()
         self._stacks = None
 
-    def compact(self, today: int) -> None:
-        """After a rebuild (one array per batch): close the days before ``today``, merge today's arrays."""
-        self.close_days(today)
-        bucket = self._days.get(today)
+    def merge_day(self, day: int) -> None:
+        """Merge a day's arrays into one (after a rebuild, which adds one array per batch)."""
+        bucket = self._days.get(day)
         if bucket is not None and len(bucket.segments) > 1:
             bucket.segments = [_Segment.merge(bucket.segments)]
 
