@@ -33,7 +33,7 @@ from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -52,20 +52,21 @@ def _rss() -> int:
 class JsonRocks(MutableMapping[str, Any]):
     """A RocksDB database holding JSON keys and values, as a Faust ``rocksdb://`` table stores them."""
 
-    def __init__(self, path: Path, cache: Any) -> None:
+    def __init__(self, path: Path, cache: Any, *, bounded: bool = False) -> None:
         import rocksdict
 
         options = rocksdict.Options(raw_mode=True)
         options.create_if_missing(True)
-        # Small memtables and one shared block cache that also holds the SST index and filter blocks (else they
-        # stay in memory outside it and grow with the data): RocksDB's memory stays bounded, and the figure is
-        # about dedupe's own state. Faust's defaults are 3 x 64 MB memtables and a 2 GB block cache per table.
+        # Small memtables and one shared block cache (Faust's defaults are 3 x 64 MB memtables and a 2 GB block
+        # cache per table). --bounded-store also keeps the SST index and filter blocks in that cache: RocksDB's
+        # memory then stays bounded, but its reads get slower (see docs/dedupe.md).
         options.set_write_buffer_size(4 << 20)
         options.set_max_write_buffer_number(2)
         table = rocksdict.BlockBasedOptions()
         table.set_block_cache(cache)
-        table.set_bloom_filter(10, False)
-        table.set_cache_index_and_filter_blocks(True)
+        if bounded:
+            table.set_bloom_filter(10, False)
+            table.set_cache_index_and_filter_blocks(True)
         options.set_block_based_table_factory(table)
         self.db = rocksdict.Rdict(str(path), options=options)
 
@@ -93,15 +94,15 @@ class JsonRocks(MutableMapping[str, Any]):
         return isinstance(key, str) and self.db.get(self._key(key)) is not None
 
     def __iter__(self) -> Iterator[str]:
-        for key in self.db:
-            yield json.loads(key)
+        for key in self.db.keys():  # noqa: SIM118  (Rdict's stubs declare keys(), not __iter__)
+            yield json.loads(cast(bytes, key))
 
     def __len__(self) -> int:
-        return sum(1 for _ in self.db)
+        return sum(1 for _ in self.db.keys())  # noqa: SIM118
 
     def items(self) -> Iterator[tuple[str, Any]]:  # type: ignore[override]
         for key, value in self.db.items():
-            yield json.loads(key.decode()), json.loads(value.decode())
+            yield json.loads(cast(bytes, key).decode()), json.loads(cast(bytes, value).decode())
 
     def close(self) -> None:
         self.db.close()
@@ -232,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--dir", type=Path, default=None, help="where the RocksDB store goes (default: a tmp dir)")
+    parser.add_argument("--bounded-store", action="store_true",
+                        help="RocksDB index/filter blocks in a 32 MB block cache (less memory, slower reads)")
     args = parser.parse_args(argv)
 
     from pipeline.dedupe import Deduper, MappingDedupeStore
@@ -240,8 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     base = Path(tmp.name)
     import rocksdict
 
-    cache = rocksdict.Cache(32 << 20)
-    tables = [JsonRocks(base / name, cache) for name in ("urls", "fingerprints", "signatures")]
+    cache = rocksdict.Cache((32 if args.bounded_store else 8) << 20)
+    tables = [JsonRocks(base / name, cache, bounded=args.bounded_store)
+              for name in ("urls", "fingerprints", "signatures")]
     store = MappingDedupeStore(*tables)
     now = [T0]
     retention = args.days + 1  # everything inserted is still held at the end
@@ -307,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         list(stream(min(args.compare, args.n), copies=args.copies, distractors=args.distractors, seed=args.seed)),
         args.threshold)
     print(json.dumps({
-        "bench": "dedupe_state", "n": args.n, "held": held, "days": args.days,
+        "bench": "dedupe_state", "n": args.n, "held": held, "days": args.days, "bounded_store": args.bounded_store,
         "bytes_per_article": round((rss1 - rss0) / args.n, 1),
         "index_bytes_per_article": round(index_bytes / args.n, 1),
         "insert_per_s": round(args.n / insert_s, 1),
