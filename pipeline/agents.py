@@ -130,7 +130,8 @@ def register_agents(app: NewsflowApp, offload: Offload) -> None:
     from pipeline.dedupe import Deduper, minhash_signature
 
     store = FaustDedupeStore(app.url_table, app.fingerprint_table, app.signature_table)
-    deduper = Deduper(store, threshold=p.near_duplicate_threshold, num_perm=p.minhash_permutations)
+    deduper = Deduper(store, threshold=p.near_duplicate_threshold, num_perm=p.minhash_permutations,
+                      retention_days=p.dedupe_retention_days)
     index_state = {"stale": True}
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # mode types async receivers too narrowly
@@ -149,13 +150,18 @@ def register_agents(app: NewsflowApp, offload: Offload) -> None:
                     signature = await offload.run(minhash_signature, article.body, num_perm=p.minhash_permutations,
                                                   shingle_size=p.shingle_size)
                 if index_state["stale"]:
-                    deduper.rebuild()
+                    # In slices: the loop keeps serving the other agents and the consumer's heartbeats. Cleared
+                    # first: a rebalance during the rebuild marks it stale again, and a failed one is retried.
                     index_state["stale"] = False
-                try:
-                    decision = deduper.decide(article, signature)
-                except Exception:
-                    index_state["stale"] = True  # the LSH index may hold a half-made decision
-                    raise
+                    try:
+                        for _ in deduper.rebuild_steps():
+                            await asyncio.sleep(0)
+                    except BaseException:
+                        index_state["stale"] = True
+                        raise
+                # A decision that fails half-way needs no rebuild: an index entry is only ever a candidate, checked
+                # against the signature table, and a rebuild would index the same signature record anyway.
+                decision = deduper.decide(article, signature)
                 ARTICLES_DEDUPED.labels(decision.action).inc()
                 out = decision.article or decision.existing
                 log.debug("dedupe decided", action=decision.action, article_id=out.id if out else None,

@@ -220,6 +220,8 @@ class PipelineSettings(_Section):
     near_duplicate_threshold: float = Field(0.5, gt=0, le=1)
     minhash_permutations: int = Field(128, ge=16, le=1024)
     shingle_size: int = Field(5, ge=1, le=20)
+    # Dedupe remembers an article (tables and LSH index) for at least this many days after its last decision.
+    dedupe_retention_days: int = Field(30, ge=1, le=3650)
     min_words: int = Field(20, ge=0)
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
 
