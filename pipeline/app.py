@@ -23,6 +23,7 @@ from pipeline.schemas import (
     ALERTS_TOPIC,
     CLEAN_TOPIC,
     DEDUPED_TOPIC,
+    DIGESTS_TOPIC,
     DLQ_TOPIC,
     ENRICHED_TOPIC,
     INDEXED_TOPIC,
@@ -56,6 +57,10 @@ class NewsflowApp(faust.App):
         self.alerts_topic = self._json_topic(settings.kafka.topic(ALERTS_TOPIC), 1)
         # Co-partitioned with news.indexed (key = story id): once per (rule, story), recovered on restart.
         self.alerted_table = self._json_table("alerts-sent", "rule + story id -> first alert", partitions=n)
+        # Open digest windows, co-partitioned with news.digests (key = rule name): one rule, one partition, one
+        # owner, recovered from the changelog after a crash, restart or rebalance.
+        self.digests_topic = self._json_topic(settings.kafka.topic(DIGESTS_TOPIC), n)
+        self.digest_table = self._json_table("alerts-digests", "rule -> its open digest window", partitions=n)
 
     def _json_topic(self, name: str, partitions: int) -> faust.TopicT:
         return self.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
