@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +33,7 @@ from pipeline.alerts.channels import Deliverer
 from pipeline.alerts.digest import register_digests
 from pipeline.alerts.matcher import Match, Matcher, story_copies
 from pipeline.alerts.present import alert_event, alert_id
-from pipeline.alerts.rules import Rule, RuleStats, load_rules, rules_path, write_stats
+from pipeline.alerts.rules import Rule, load_rules, rules_path
 from pipeline.backoff import backoff_delay
 from pipeline.dlq import DeadLetterSender, Origin, dead_letter_for
 from pipeline.errors import NewsflowError
@@ -111,15 +110,13 @@ class _Table:
 
 async def alerts_stream(stream: Any, settings: Settings, table: Any, *, send_topic: Callable[[bytes, bytes],
                         Awaitable[None]], send_dead_letter: DeadLetterSender, flush: Callable[[], Awaitable[Any]],
-                        send_digest: Callable[[DigestItem], Awaitable[None]], worker: str | None = None) -> None:
+                        send_digest: Callable[[DigestItem], Awaitable[None]]) -> None:
     """The body of the Faust ``alerts`` agent on news.indexed (values: EnrichedArticle JSON bytes)."""
     a = settings.alerts
     es = make_async_client(settings.es)
     deliverer = Deliverer(a, send_topic=send_topic, send_dead_letter=send_dead_letter)
     watcher = RulesWatcher(rules_path(settings), msearch_chunk=a.msearch_chunk)
-    stats: dict[str, RuleStats] = {}
     sent = _Table(table)
-    worker_name = worker or f"{settings.pipeline.app_id}-{os.getpid()}"
 
     async def watch() -> None:
         while True:
@@ -130,12 +127,9 @@ async def alerts_stream(stream: Any, settings: Settings, table: Any, *, send_top
     background = asyncio.create_task(watch())
     try:
         async for events in stream.take_events(a.batch_size, within=a.batch_timeout_s):
-            await _alert_batch(events, settings, es, watcher.matcher, sent, deliverer, send_digest, stats,
+            await _alert_batch(events, settings, es, watcher.matcher, sent, deliverer, send_digest,
                                send_dead_letter)
             await flush()  # table entries (changelog) and news.alerts sends acknowledged before the ack
-            if stats:
-                with contextlib.suppress(OSError):
-                    write_stats(settings, worker_name, stats)
     finally:
         background.cancel()
         with contextlib.suppress(BaseException):
@@ -168,7 +162,6 @@ async def _match_until_done(matcher: Matcher, es: AsyncElasticsearch, settings: 
 
 async def _alert_batch(events: Sequence[Any], settings: Settings, es: AsyncElasticsearch, matcher: Matcher,
                        sent: _Table, deliverer: Deliverer, send_digest: Callable[[DigestItem], Awaitable[None]],
-                       stats: dict[str, RuleStats],
                        send_dead_letter: DeadLetterSender) -> None:
     articles: list[EnrichedArticle] = []
     partition: dict[str, int] = {}  # article id -> its news.indexed partition
@@ -231,9 +224,6 @@ async def _alert_batch(events: Sequence[Any], settings: Settings, es: AsyncElast
             digest.append(DigestItem(rule=match.rule.name, alert=event))
         else:
             instant.append((match.rule, event))
-        rs = stats.setdefault(match.rule.name, RuleStats())
-        rs.matches += 1
-        rs.last_fired = event.matched_at.isoformat()
     # Every channel of every alert at once: a slow or failing one holds up nobody else.
     await asyncio.gather(*(deliverer.deliver(rule, [event]) for rule, event in instant),
                          *(send_digest(item) for item in digest))
