@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import ValidationError
 
@@ -154,7 +154,8 @@ def register_digests(app: NewsflowApp, deliverer: Callable[[], Deliverer],
     topic = app.digests_topic.get_topic_name()
 
     def owned() -> set[int] | None:
-        if app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set():
+        recovery = cast(Any, app.tables).recovery  # the TableManager's; not in its abstract type
+        if app.rebalancing or app.in_recovery or not recovery.completed.is_set():
             return None
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
 
