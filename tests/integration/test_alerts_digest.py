@@ -8,39 +8,23 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from elasticsearch import Elasticsearch
 
 from pipeline.schemas import RAW_TOPIC
 from pipeline.settings import Settings
 from tests.integration.alerts_corpus import Receiver, wait_until
-from tests.integration.test_alerts_pipeline import NATO_QUERY
-from tests.integration.test_pipeline import (
-    WorkerProcess,
-    create_topics,
-    delete_topics,
-    page_item,
-    produce,
-    raw_message,
-    worker_env,
-)
+from tests.integration.test_alerts_pipeline import NATO_QUERY, alerts_worker_env, receiver, remove_test_data  # noqa: F401
+from tests.integration.test_pipeline import WorkerProcess, create_topics, page_item, produce, raw_message
 
 pytestmark = pytest.mark.integration
 
 INTERVAL_S = 30
 
 
-@pytest.fixture()
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
-
-
-def test_digest_window_survives_sigkill(stack: Settings, unique: str, tmp_path: Path, receiver: Receiver) -> None:
+def test_digest_window_survives_sigkill(stack: Settings, unique: str, tmp_path: Path,
+                                        receiver: Receiver) -> None:  # noqa: F811
     bootstrap = stack.kafka.bootstrap
     prefix = f"t{unique}."
     rules = tmp_path / "alerts.yaml"
@@ -48,12 +32,9 @@ def test_digest_window_survives_sigkill(stack: Settings, unique: str, tmp_path: 
         {"name": "nato-daily", "query": NATO_QUERY, "mode": "digest", "digest": f"{INTERVAL_S}s",
          "channels": {"webhook": receiver.url + "/ok/digest"}},
     ]}))
-    env = worker_env(bootstrap, unique, tmp_path / "data", NEWSFLOW_ES_INDEX_PREFIX=f"t{unique}",
-                     NEWSFLOW_ES_ALIAS=f"t{unique}", NEWSFLOW_SINK_BATCH_TIMEOUT_S="0.3",
-                     NEWSFLOW_ALERTS_RULES_FILE=str(rules), NEWSFLOW_ALERTS_INITIAL_BACKOFF_S="0.2")
+    env = alerts_worker_env(stack, unique, tmp_path, rules)
     create_topics(stack, unique)
     worker = WorkerProcess(env, "digest", tmp_path).start()
-    es = Elasticsearch(stack.es.url)
     try:
         seed = page_item("seed")
         produce(bootstrap, prefix + RAW_TOPIC, [raw_message(seed)])
@@ -81,8 +62,4 @@ def test_digest_window_survives_sigkill(stack: Settings, unique: str, tmp_path: 
         assert worker.log_path.read_text().count("digest window extended") == 1
     finally:
         worker.stop()
-        for index in es.indices.get(index=f"t{unique}-*", allow_no_indices=True):
-            es.indices.delete(index=index)
-        es.options(ignore_status=404).indices.delete_index_template(name=f"t{unique}-template")
-        es.close()
-        delete_topics(bootstrap, unique)
+        remove_test_data(stack, unique)

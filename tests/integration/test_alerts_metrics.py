@@ -7,9 +7,7 @@ carries on.
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,32 +17,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipeline.schemas import DLQ_TOPIC, INDEXED_TOPIC, RAW_TOPIC
 from pipeline.settings import Settings
 from tests.integration.alerts_corpus import Receiver, wait_until
-from tests.integration.test_alerts_pipeline import NATO_QUERY
-from tests.integration.test_pipeline import (
-    TopicReader,
-    WorkerProcess,
-    create_topics,
-    delete_topics,
-    page_item,
-    produce,
-    raw_message,
-    worker_env,
+from tests.integration.test_alerts_pipeline import (  # noqa: F401 (receiver: a fixture)
+    NATO_QUERY,
+    alerts_worker_env,
+    free_port,
+    receiver,
+    remove_test_data,
 )
+from tests.integration.test_pipeline import TopicReader, WorkerProcess, create_topics, page_item, produce, raw_message
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture()
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -60,7 +42,7 @@ def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: st
 
 
 def test_alert_metrics_and_a_refused_batch(stack: Settings, unique: str, tmp_path: Path,
-                                           receiver: Receiver) -> None:
+                                           receiver: Receiver) -> None:  # noqa: F811
     bootstrap = stack.kafka.bootstrap
     prefix = f"t{unique}."
     rules = tmp_path / "alerts.yaml"
@@ -70,12 +52,9 @@ def test_alert_metrics_and_a_refused_batch(stack: Settings, unique: str, tmp_pat
         {"name": "flaky", "query": NATO_QUERY, "channels": {"webhook": hook + "/flaky"}},
         {"name": "dead", "query": NATO_QUERY, "channels": {"webhook": hook + "/fail"}},
     ]}))
-    metrics_port = _free_port()
-    env = worker_env(bootstrap, unique, tmp_path / "data", NEWSFLOW_ES_INDEX_PREFIX=f"t{unique}",
-                     NEWSFLOW_ES_ALIAS=f"t{unique}", NEWSFLOW_SINK_BATCH_TIMEOUT_S="0.3",
-                     NEWSFLOW_ALERTS_RULES_FILE=str(rules), NEWSFLOW_ALERTS_MAX_ATTEMPTS="3",
-                     NEWSFLOW_ALERTS_INITIAL_BACKOFF_S="0.2", NEWSFLOW_ALERTS_DELIVERY_TIMEOUT_S="5",
-                     NEWSFLOW_METRICS_PORT=str(metrics_port))
+    metrics_port = free_port()
+    env = alerts_worker_env(stack, unique, tmp_path, rules, NEWSFLOW_ALERTS_MAX_ATTEMPTS="3",
+                            NEWSFLOW_ALERTS_DELIVERY_TIMEOUT_S="5", NEWSFLOW_METRICS_PORT=str(metrics_port))
     create_topics(stack, unique)
     worker = WorkerProcess(env, "metrics", tmp_path).start()
     indexed = TopicReader(bootstrap, prefix + INDEXED_TOPIC)
@@ -123,8 +102,5 @@ def test_alert_metrics_and_a_refused_batch(stack: Settings, unique: str, tmp_pat
         worker.stop()
         for reader in (indexed, dlq):
             reader.close()
-        for index in es.indices.get(index=f"t{unique}-*", allow_no_indices=True, expand_wildcards="all"):
-            es.indices.delete(index=index)
-        es.options(ignore_status=404).indices.delete_index_template(name=f"t{unique}-template")
         es.close()
-        delete_topics(bootstrap, unique)
+        remove_test_data(stack, unique)
