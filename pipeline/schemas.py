@@ -217,4 +217,5 @@ class DigestItem(_Message):
 
     schema_version: Literal[1] = 1
     rule: str
+    interval_s: float = Field(gt=0)  # the rule's digest interval when it matched: a window opened now lasts this long
     alert: AlertEvent

@@ -29,17 +29,17 @@ from typing import TYPE_CHECKING, Any
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 from pydantic import ValidationError
 
-from pipeline.alerts.channels import Deliverer
+from pipeline.alerts.channels import Deliverer, dead_letter_event
 from pipeline.alerts.digest import register_digests
 from pipeline.alerts.matcher import Match, Matcher, story_copies
 from pipeline.alerts.present import alert_event, alert_id
 from pipeline.alerts.rules import Rule, load_rules, rules_path
 from pipeline.backoff import backoff_delay
-from pipeline.dlq import DeadLetterSender, Origin, dead_letter_for
+from pipeline.dlq import DeadLetterSender
 from pipeline.errors import NewsflowError
 from pipeline.index import make_async_client
 from pipeline.logs import get_logger
-from pipeline.metrics import ALERT_MATCHES, DEAD_LETTERS
+from pipeline.metrics import ALERT_MATCHES
 from pipeline.schemas import AlertEvent, DigestItem, EnrichedArticle
 from pipeline.settings import Settings
 
@@ -110,12 +110,11 @@ class _Table:
 
 async def alerts_stream(stream: Any, settings: Settings, table: Any, *, send_topic: Callable[[bytes, bytes],
                         Awaitable[None]], send_dead_letter: DeadLetterSender, flush: Callable[[], Awaitable[Any]],
-                        send_digest: Callable[[DigestItem], Awaitable[None]]) -> None:
+                        send_digest: Callable[[DigestItem], Awaitable[None]], watcher: RulesWatcher) -> None:
     """The body of the Faust ``alerts`` agent on news.indexed (values: EnrichedArticle JSON bytes)."""
     a = settings.alerts
     es = make_async_client(settings.es)
     deliverer = Deliverer(a, send_topic=send_topic, send_dead_letter=send_dead_letter)
-    watcher = RulesWatcher(rules_path(settings), msearch_chunk=a.msearch_chunk)
     sent = _Table(table)
 
     async def watch() -> None:
@@ -166,17 +165,15 @@ async def _alert_batch(events: Sequence[Any], settings: Settings, es: AsyncElast
     articles: list[EnrichedArticle] = []
     partition: dict[str, int] = {}  # article id -> its news.indexed partition
     indexed_at: dict[str, datetime] = {}
+    valid = []  # the events of ``articles``
     for event in events:
         m = event.message
         try:
             article = EnrichedArticle.model_validate_json(event.value)
         except (ValidationError, ValueError) as exc:
-            letter = dead_letter_for("alert", exc, Origin(payload=event.value, topic=m.topic, partition=m.partition,
-                                                          offset=m.offset, key=m.key))
-            log.warning("message dead-lettered", stage="alert", kind=letter.kind, error=letter.error[:300])
-            await send_dead_letter(letter)
-            DEAD_LETTERS.labels("alert", letter.kind).inc()
+            await dead_letter_event(event, exc, send_dead_letter)
             continue
+        valid.append(event)
         articles.append(article)
         partition[article.id] = m.partition
         # The index agent sent this message right after Elasticsearch's acknowledgement.
@@ -186,13 +183,9 @@ async def _alert_batch(events: Sequence[Any], settings: Settings, es: AsyncElast
         matches = await _match_until_done(matcher, es, settings, articles)
     except ApiError as exc:
         # Waiting would not help: the batch goes to news.dlq (stage alert) to be looked at and replayed.
-        for event in events:
-            m = event.message
-            letter = dead_letter_for("alert", exc, Origin(payload=event.value, topic=m.topic, partition=m.partition,
-                                                          offset=m.offset, key=m.key))
-            await send_dead_letter(letter)
-            DEAD_LETTERS.labels("alert", letter.kind).inc()
-        log.error("alert batch refused by elasticsearch, dead-lettered", articles=len(events), error=str(exc)[:300])
+        log.error("alert batch refused by elasticsearch, dead-lettered", articles=len(valid), error=str(exc)[:300])
+        for event in valid:
+            await dead_letter_event(event, exc, send_dead_letter)
         return
     fresh: list[Match] = []
     seen: set[str] = set()
@@ -221,7 +214,8 @@ async def _alert_batch(events: Sequence[Any], settings: Settings, es: AsyncElast
         event = alert_event(match, copies=copies.get(match.article.story_id, 1),
                             indexed_at=indexed_at.get(match.article.id), top_entities=settings.alerts.top_entities)
         if match.rule.mode == "digest":
-            digest.append(DigestItem(rule=match.rule.name, alert=event))
+            digest.append(DigestItem(rule=match.rule.name, alert=event,
+                                     interval_s=match.rule.digest_interval().total_seconds()))
         else:
             instant.append((match.rule, event))
     # Every channel of every alert at once: a slow or failing one holds up nobody else.
@@ -240,6 +234,8 @@ def register_alerts(app: NewsflowApp, send_dead_letter: DeadLetterSender) -> Cal
                                                                                         Awaitable[None]]:
     """Add the ``alerts`` agent (when ``alerts.enabled``); return the index agent's after-acknowledgement hook."""
     settings = app.settings
+    # One view of the rules file for both agents (the digest agent looks rules up by name).
+    watcher = RulesWatcher(rules_path(settings), msearch_chunk=settings.alerts.msearch_chunk)
 
     async def deliver(pending: list[Any]) -> None:
         await asyncio.gather(*pending)
@@ -256,9 +252,10 @@ def register_alerts(app: NewsflowApp, send_dead_letter: DeadLetterSender) -> Cal
 
     async def alerts(stream: Any) -> None:
         await alerts_stream(stream, settings, app.alerted_table, send_topic=send_topic,
-                            send_dead_letter=send_dead_letter, flush=app.producer.flush, send_digest=send_digest)
+                            send_dead_letter=send_dead_letter, flush=app.producer.flush, send_digest=send_digest,
+                            watcher=watcher)
 
     app.agent(app.indexed_topic, name="alerts", concurrency=1)(alerts)
     register_digests(app, lambda: Deliverer(settings.alerts, send_topic=send_topic, send_dead_letter=send_dead_letter),
-                     send_dead_letter)
+                     send_dead_letter, watcher)
     return on_indexed

@@ -22,15 +22,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import ValidationError
 
-from pipeline.alerts.channels import Deliverer
-from pipeline.alerts.rules import rules_path
-from pipeline.dlq import DeadLetterSender, Origin, dead_letter_for
+from pipeline.alerts.channels import Deliverer, dead_letter_event
+from pipeline.dlq import DeadLetterSender
 from pipeline.logs import get_logger
-from pipeline.metrics import DEAD_LETTERS
 from pipeline.schemas import AlertEvent, DigestItem
-from pipeline.settings import Settings
 
 if TYPE_CHECKING:
+    from pipeline.alerts.agent import RulesWatcher
     from pipeline.app import NewsflowApp
 
 __all__ = ["DigestWindows", "digests_stream", "register_digests"]
@@ -50,11 +48,11 @@ class DigestWindows:
         self.table = table
         self._clock = clock
 
-    async def add(self, item: DigestItem, interval_s: float, partition: int) -> bool:
+    async def add(self, item: DigestItem, partition: int) -> bool:
         """Add the alert to its rule's window (opening one); False when the window already holds it (a replay)."""
         entry = self.table.data.get(item.rule)
         if entry is None:
-            entry = {"partition": partition, "closes_at": self._clock() + interval_s, "alerts": []}
+            entry = {"partition": partition, "closes_at": self._clock() + item.interval_s, "alerts": []}
         if any(a.get("alert_id") == item.alert.alert_id for a in entry["alerts"]):
             return False
         entry = {**entry, "alerts": [*entry["alerts"], item.alert.model_dump(mode="json")]}
@@ -87,17 +85,14 @@ class DigestWindows:
         return sum(len(e["alerts"]) for e in self.table.data.values() if e)
 
 
-async def digests_stream(stream: Any, settings: Settings, table: Any, *, deliverer: Deliverer,
-                         send_dead_letter: DeadLetterSender, owned: Callable[[], set[int] | None]) -> None:
+async def digests_stream(stream: Any, table: Any, *, deliverer: Deliverer,
+                         send_dead_letter: DeadLetterSender, owned: Callable[[], set[int] | None],
+                         watcher: RulesWatcher) -> None:
     """The body of the ``alert-digests`` agent on news.digests (values: DigestItem JSON bytes).
 
     ``owned`` gives the news.digests partitions this worker is the active owner of, None while a rebalance or a
     table recovery is under way (a window half recovered must not be sent).
     """
-    from pipeline.alerts.agent import RulesWatcher  # the agent module registers this one
-
-    a = settings.alerts
-    watcher = RulesWatcher(rules_path(settings), msearch_chunk=a.msearch_chunk)
     windows = DigestWindows(table)
     lock = asyncio.Lock()  # a window is never extended while it is being delivered and removed
 
@@ -125,20 +120,13 @@ async def digests_stream(stream: Any, settings: Settings, table: Any, *, deliver
     background = asyncio.create_task(flush())
     try:
         async for event in stream.events():
-            m = event.message
             try:
                 item = DigestItem.model_validate_json(event.value)
             except (ValidationError, ValueError) as exc:
-                letter = dead_letter_for("alert", exc, Origin(payload=event.value, topic=m.topic,
-                                                              partition=m.partition, offset=m.offset, key=m.key))
-                log.warning("message dead-lettered", stage="alert", kind=letter.kind, error=letter.error[:300])
-                await send_dead_letter(letter)
-                DEAD_LETTERS.labels("alert", letter.kind).inc()
+                await dead_letter_event(event, exc, send_dead_letter)
                 continue
-            rule = watcher.rules.get(item.rule)
-            interval = rule.digest_interval().total_seconds() if rule and rule.mode == "digest" else 0.0
             async with lock:
-                if await windows.add(item, interval, m.partition):
+                if await windows.add(item, event.message.partition):
                     log.info("digest window extended", rule=item.rule, alert_id=item.alert.alert_id)
     finally:
         background.cancel()
@@ -147,10 +135,9 @@ async def digests_stream(stream: Any, settings: Settings, table: Any, *, deliver
         # Open windows stay in the table: the next owner (this worker restarted, or another) delivers them.
 
 
-def register_digests(app: NewsflowApp, deliverer: Callable[[], Deliverer],
-                     send_dead_letter: DeadLetterSender) -> None:
+def register_digests(app: NewsflowApp, deliverer: Callable[[], Deliverer], send_dead_letter: DeadLetterSender,
+                     watcher: RulesWatcher) -> None:
     """Add the ``alert-digests`` agent on news.digests."""
-    settings = app.settings
     topic = app.digests_topic.get_topic_name()
 
     def owned() -> set[int] | None:
@@ -162,8 +149,8 @@ def register_digests(app: NewsflowApp, deliverer: Callable[[], Deliverer],
     async def digests(stream: Any) -> None:
         d = deliverer()
         try:
-            await digests_stream(stream, settings, app.digest_table, deliverer=d, send_dead_letter=send_dead_letter,
-                                 owned=owned)
+            await digests_stream(stream, app.digest_table, deliverer=d, send_dead_letter=send_dead_letter,
+                                 owned=owned, watcher=watcher)
         finally:
             await d.close()
 

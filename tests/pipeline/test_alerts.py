@@ -162,10 +162,10 @@ async def test_digest_windows_group_per_rule_in_their_partition() -> None:
     for n in range(3):
         event = alert_event(Match(rule, _article().model_copy(update={"story_id": f"s{n}"})), copies=1,
                             indexed_at=None, top_entities=3).model_copy(update={"article_id": f"a{n}"})
-        assert await windows.add(DigestItem(rule="d", alert=event), 1800, partition=2)
-    assert not await windows.add(DigestItem(rule="d", alert=event), 1800, partition=2)  # a replay: kept once
+        assert await windows.add(DigestItem(rule="d", alert=event, interval_s=1800), partition=2)
+    assert not await windows.add(DigestItem(rule="d", alert=event, interval_s=1800), partition=2)  # a replay
     await windows.add(DigestItem(rule="e", alert=alert_event(Match(other, _article()), copies=1, indexed_at=None,
-                                                             top_entities=3)), 3600, partition=1)
+                                                             top_entities=3), interval_s=3600), partition=1)
     assert windows.due({1, 2}) == [] and len(windows) == 4
     assert {(k, p) for k, _v, p, _s in table.changelog_topic.sent} == {("d", 2), ("e", 1)}
     now[0] = 1800
