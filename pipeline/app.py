@@ -20,6 +20,7 @@ from typing import Any
 import faust
 
 from pipeline.schemas import (
+    ALERTS_SENT_TABLE,
     ALERTS_TOPIC,
     CLEAN_TOPIC,
     DEDUPED_TOPIC,
@@ -56,7 +57,7 @@ class NewsflowApp(faust.App):
         self.indexed_topic = self._json_topic(settings.kafka.topic(INDEXED_TOPIC), n)
         self.alerts_topic = self._json_topic(settings.kafka.topic(ALERTS_TOPIC), 1)
         # Co-partitioned with news.indexed (key = story id): once per (rule, story), recovered on restart.
-        self.alerted_table = self._json_table("alerts-sent", "rule + story id -> first alert", partitions=n)
+        self.alerted_table = self._json_table(ALERTS_SENT_TABLE, "rule + story id -> first alert", partitions=n)
         # Open digest windows, co-partitioned with news.digests (key = rule name): one rule, one partition, one
         # owner, recovered from the changelog after a crash, restart or rebalance.
         self.digests_topic = self._json_topic(settings.kafka.topic(DIGESTS_TOPIC), n)

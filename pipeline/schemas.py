@@ -23,6 +23,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "ALERTS_SENT_TABLE",
     "ALERTS_TOPIC",
     "CLEAN_TOPIC",
     "DEDUPED_TOPIC",
@@ -54,6 +55,8 @@ ALERTS_TOPIC = "news.alerts"
 DLQ_REPLAYED_TOPIC = "news.dlq.replayed"
 # EnrichedArticle JSON of what Elasticsearch acknowledged, key = story_id (the alerts agent's input).
 INDEXED_TOPIC = "news.indexed"
+# The Faust table of alerts sent once per (rule, story); `alerts list` counts its changelog topic's entries.
+ALERTS_SENT_TABLE = "alerts-sent"
 # DigestItem JSON, key = rule name: a digest rule's alerts, all on one partition (its window's owner).
 DIGESTS_TOPIC = "news.digests"
 

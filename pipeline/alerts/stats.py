@@ -15,17 +15,16 @@ from kafka.errors import KafkaError
 
 from pipeline.alerts.rules import RuleStats
 from pipeline.errors import StackError
+from pipeline.schemas import ALERTS_SENT_TABLE
 from pipeline.settings import Settings
 from pipeline.topic_reader import TopicReader
 
-__all__ = ["SENT_TABLE", "read_stats", "sent_changelog"]
-
-SENT_TABLE = "alerts-sent"  # the Faust table's name (pipeline/app.py)
+__all__ = ["read_stats", "sent_changelog"]
 
 
 def sent_changelog(settings: Settings) -> str:
     """Faust's name for the table's changelog topic: ``<app_id>-<table>-changelog``."""
-    return f"{settings.pipeline.app_id}-{SENT_TABLE}-changelog"
+    return f"{settings.pipeline.app_id}-{ALERTS_SENT_TABLE}-changelog"
 
 
 def read_stats(settings: Settings) -> dict[str, RuleStats]:
