@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.schemas import RAW_TOPIC
 from pipeline.settings import Settings
+from pipeline.topic_reader import TopicReader
 from tests.integration.alerts_corpus import Receiver, wait_until
 from tests.integration.test_alerts_pipeline import NATO_QUERY, alerts_worker_env, receiver, remove_test_data  # noqa: F401
 from tests.integration.test_pipeline import WorkerProcess, create_topics, page_item, produce, raw_message
@@ -60,6 +61,11 @@ def test_digest_window_survives_sigkill(stack: Settings, unique: str, tmp_path: 
         assert len(receiver.to("/ok/digest")) == 1
         # The restarted worker recovered the window from the changelog: a replayed match is not added twice.
         assert worker.log_path.read_text().count("digest window extended") == 1
+        # The table's changelog: the window written once, then removed (a tombstone) after the delivery.
+        with TopicReader(stack, "test") as reader:
+            records = [(json.loads(r.key), r.value) for r in reader.scan(f"t{unique}-alerts-digests-changelog")]
+        assert [key for key, _ in records] == ["nato-daily", "nato-daily"] and records[-1][1] is None
+        assert [a["url"] for a in json.loads(records[0][1])["alerts"]] == [seed.link]
     finally:
         worker.stop()
         remove_test_data(stack, unique)
