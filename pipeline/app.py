@@ -20,9 +20,11 @@ from typing import Any
 import faust
 
 from pipeline.schemas import (
+    ALERTS_SENT_TABLE,
     ALERTS_TOPIC,
     CLEAN_TOPIC,
     DEDUPED_TOPIC,
+    DIGESTS_TOPIC,
     DLQ_TOPIC,
     ENRICHED_TOPIC,
     INDEXED_TOPIC,
@@ -54,11 +56,15 @@ class NewsflowApp(faust.App):
         self.signature_table = self._json_table("dedupe-signatures", "article id -> SignatureRecord")
         self.indexed_topic = self._json_topic(settings.kafka.topic(INDEXED_TOPIC), n)
         self.alerts_topic = self._json_topic(settings.kafka.topic(ALERTS_TOPIC), 1)
+        # Open digest windows go through news.digests (key = rule name): one rule, one partition, one owner.
+        self.digests_topic = self._json_topic(settings.kafka.topic(DIGESTS_TOPIC), n)
         if settings.pipeline.index_enabled:
+            # Declared only with the alerts agents that read news.indexed and news.digests: a table that no
+            # agent's topic co-partitions with stalls the recovery of a group of several workers.
             # Co-partitioned with news.indexed (key = story id): once per (rule, story), recovered on restart.
-            # Declared only with the alerts agent that reads news.indexed: a table no agent's topic
-            # co-partitions with stalls the recovery of a group of several workers.
-            self.alerted_table = self._json_table("alerts-sent", "rule + story id -> first alert", partitions=n)
+            self.alerted_table = self._json_table(ALERTS_SENT_TABLE, "rule + story id -> first alert", partitions=n)
+            # Co-partitioned with news.digests: recovered from the changelog after a crash, restart or rebalance.
+            self.digest_table = self._json_table("alerts-digests", "rule -> its open digest window", partitions=n)
 
     def _json_topic(self, name: str, partitions: int) -> faust.TopicT:
         return self.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",

@@ -23,9 +23,11 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "ALERTS_SENT_TABLE",
     "ALERTS_TOPIC",
     "CLEAN_TOPIC",
     "DEDUPED_TOPIC",
+    "DIGESTS_TOPIC",
     "DLQ_REPLAYED_TOPIC",
     "DLQ_TOPIC",
     "ENRICHED_TOPIC",
@@ -35,6 +37,7 @@ __all__ = [
     "CleanArticle",
     "DeadLetter",
     "DedupedArticle",
+    "DigestItem",
     "EnrichedArticle",
     "Entity",
     "RawItem",
@@ -52,6 +55,10 @@ ALERTS_TOPIC = "news.alerts"
 DLQ_REPLAYED_TOPIC = "news.dlq.replayed"
 # EnrichedArticle JSON of what Elasticsearch acknowledged, key = story_id (the alerts agent's input).
 INDEXED_TOPIC = "news.indexed"
+# The Faust table of alerts sent once per (rule, story); `alerts list` counts its changelog topic's entries.
+ALERTS_SENT_TABLE = "alerts-sent"
+# DigestItem JSON, key = rule name: a digest rule's alerts, all on one partition (its window's owner).
+DIGESTS_TOPIC = "news.digests"
 
 
 def utcnow() -> datetime:
@@ -206,3 +213,12 @@ class AlertEvent(_Message):
     fragments: list[str] = Field(default_factory=list)  # highlighted passages, matched terms in <em>
     entities: list[str] = Field(default_factory=list)  # the article's top entities
     copies: int = 1  # copies of the story indexed so far
+
+
+class DigestItem(_Message):
+    """One alert of a digest rule on its way to the rule's window (``news.digests``, key = rule name)."""
+
+    schema_version: Literal[1] = 1
+    rule: str
+    interval_s: float = Field(gt=0)  # the rule's digest interval when it matched: a window opened now lasts this long
+    alert: AlertEvent

@@ -10,6 +10,7 @@
     news.dlq.replayed  1 partition, compacted          which dead letters were replayed (by `newsflow dlq replay`)
     news.indexed   N partitions, key = story id        alerts (after Elasticsearch acknowledged)
     news.alerts    1 partition                         AlertEvent for other consumers
+    news.digests   N partitions, key = rule name       a digest rule's alerts, to the owner of its window
 
 N is ``kafka.partitions``. Faust creates the dedupe tables' changelog topics itself (1 partition each).
 """
@@ -27,6 +28,7 @@ from pipeline.schemas import (
     ALERTS_TOPIC,
     CLEAN_TOPIC,
     DEDUPED_TOPIC,
+    DIGESTS_TOPIC,
     DLQ_REPLAYED_TOPIC,
     DLQ_TOPIC,
     ENRICHED_TOPIC,
@@ -45,7 +47,7 @@ def topic_layout(settings: Settings) -> dict[str, int]:
     """Full topic name -> partition count."""
     n = settings.kafka.partitions
     layout = {RAW_TOPIC: n, CLEAN_TOPIC: 1, DEDUPED_TOPIC: n, ENRICHED_TOPIC: n, DLQ_TOPIC: 1, INDEXED_TOPIC: n,
-              ALERTS_TOPIC: 1}
+              ALERTS_TOPIC: 1, DIGESTS_TOPIC: n}
     return {settings.kafka.topic(name): parts for name, parts in layout.items()}
 
 

@@ -12,13 +12,15 @@ stories after a restart or rebalance. A syndicated copy, a replay and a correcti
 silent. The entry is written after the deliveries of its batch ended (delivered or dead-lettered), then the
 batch is acked: a crash in between re-sends that batch's alerts once (same ``alert_id``, which receivers use to
 drop the repeat).
+
+Digest rules: their new alerts go to ``news.digests`` (key = rule name, awaited like the table entries) where
+the rule's window is kept (:mod:`pipeline.alerts.digest`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,18 +29,18 @@ from typing import TYPE_CHECKING, Any
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 from pydantic import ValidationError
 
-from pipeline.alerts.channels import Deliverer
-from pipeline.alerts.digest import Digests
+from pipeline.alerts.channels import Deliverer, dead_letter_event
+from pipeline.alerts.digest import register_digests
 from pipeline.alerts.matcher import Match, Matcher, story_copies
 from pipeline.alerts.present import alert_event, alert_id
-from pipeline.alerts.rules import Rule, RuleStats, load_rules, rules_path, write_stats
+from pipeline.alerts.rules import Rule, load_rules, rules_path
 from pipeline.backoff import backoff_delay
-from pipeline.dlq import DeadLetterSender, Origin, dead_letter_for
+from pipeline.dlq import DeadLetterSender
 from pipeline.errors import NewsflowError
 from pipeline.index import make_async_client
 from pipeline.logs import get_logger
-from pipeline.metrics import ALERT_MATCHES, DEAD_LETTERS
-from pipeline.schemas import AlertEvent, EnrichedArticle
+from pipeline.metrics import ALERT_MATCHES
+from pipeline.schemas import AlertEvent, DigestItem, EnrichedArticle
 from pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -108,44 +110,29 @@ class _Table:
 
 async def alerts_stream(stream: Any, settings: Settings, table: Any, *, send_topic: Callable[[bytes, bytes],
                         Awaitable[None]], send_dead_letter: DeadLetterSender, flush: Callable[[], Awaitable[Any]],
-                        worker: str | None = None) -> None:
+                        send_digest: Callable[[DigestItem], Awaitable[None]], watcher: RulesWatcher) -> None:
     """The body of the Faust ``alerts`` agent on news.indexed (values: EnrichedArticle JSON bytes)."""
     a = settings.alerts
     es = make_async_client(settings.es)
     deliverer = Deliverer(a, send_topic=send_topic, send_dead_letter=send_dead_letter)
-    watcher = RulesWatcher(rules_path(settings), msearch_chunk=a.msearch_chunk)
-    digests = Digests()
-    stats: dict[str, RuleStats] = {}
     sent = _Table(table)
-    worker_name = worker or f"{settings.pipeline.app_id}-{os.getpid()}"
 
     async def watch() -> None:
         while True:
             await asyncio.sleep(min(1.0, a.reload_interval_s))
             with contextlib.suppress(Exception):
                 watcher.reload()
-            for rule, alerts in digests.due():
-                try:
-                    await deliverer.deliver(rule, alerts)
-                except Exception as exc:  # the deliverer dead-letters failures itself; this is a bug's last net
-                    log.error("digest not delivered", rule=rule.name, alerts=len(alerts), error=str(exc)[:300])
 
     background = asyncio.create_task(watch())
     try:
         async for events in stream.take_events(a.batch_size, within=a.batch_timeout_s):
-            await _alert_batch(events, settings, es, watcher.matcher, sent, deliverer, digests, stats,
+            await _alert_batch(events, settings, es, watcher.matcher, sent, deliverer, send_digest,
                                send_dead_letter)
             await flush()  # table entries (changelog) and news.alerts sends acknowledged before the ack
-            if stats:
-                with contextlib.suppress(OSError):
-                    write_stats(settings, worker_name, stats)
     finally:
         background.cancel()
         with contextlib.suppress(BaseException):
             await background
-        with contextlib.suppress(Exception):
-            for rule, alerts in digests.due(everything=True):
-                await asyncio.wait_for(deliverer.deliver(rule, alerts), a.delivery_timeout_s)
         await deliverer.close()
         await es.close()
 
@@ -173,22 +160,20 @@ async def _match_until_done(matcher: Matcher, es: AsyncElasticsearch, settings: 
 
 
 async def _alert_batch(events: Sequence[Any], settings: Settings, es: AsyncElasticsearch, matcher: Matcher,
-                       sent: _Table, deliverer: Deliverer, digests: Digests, stats: dict[str, RuleStats],
+                       sent: _Table, deliverer: Deliverer, send_digest: Callable[[DigestItem], Awaitable[None]],
                        send_dead_letter: DeadLetterSender) -> None:
     articles: list[EnrichedArticle] = []
     partition: dict[str, int] = {}  # article id -> its news.indexed partition
     indexed_at: dict[str, datetime] = {}
+    valid = []  # the events of ``articles``
     for event in events:
         m = event.message
         try:
             article = EnrichedArticle.model_validate_json(event.value)
         except (ValidationError, ValueError) as exc:
-            letter = dead_letter_for("alert", exc, Origin(payload=event.value, topic=m.topic, partition=m.partition,
-                                                          offset=m.offset, key=m.key))
-            log.warning("message dead-lettered", stage="alert", kind=letter.kind, error=letter.error[:300])
-            await send_dead_letter(letter)
-            DEAD_LETTERS.labels("alert", letter.kind).inc()
+            await dead_letter_event(event, exc, send_dead_letter)
             continue
+        valid.append(event)
         articles.append(article)
         partition[article.id] = m.partition
         # The index agent sent this message right after Elasticsearch's acknowledgement.
@@ -198,13 +183,9 @@ async def _alert_batch(events: Sequence[Any], settings: Settings, es: AsyncElast
         matches = await _match_until_done(matcher, es, settings, articles)
     except ApiError as exc:
         # Waiting would not help: the batch goes to news.dlq (stage alert) to be looked at and replayed.
-        for event in events:
-            m = event.message
-            letter = dead_letter_for("alert", exc, Origin(payload=event.value, topic=m.topic, partition=m.partition,
-                                                          offset=m.offset, key=m.key))
-            await send_dead_letter(letter)
-            DEAD_LETTERS.labels("alert", letter.kind).inc()
-        log.error("alert batch refused by elasticsearch, dead-lettered", articles=len(events), error=str(exc)[:300])
+        log.error("alert batch refused by elasticsearch, dead-lettered", articles=len(valid), error=str(exc)[:300])
+        for event in valid:
+            await dead_letter_event(event, exc, send_dead_letter)
         return
     fresh: list[Match] = []
     seen: set[str] = set()
@@ -228,18 +209,18 @@ async def _alert_batch(events: Sequence[Any], settings: Settings, es: AsyncElast
         log.warning("alert highlights unavailable", error=str(exc)[:300])
     copies = await story_copies(es, settings.es.alias, sorted({m.article.story_id for m in fresh}))
     instant: list[tuple[Rule, AlertEvent]] = []
+    digest: list[DigestItem] = []
     for match in fresh:
         event = alert_event(match, copies=copies.get(match.article.story_id, 1),
                             indexed_at=indexed_at.get(match.article.id), top_entities=settings.alerts.top_entities)
         if match.rule.mode == "digest":
-            digests.add(match.rule, event)
+            digest.append(DigestItem(rule=match.rule.name, alert=event,
+                                     interval_s=match.rule.digest_interval().total_seconds()))
         else:
             instant.append((match.rule, event))
-        rs = stats.setdefault(match.rule.name, RuleStats())
-        rs.matches += 1
-        rs.last_fired = event.matched_at.isoformat()
     # Every channel of every alert at once: a slow or failing one holds up nobody else.
-    await asyncio.gather(*(deliverer.deliver(rule, [event]) for rule, event in instant))
+    await asyncio.gather(*(deliverer.deliver(rule, [event]) for rule, event in instant),
+                         *(send_digest(item) for item in digest))
     pending = []
     for match in fresh:
         a = match.article
@@ -253,6 +234,8 @@ def register_alerts(app: NewsflowApp, send_dead_letter: DeadLetterSender) -> Cal
                                                                                         Awaitable[None]]:
     """Add the ``alerts`` agent (when ``alerts.enabled``); return the index agent's after-acknowledgement hook."""
     settings = app.settings
+    # One view of the rules file for both agents (the digest agent looks rules up by name).
+    watcher = RulesWatcher(rules_path(settings), msearch_chunk=settings.alerts.msearch_chunk)
 
     async def deliver(pending: list[Any]) -> None:
         await asyncio.gather(*pending)
@@ -264,9 +247,15 @@ def register_alerts(app: NewsflowApp, send_dead_letter: DeadLetterSender) -> Cal
     async def send_topic(key: bytes, value: bytes) -> None:
         await deliver([await app.alerts_topic.send(key=key, value=value)])
 
+    async def send_digest(item: DigestItem) -> None:
+        await deliver([await app.digests_topic.send(key=item.rule.encode(), value=item.model_dump_json().encode())])
+
     async def alerts(stream: Any) -> None:
         await alerts_stream(stream, settings, app.alerted_table, send_topic=send_topic,
-                            send_dead_letter=send_dead_letter, flush=app.producer.flush)
+                            send_dead_letter=send_dead_letter, flush=app.producer.flush, send_digest=send_digest,
+                            watcher=watcher)
 
     app.agent(app.indexed_topic, name="alerts", concurrency=1)(alerts)
+    register_digests(app, lambda: Deliverer(settings.alerts, send_topic=send_topic, send_dead_letter=send_dead_letter),
+                     send_dead_letter, watcher)
     return on_indexed

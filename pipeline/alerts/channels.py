@@ -16,6 +16,7 @@ import smtplib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from email.message import EmailMessage
+from typing import Any
 
 import httpx
 
@@ -29,7 +30,7 @@ from pipeline.metrics import ALERT_LATENCY, ALERT_RETRIES, ALERTS_SENT, DEAD_LET
 from pipeline.schemas import AlertEvent
 from pipeline.settings import AlertSettings
 
-__all__ = ["SIGNATURE_HEADER", "Deliverer", "sign"]
+__all__ = ["SIGNATURE_HEADER", "Deliverer", "dead_letter_event", "sign"]
 
 log = get_logger(__name__)
 
@@ -40,6 +41,16 @@ TopicSender = Callable[[bytes, bytes], Awaitable[None]]  # (key, value), returns
 def sign(secret: str, body: bytes) -> str:
     """The ``X-Newsflow-Signature`` value: ``sha256=`` + hex HMAC-SHA256 of the exact body bytes."""
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+async def dead_letter_event(event: Any, exc: BaseException, send_dead_letter: DeadLetterSender) -> None:
+    """Send a consumed message the alert agents cannot use to news.dlq (stage alert), as it came."""
+    m = event.message
+    letter = dead_letter_for("alert", exc, Origin(payload=event.value, topic=m.topic, partition=m.partition,
+                                                  offset=m.offset, key=m.key))
+    log.warning("message dead-lettered", stage="alert", kind=letter.kind, error=letter.error[:300])
+    await send_dead_letter(letter)
+    DEAD_LETTERS.labels("alert", letter.kind).inc()
 
 
 class Deliverer:

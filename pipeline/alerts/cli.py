@@ -107,8 +107,10 @@ def add_cmd(
 
 @alerts_app.command("list")
 def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="one JSON object per rule")] = False) -> None:
-    """The rules with how often they matched and when they last fired (from the workers on this host)."""
-    from pipeline.alerts.rules import RuleStats, load_rules, read_stats, rules_path
+    """The rules with how often they matched and when they last fired (the same from every host)."""
+    from pipeline.alerts.rules import RuleStats, load_rules, rules_path
+    from pipeline.alerts.stats import read_stats
+    from pipeline.errors import StackError
 
     cli = _cli()
     s = cli.settings()
@@ -116,16 +118,23 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="one JSON obje
         rules = load_rules(rules_path(s))
     except NewsflowError as exc:
         raise cli.fail(str(exc)) from exc
-    stats = read_stats(s)
+    stats: dict[str, RuleStats] | None
+    try:
+        stats = read_stats(s) if rules else {}
+    except StackError as exc:  # the rules are still worth showing
+        typer.echo(f"newsflow: warning: alert counts unavailable: {exc}", err=True)
+        stats = None
     for rule in rules:
-        st = stats.get(rule.name, RuleStats())
+        st = (stats or {}).get(rule.name, RuleStats())
         if as_json:
             doc = rule.model_dump(mode="json", exclude={"secret"}) | {"has_secret": bool(rule.secret)}
-            cli._echo(json.dumps(doc | st.model_dump(), ensure_ascii=False))
+            counts = st.model_dump() if stats is not None else {"matches": None, "last_fired": None}
+            cli._echo(json.dumps(doc | counts, ensure_ascii=False))
             continue
         mode = f"digest {rule.digest}" if rule.mode == "digest" else "instant"
-        cli._echo(f"{rule.name}: {rule.query}\n    {mode} · {', '.join(rule.channels.names())} · "
-                  f"{st.matches} matches · last fired {st.last_fired or 'never'}")
+        counts_text = (f"{st.matches} matches · last fired {st.last_fired or 'never'}" if stats is not None
+                       else "matches unknown (Kafka unreachable)")
+        cli._echo(f"{rule.name}: {rule.query}\n    {mode} · {', '.join(rule.channels.names())} · {counts_text}")
     if not rules and not as_json:
         cli._echo(f"no rules in {rules_path(s)}")
 

@@ -1,46 +1,157 @@
 """Digests: a digest rule's alerts are collected over its interval and sent as one message per channel.
 
-The window opens with the rule's first match and closes ``digest`` later; :meth:`Digests.due` hands out the
-windows that closed. Pending digests live in the worker's memory: a worker that dies loses the alerts of its
-open windows (they are already marked as sent). See docs/alerting.md.
+The ``alerts`` agent sends each new alert of a digest rule to ``news.digests`` (key = rule name) and waits
+for the broker before it marks the alert as sent. So every alert of one rule lands on one partition, and the
+``alert-digests`` agent of the worker that owns that partition keeps the rule's open window in the Faust table
+``alerts-digests`` (key = rule name, changelog partitioned like news.digests): a worker that is killed or
+loses the partition in a rebalance leaves the window in the changelog, and the next owner recovers it.
+
+The window opens with the rule's first alert and closes ``digest`` later (wall clock, so it survives a
+restart). Then the owner delivers it (one message per channel, the rule's current version; dead-lettered
+like any alert when a channel keeps failing) and only then removes the entry. A crash between the delivery
+and the removal delivers that digest once more (same ``alert_id`` values). See docs/alerting.md.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
-from pipeline.alerts.rules import Rule
-from pipeline.schemas import AlertEvent
+from pydantic import ValidationError
 
-__all__ = ["Digests"]
+from pipeline.alerts.channels import Deliverer, dead_letter_event
+from pipeline.dlq import DeadLetterSender
+from pipeline.logs import get_logger
+from pipeline.schemas import AlertEvent, DigestItem
+
+if TYPE_CHECKING:
+    from pipeline.alerts.agent import RulesWatcher
+    from pipeline.app import NewsflowApp
+
+__all__ = ["DigestWindows", "digests_stream", "register_digests"]
+
+log = get_logger(__name__)
+
+FLUSH_EVERY_S = 1.0  # how often the owner looks for windows that closed: the digest's lateness at most
 
 
-@dataclass
-class _Window:
-    rule: Rule
-    closes_at: float
-    alerts: list[AlertEvent] = field(default_factory=list)
+class DigestWindows:
+    """The open windows in the Faust table; each entry written to (and removed from) its own changelog partition.
 
+    Entry: ``{"partition": p, "closes_at": epoch seconds, "alerts": [AlertEvent JSON, ...]}``.
+    """
 
-class Digests:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, table: Any, clock: Callable[[], float] = time.time) -> None:
+        self.table = table
         self._clock = clock
-        self._open: dict[str, _Window] = {}
 
-    def add(self, rule: Rule, alert: AlertEvent) -> None:
-        window = self._open.get(rule.name)
-        if window is None:
-            window = self._open[rule.name] = _Window(rule, self._clock() + rule.digest_interval().total_seconds())
-        window.rule = rule  # the latest version of the rule delivers
-        window.alerts.append(alert)
+    async def add(self, item: DigestItem, partition: int) -> bool:
+        """Add the alert to its rule's window (opening one); False when the window already holds it (a replay)."""
+        entry = self.table.data.get(item.rule)
+        if entry is None:
+            entry = {"partition": partition, "closes_at": self._clock() + item.interval_s, "alerts": []}
+        if any(a.get("alert_id") == item.alert.alert_id for a in entry["alerts"]):
+            return False
+        entry = {**entry, "alerts": [*entry["alerts"], item.alert.model_dump(mode="json")]}
+        await self._write(item.rule, entry, entry["partition"])
+        return True
 
-    def due(self, *, everything: bool = False) -> list[tuple[Rule, list[AlertEvent]]]:
-        """The windows that closed (all of them with ``everything``, at shutdown), removed from the pending set."""
-        now = self._clock()
-        closed = [name for name, w in self._open.items() if everything or w.closes_at <= now]
-        return [(w.rule, w.alerts) for w in (self._open.pop(name) for name in closed)]
+    def due(self, partitions: set[int], *, now: float | None = None) -> list[tuple[str, int, list[AlertEvent]]]:
+        """(rule, partition, alerts) of the closed windows this worker owns (its active ``partitions``)."""
+        now = self._clock() if now is None else now
+        closed = []
+        for rule, entry in list(self.table.data.items()):
+            if entry and entry["partition"] in partitions and entry["closes_at"] <= now:
+                closed.append((rule, entry["partition"], [AlertEvent.model_validate(a) for a in entry["alerts"]]))
+        return closed
+
+    async def remove(self, rule: str, partition: int) -> None:
+        self.table.data.pop(rule, None)
+        await self._write(rule, None, partition)
+
+    async def _write(self, key: str, value: dict[str, Any] | None, partition: int) -> None:
+        if value is not None:
+            self.table.data[key] = value
+        # Awaited: the message that caused it is acked only once its entry is in the changelog. None is sent raw:
+        # a tombstone, which recovery applies as a deletion.
+        fut = await self.table.changelog_topic.send(key=key, value=value, partition=partition, key_serializer="json",
+                                                    value_serializer="json" if value is not None else "raw")
+        await fut
 
     def __len__(self) -> int:
-        return sum(len(w.alerts) for w in self._open.values())
+        return sum(len(e["alerts"]) for e in self.table.data.values() if e)
+
+
+async def digests_stream(stream: Any, table: Any, *, deliverer: Deliverer,
+                         send_dead_letter: DeadLetterSender, owned: Callable[[], set[int] | None],
+                         watcher: RulesWatcher) -> None:
+    """The body of the ``alert-digests`` agent on news.digests (values: DigestItem JSON bytes).
+
+    ``owned`` gives the news.digests partitions this worker is the active owner of, None while a rebalance or a
+    table recovery is under way (a window half recovered must not be sent).
+    """
+    windows = DigestWindows(table)
+    lock = asyncio.Lock()  # a window is never extended while it is being delivered and removed
+
+    async def flush() -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY_S)
+            with contextlib.suppress(Exception):
+                watcher.reload()
+            partitions = owned()
+            if not partitions:
+                continue
+            async with lock:
+                for name, partition, alerts in windows.due(partitions):
+                    rule = watcher.rules.get(name)
+                    if rule is None:
+                        log.warning("digest dropped: its rule was removed", rule=name, alerts=len(alerts))
+                    else:
+                        try:
+                            await deliverer.deliver(rule, alerts)
+                        except Exception as exc:  # the deliverer dead-letters failures itself: a bug's last net
+                            log.error("digest not delivered", rule=name, alerts=len(alerts), error=str(exc)[:300])
+                    await windows.remove(name, partition)
+                    log.info("digest window closed", rule=name, alerts=len(alerts))
+
+    background = asyncio.create_task(flush())
+    try:
+        async for event in stream.events():
+            try:
+                item = DigestItem.model_validate_json(event.value)
+            except (ValidationError, ValueError) as exc:
+                await dead_letter_event(event, exc, send_dead_letter)
+                continue
+            async with lock:
+                if await windows.add(item, event.message.partition):
+                    log.info("digest window extended", rule=item.rule, alert_id=item.alert.alert_id)
+    finally:
+        background.cancel()
+        with contextlib.suppress(BaseException):
+            await background
+        # Open windows stay in the table: the next owner (this worker restarted, or another) delivers them.
+
+
+def register_digests(app: NewsflowApp, deliverer: Callable[[], Deliverer], send_dead_letter: DeadLetterSender,
+                     watcher: RulesWatcher) -> None:
+    """Add the ``alert-digests`` agent on news.digests."""
+    topic = app.digests_topic.get_topic_name()
+
+    def owned() -> set[int] | None:
+        recovery = cast(Any, app.tables).recovery  # the TableManager's; not in its abstract type
+        if app.rebalancing or app.in_recovery or not recovery.completed.is_set():
+            return None
+        return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+
+    async def digests(stream: Any) -> None:
+        d = deliverer()
+        try:
+            await digests_stream(stream, app.digest_table, deliverer=d, send_dead_letter=send_dead_letter,
+                                 owned=owned, watcher=watcher)
+        finally:
+            await d.close()
+
+    app.agent(app.digests_topic, name="alert-digests", concurrency=1)(digests)

@@ -1,4 +1,4 @@
-"""Alert rules: the YAML rules file (``alerts.rules_file``), its model, and the per-rule statistics file.
+"""Alert rules: the YAML rules file (``alerts.rules_file``), its model, and the per-rule statistics' model.
 
 A rule is a ``newsflow search`` query plus optional filters, where to deliver, and when (``instant`` or a
 ``digest`` every interval). The file is the one source of truth: ``newsflow alerts add/remove`` rewrite it
@@ -8,7 +8,6 @@ atomically and running workers reload it when its modification time changes.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from datetime import timedelta
@@ -22,7 +21,7 @@ from pipeline.errors import SettingsError
 from pipeline.search import parse_since
 from pipeline.settings import Settings
 
-__all__ = ["Channels", "Rule", "RuleStats", "load_rules", "read_stats", "rules_path", "save_rules", "write_stats"]
+__all__ = ["Channels", "Rule", "RuleStats", "load_rules", "rules_path", "save_rules"]
 
 
 class Channels(BaseModel):
@@ -141,36 +140,7 @@ def save_rules(path: Path, rules: list[Rule]) -> None:
 
 
 class RuleStats(BaseModel):
-    matches: int = 0
+    """What ``newsflow alerts list`` shows for a rule (read by :func:`pipeline.alerts.stats.read_stats`)."""
+
+    matches: int = 0  # stories alerted
     last_fired: str | None = None  # ISO time of the last alert
-
-
-def _stats_dir(settings: Settings) -> Path:
-    return settings.data_path / "alerts"
-
-
-def write_stats(settings: Settings, worker: str, stats: dict[str, RuleStats]) -> None:
-    """Each worker writes its own counts (no cross-process locking); ``read_stats`` adds them up."""
-    directory = _stats_dir(settings)
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"stats-{worker}.json"
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps({k: v.model_dump() for k, v in stats.items()}), encoding="utf-8")
-    os.replace(tmp, target)
-
-
-def read_stats(settings: Settings) -> dict[str, RuleStats]:
-    total: dict[str, RuleStats] = {}
-    directory = _stats_dir(settings)
-    for file in sorted(directory.glob("stats-*.json")) if directory.exists() else []:
-        try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue  # being replaced right now
-        for name, value in data.items():
-            one = RuleStats.model_validate(value)
-            acc = total.setdefault(name, RuleStats())
-            acc.matches += one.matches
-            if one.last_fired and (acc.last_fired is None or one.last_fired > acc.last_fired):
-                acc.last_fired = one.last_fired
-    return total

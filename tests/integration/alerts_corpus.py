@@ -132,7 +132,8 @@ def wait_until(condition: Callable[[], object], timeout_s: float, what: str, ali
 
 
 class Receiver:
-    """A loopback HTTP server: /ok/* and /slack answer 200, /fail answers 500; every request is recorded."""
+    """A loopback HTTP server: /ok/* and /slack answer 200, /fail answers 500, /flaky* 500 the first time and 200
+    after; every request is recorded."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict[str, str], bytes, float]] = []  # path, headers, body, arrival time
@@ -143,8 +144,10 @@ class Receiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                first = not receiver.to(self.path)
                 receiver.requests.append((self.path, dict(self.headers), body, time.time()))
-                self.send_response(500 if self.path.startswith("/fail") else 200)
+                failing = self.path.startswith("/fail") or (self.path.startswith("/flaky") and first)
+                self.send_response(500 if failing else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

@@ -25,7 +25,8 @@ ARTICLES = corpus(60)
 
 @pytest.fixture()
 async def indexed(stack: Settings, unique: str, tmp_path: Path) -> AsyncIterator[Settings]:
-    env = {"NEWSFLOW_ALERTS_RULES_FILE": str(tmp_path / "alerts.yaml"), "NEWSFLOW_DATA_DIR": str(tmp_path / "data")}
+    env = {"NEWSFLOW_ALERTS_RULES_FILE": str(tmp_path / "alerts.yaml"), "NEWSFLOW_DATA_DIR": str(tmp_path / "data"),
+           "NEWSFLOW_PIPELINE_APP_ID": f"t{unique}"}  # `alerts list` reads this app's (absent) alerts-sent changelog
     async with indexed_articles(ARTICLES, unique, env) as settings:
         yield settings
 
@@ -85,7 +86,8 @@ async def test_stemming_and_phrases_follow_the_index(indexed: Settings) -> None:
 
 def _invoke(settings: Settings, tmp_path: Path, *args: str) -> tuple[int, str, str]:
     env = {"NEWSFLOW_ES_INDEX_PREFIX": settings.es.index_prefix, "NEWSFLOW_ES_ALIAS": settings.es.alias,
-           "NEWSFLOW_ALERTS_RULES_FILE": settings.alerts.rules_file, "NEWSFLOW_DATA_DIR": str(settings.data_dir)}
+           "NEWSFLOW_ALERTS_RULES_FILE": settings.alerts.rules_file, "NEWSFLOW_DATA_DIR": str(settings.data_dir),
+           "NEWSFLOW_PIPELINE_APP_ID": settings.pipeline.app_id}
     result = CliRunner().invoke(app, list(args), env=env)
     return result.exit_code, result.stdout, result.stderr
 

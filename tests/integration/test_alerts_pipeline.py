@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -22,9 +25,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from elasticsearch import Elasticsearch
 
-from pipeline.alerts.rules import read_stats
 from pipeline.schemas import ALERTS_TOPIC, DLQ_TOPIC, INDEXED_TOPIC, RAW_TOPIC
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import Settings
 from tests.integration.alerts_corpus import Receiver, wait_until
 from tests.integration.test_pipeline import (
     TopicReader,
@@ -55,6 +57,39 @@ class Mailbox:
         return [content for rcpt, content in list(self.messages) if address in rcpt]
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def alerts_worker_env(stack: Settings, unique: str, tmp_path: Path, rules: Path, **extra: str) -> dict[str, str]:
+    """A worker's environment for an alerts test: its own topics, index, alias and rules file; quick retries."""
+    return worker_env(stack.kafka.bootstrap, unique, tmp_path / "data", NEWSFLOW_ES_INDEX_PREFIX=f"t{unique}",
+                      NEWSFLOW_ES_ALIAS=f"t{unique}", NEWSFLOW_SINK_BATCH_TIMEOUT_S="0.3",
+                      NEWSFLOW_ALERTS_RULES_FILE=str(rules), NEWSFLOW_ALERTS_INITIAL_BACKOFF_S="0.2", **extra)
+
+
+def remove_test_data(stack: Settings, unique: str) -> None:
+    """Delete the test's indices (closed ones too), index template and topics."""
+    es = Elasticsearch(stack.es.url)
+    try:
+        for index in es.indices.get(index=f"t{unique}-*", allow_no_indices=True, expand_wildcards="all"):
+            es.indices.delete(index=index)
+        es.options(ignore_status=404).indices.delete_index_template(name=f"t{unique}-template")
+    finally:
+        es.close()
+    delete_topics(stack.kafka.bootstrap, unique)
+
+
+def alerts_list(env: dict[str, str], data_dir: Path) -> dict[str, dict[str, Any]]:
+    """`newsflow alerts list --json` in a process of its own, with ``data_dir`` as its data directory."""
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "alerts", "list", "--json"], check=True,
+                         capture_output=True, env={**os.environ, **env, "NEWSFLOW_DATA_DIR": str(data_dir)},
+                         timeout=120).stdout.decode("utf-8")
+    return {doc["name"]: doc for doc in map(json.loads, out.splitlines())}
+
+
 @pytest.fixture()
 def receiver() -> Iterator[Receiver]:
     r = Receiver()
@@ -65,9 +100,7 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture()
 def smtp() -> Iterator[tuple[Mailbox, int]]:
     box = Mailbox()
-    with socket.socket() as probe:  # a free port (the controller's self-check cannot use port 0)
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # the controller's self-check cannot use port 0
     controller = Controller(box, hostname="127.0.0.1", port=port)
     controller.start()
     yield box, port
@@ -88,17 +121,13 @@ def test_alerts_once_per_story_on_every_channel(stack: Settings, unique: str, tm
         {"name": "failing", "query": "Rutte", "channels": {"webhook": hook + "/fail", "email": "ops@example.org"}},
         {"name": "nothing", "query": '"quantum chromodynamics"', "channels": {"webhook": hook + "/ok/nothing"}},
     ]}))
-    env = worker_env(bootstrap, unique, tmp_path / "data", NEWSFLOW_ES_INDEX_PREFIX=f"t{unique}",
-                     NEWSFLOW_ES_ALIAS=f"t{unique}", NEWSFLOW_SINK_BATCH_TIMEOUT_S="0.3",
-                     NEWSFLOW_ALERTS_RULES_FILE=str(rules), NEWSFLOW_ALERTS_SMTP_PORT=str(smtp_port),
-                     NEWSFLOW_ALERTS_MAX_ATTEMPTS="3", NEWSFLOW_ALERTS_INITIAL_BACKOFF_S="0.2",
-                     NEWSFLOW_ALERTS_DELIVERY_TIMEOUT_S="5")
+    env = alerts_worker_env(stack, unique, tmp_path, rules, NEWSFLOW_ALERTS_SMTP_PORT=str(smtp_port),
+                            NEWSFLOW_ALERTS_MAX_ATTEMPTS="3", NEWSFLOW_ALERTS_DELIVERY_TIMEOUT_S="5")
     create_topics(stack, unique)
     worker = WorkerProcess(env, "solo", tmp_path).start()
     alerts = TopicReader(bootstrap, prefix + ALERTS_TOPIC)
     indexed = TopicReader(bootstrap, prefix + INDEXED_TOPIC)
     dlq = TopicReader(bootstrap, prefix + DLQ_TOPIC)
-    es = Elasticsearch(stack.es.url)
     try:
         seed, syndicated, unrelated = page_item("seed"), page_item("syndicated"), page_item("unrelated")
         produce(bootstrap, prefix + RAW_TOPIC, [raw_message(seed)])
@@ -146,10 +175,11 @@ def test_alerts_once_per_story_on_every_channel(stack: Settings, unique: str, tm
         assert counts() == (1, 1, 1, 1, 3, 1, 0)
 
         assert worker.log_path.read_text().count("alert repeats suppressed") >= 1  # the copy matched, silently
-        # `newsflow alerts list` reads what the worker counted.
-        stats = read_stats(load_settings(environ={"NEWSFLOW_DATA_DIR": str(tmp_path / "data")}))
-        assert stats["nato"].matches == 1 and stats["failing"].matches == 1 and "nothing" not in stats
-        assert stats["nato"].last_fired
+        # `newsflow alerts list` on another host (its own data dir) counts from the broker what the worker sent.
+        listed = alerts_list(env, tmp_path / "other-host")
+        assert listed["nato"]["matches"] == 1 and listed["failing"]["matches"] == 1
+        assert listed["nothing"]["matches"] == 0 and listed["nothing"]["last_fired"] is None
+        assert listed["nato"]["last_fired"] and "secret" not in listed["nato"]
 
         # 4. SIGKILL, restart, replay the seed: the table recovered, nothing is sent twice.
         worker.kill9()
@@ -161,12 +191,9 @@ def test_alerts_once_per_story_on_every_channel(stack: Settings, unique: str, tm
               "the restarted worker to match the replayed seed", worker.check_alive)
         time.sleep(2)
         assert counts() == (1, 1, 1, 1, 3, 1, 0)
+        assert alerts_list(env, tmp_path / "third-host")["nato"] == listed["nato"]  # the replay counted nothing
     finally:
         worker.stop()
         for reader in (alerts, indexed, dlq):
             reader.close()
-        for index in es.indices.get(index=f"t{unique}-*", allow_no_indices=True):
-            es.indices.delete(index=index)
-        es.options(ignore_status=404).indices.delete_index_template(name=f"t{unique}-template")
-        es.close()
-        delete_topics(bootstrap, unique)
+        remove_test_data(stack, unique)

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from pipeline.alerts.digest import Digests
+from pipeline.alerts.digest import DigestWindows
 from pipeline.alerts.matcher import Match, rule_search
 from pipeline.alerts.present import alert_event, alert_id, email_bodies, slack_body, webhook_body
 from pipeline.alerts.query import ALWAYS, anchors, evaluate, presearch_condition
 from pipeline.alerts.rules import Channels, Rule, load_rules, save_rules
 from pipeline.errors import SettingsError
-from pipeline.schemas import EnrichedArticle, Entity
+from pipeline.schemas import DigestItem, EnrichedArticle, Entity
 from pipeline.search import build_search
 
 
@@ -137,22 +139,43 @@ def test_signature_is_hmac_of_exact_body() -> None:
     assert sign("k", body) == "sha256=" + hmac.new(b"k", body, hashlib.sha256).hexdigest()
 
 
-def test_digest_windows_group_per_rule() -> None:
+class _Changelog:
+    """Records what DigestWindows writes to the table's changelog topic (the Kafka side has its own test)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, object, int, str]] = []
+
+    async def send(self, *, key: str, value: object, partition: int, key_serializer: str,
+                   value_serializer: str) -> asyncio.Future[None]:
+        self.sent.append((key, value, partition, value_serializer))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+async def test_digest_windows_group_per_rule_in_their_partition() -> None:
     now = [0.0]
-    digests = Digests(clock=lambda: now[0])
+    table = SimpleNamespace(data={}, changelog_topic=_Changelog())
+    windows = DigestWindows(table, clock=lambda: now[0])
     rule = Rule(name="d", query="q", mode="digest", digest="30m", channels=Channels(log=True))
     other = Rule(name="e", query="q", mode="digest", digest="1h", channels=Channels(log=True))
-    match = Match(rule, _article())
     for n in range(3):
-        digests.add(rule, alert_event(match, copies=1, indexed_at=None, top_entities=3).model_copy(
-            update={"article_id": f"a{n}"}))
-    digests.add(other, alert_event(Match(other, _article()), copies=1, indexed_at=None, top_entities=3))
-    assert digests.due() == [] and len(digests) == 4
+        event = alert_event(Match(rule, _article().model_copy(update={"story_id": f"s{n}"})), copies=1,
+                            indexed_at=None, top_entities=3).model_copy(update={"article_id": f"a{n}"})
+        assert await windows.add(DigestItem(rule="d", alert=event, interval_s=1800), partition=2)
+    assert not await windows.add(DigestItem(rule="d", alert=event, interval_s=1800), partition=2)  # a replay
+    await windows.add(DigestItem(rule="e", alert=alert_event(Match(other, _article()), copies=1, indexed_at=None,
+                                                             top_entities=3), interval_s=3600), partition=1)
+    assert windows.due({1, 2}) == [] and len(windows) == 4
+    assert {(k, p) for k, _v, p, _s in table.changelog_topic.sent} == {("d", 2), ("e", 1)}
     now[0] = 1800
-    [(r, alerts)] = digests.due()
-    assert r.name == "d" and [a.article_id for a in alerts] == ["a0", "a1", "a2"]
-    assert json.loads(webhook_body(r, alerts))["kind"] == "digest"
-    assert [r.name for r, _ in digests.due(everything=True)] == ["e"] and len(digests) == 0
+    assert windows.due({0, 1}) == []  # another worker owns partition 2
+    [(name, partition, alerts)] = windows.due({2})
+    assert (name, partition) == ("d", 2) and [a.article_id for a in alerts] == ["a0", "a1", "a2"]
+    assert json.loads(webhook_body(rule, alerts))["kind"] == "digest"
+    await windows.remove("d", 2)
+    assert table.changelog_topic.sent[-1] == ("d", None, 2, "raw")  # a tombstone
+    assert len(windows) == 1 and windows.due({0, 1, 2}, now=3600)[0][0] == "e"
 
 
 def test_rules_watcher_reloads_changes_and_keeps_rules_on_a_bad_file(tmp_path: Path) -> None:
@@ -188,3 +211,25 @@ def test_add_without_elasticsearch_uses_the_lucene_parser(tmp_path: Path) -> Non
     result = CliRunner().invoke(app, ["alerts", "add", "good", "--query", "energy AND (truce OR talks)"], env=env)
     assert result.exit_code == 0, result.stderr
     assert [r.name for r in load_rules(tmp_path / "alerts.yaml")] == ["good"]
+
+
+def test_alerts_list_without_kafka_still_lists_the_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    import pipeline.alerts.stats
+    from pipeline.cli import app
+    from pipeline.errors import StackError
+
+    def unreachable(settings: object) -> None:  # what read_stats raises without a broker (kafka-python takes 30 s)
+        raise StackError("cannot reach Kafka at 127.0.0.1:9")
+
+    monkeypatch.setattr(pipeline.alerts.stats, "read_stats", unreachable)
+    path = tmp_path / "alerts.yaml"
+    save_rules(path, [Rule(name="a", query="energy", channels=Channels(log=True))])
+    env = {"NEWSFLOW_ALERTS_RULES_FILE": str(path), "NEWSFLOW_DATA_DIR": str(tmp_path / "data")}
+    result = CliRunner().invoke(app, ["alerts", "list", "--json"], env=env)
+    assert result.exit_code == 0, result.stderr
+    [doc] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert doc["name"] == "a" and doc["matches"] is None and "alert counts unavailable" in result.stderr
+    human = CliRunner().invoke(app, ["alerts", "list"], env=env)
+    assert human.exit_code == 0 and "matches unknown" in human.stdout
