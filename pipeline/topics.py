@@ -8,9 +8,9 @@
     news.enriched  N partitions, key = article id      index
     news.dlq       1 partition                         inspection and replay
     news.dlq.replayed  1 partition, compacted          which dead letters were replayed (by `newsflow dlq replay`)
-    news.indexed   N partitions, key = story id        alerts (after Elasticsearch acknowledged)
+    news.indexed   1 partition, key = story id         alerts (after Elasticsearch acknowledged)
     news.alerts    1 partition                         AlertEvent for other consumers
-    news.digests   N partitions, key = rule name       a digest rule's alerts, to the owner of its window
+    news.digests   1 partition, key = rule name        a digest rule's alerts, to the owner of its window
 
 N is ``kafka.partitions``. Faust creates the dedupe tables' changelog topics itself (1 partition each).
 """
@@ -46,8 +46,8 @@ log = get_logger(__name__)
 def topic_layout(settings: Settings) -> dict[str, int]:
     """Full topic name -> partition count."""
     n = settings.kafka.partitions
-    layout = {RAW_TOPIC: n, CLEAN_TOPIC: 1, DEDUPED_TOPIC: n, ENRICHED_TOPIC: n, DLQ_TOPIC: 1, INDEXED_TOPIC: n,
-              ALERTS_TOPIC: 1, DIGESTS_TOPIC: n}
+    layout = {RAW_TOPIC: n, CLEAN_TOPIC: 1, DEDUPED_TOPIC: n, ENRICHED_TOPIC: n, DLQ_TOPIC: 1, INDEXED_TOPIC: 1,
+              ALERTS_TOPIC: 1, DIGESTS_TOPIC: 1}
     return {settings.kafka.topic(name): parts for name, parts in layout.items()}
 
 
