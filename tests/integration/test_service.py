@@ -418,7 +418,11 @@ def test_sigterm_with_elasticsearch_cut_ends_worker_in_time_committing_only_inde
         while time.monotonic() < deadline and \
                 "newsflow_sink_elastic_waiting 1.0" not in httpx.get(f"http://127.0.0.1:{port}/metrics").text:
             time.sleep(0.5)
-        ready = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=10)
+        # /ready caches each check for a few seconds (pipeline.health.cached): it turns 503 within that time.
+        deadline = time.monotonic() + 30
+        while (ready := httpx.get(f"http://127.0.0.1:{port}/ready", timeout=10)).status_code != 503 and \
+                time.monotonic() < deadline:
+            time.sleep(0.5)
         assert ready.status_code == 503 and "elasticsearch unreachable" in ready.json()["reason"]
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
