@@ -12,8 +12,8 @@ Parts and where each figure comes from:
   last 60 s (end offset minus ``offsets_for_times(now - 60 s)``); ``index``: documents whose ``indexed_at`` is
   in the last 60 s.
 * ``feeds``: the connector's feed state (:mod:`connectors.state`) in ``<data_dir>/feeds``.
-* ``index``: documents behind the read alias; ``dead_letters``: news.dlq by stage and kind; ``alerts``: records
-  on news.alerts.
+* ``index``: documents behind the read alias; ``dead_letters``: news.dlq by stage and kind; ``alerts``: entries of the
+  ``alerts-sent`` changelog (every rule, every channel) and records on news.alerts.
 
 Down (exit 1): Kafka or Elasticsearch unreachable, a stale run state (its
 ``newsflow run`` is gone), or a child of the run that is dead, failed or not ready. No run state at all is
@@ -272,9 +272,18 @@ def collect_status(settings: Settings, *, now: datetime | None = None) -> Status
             _guard(status, "consumer_lag", lambda: _lag(settings, reader))
             _guard(status, "throughput", lambda: _throughput(settings, reader, now, status.parts["elasticsearch"]))
             _guard(status, "dead_letters", lambda: dead_letter_counts(reader, settings))
-            _guard(status, "alerts", lambda: {"sent": reader.count(settings.kafka.topic(ALERTS_TOPIC)) or 0})
+            _guard(status, "alerts", lambda: _alerts(settings, reader))
     _guard(status, "feeds", lambda: _feeds(settings), down_on_error=False)
     return status
+
+
+def _alerts(settings: Settings, reader: TopicReader) -> dict[str, int]:
+    """Alerts fired by every rule on every channel: one ``alerts-sent`` entry per (rule, story), on the broker
+    (what ``newsflow alerts list`` reads); ``on_topic``: AlertEvents on news.alerts (rules with the topic channel)."""
+    from pipeline.alerts.stats import sent_changelog
+
+    return {"sent": reader.count(sent_changelog(settings)) or 0,
+            "on_topic": reader.count(settings.kafka.topic(ALERTS_TOPIC)) or 0}
 
 
 # -- presentation --------------------------------------------------------------------------------------------
@@ -344,5 +353,6 @@ def render_status(status: Status, *, as_json: bool) -> list[str]:
     else:
         lines.append(f"dead letters   {dl.get('error')}")
     al = p.get("alerts", {})
-    lines.append(f"alerts sent    {al.get('sent', al.get('error'))}")
+    sent = f"{al['sent']} (on news.alerts {al['on_topic']})" if "sent" in al else al.get("error")
+    lines.append(f"alerts sent    {sent}")
     return lines

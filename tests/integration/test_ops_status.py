@@ -22,6 +22,7 @@ from kafka.structs import OffsetAndMetadata
 from typer.testing import CliRunner
 
 from connectors.state import FeedState, StateStore
+from pipeline.alerts.stats import sent_changelog
 from pipeline.cli import app
 from pipeline.index import make_client, template_name
 from pipeline.runstate import ChildState, RunState, read_run_state, write_run_state
@@ -125,6 +126,10 @@ def _fill(settings: Settings) -> None:
         for n in range(2):
             alert = AlertEvent(rule="harbour", query="harbour", article_id=f"a{n}", story_id=f"a{n}", title="t")
             producer.send(t(ALERTS_TOPIC), value=alert.model_dump_json().encode())
+        for n in range(3):  # alerts-sent entries, as the alerts agent writes them (every channel)
+            producer.send(sent_changelog(settings), key=json.dumps(f"harbour|a{n}").encode(),
+                          value=json.dumps({"alert_id": f"x{n}", "article_id": f"a{n}", "at": "2026-12-02T00:00:00Z"})
+                          .encode())
         producer.flush(timeout=30)
     finally:
         producer.close()
@@ -192,7 +197,7 @@ def test_status_reports_what_the_test_counted(rig: tuple[Settings, dict[str, str
         assert st["throughput"]["per_minute"] == {"connector": 7, "clean": 4, "dedupe": 3, "enrich": 2, "index": 5}
         assert st["elasticsearch"]["documents"] == 5
         assert st["dead_letters"]["total"] == 3 and st["dead_letters"]["by_stage"] == {"clean": 2, "sink": 1}
-        assert st["alerts"]["sent"] == 2
+        assert st["alerts"] == {"sent": 3, "on_topic": 2}
         feeds = st["feeds"]
         assert (feeds["total"], feeds["ok"], feeds["failing"]) == (2, 1, 1)
         [failing] = [f for f in feeds["feeds"] if f["health"] == "failing"]
@@ -234,7 +239,7 @@ def test_status_without_a_run_and_with_kafka_unreachable(rig: tuple[Settings, di
     _, env = rig
     code, st, _ = _status(env)
     assert st["run"] == {"state": "absent"} and "run" not in st["down"]
-    assert st["feeds"]["total"] == 0 and st["dead_letters"]["total"] == 0 and st["alerts"]["sent"] == 0
+    assert st["feeds"]["total"] == 0 and st["dead_letters"]["total"] == 0 and st["alerts"] == {"sent": 0, "on_topic": 0}
     assert code == 0, st["down"]
     # A remote cluster that does not answer (nothing listens there): down, exit 1, every part still reported.
     code, st, human = _status({**env, "NEWSFLOW_KAFKA_BOOTSTRAP": "127.0.0.1:7119"})
