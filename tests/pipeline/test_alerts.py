@@ -233,3 +233,17 @@ def test_alerts_list_without_kafka_still_lists_the_rules(tmp_path: Path, monkeyp
     assert doc["name"] == "a" and doc["matches"] is None and "alert counts unavailable" in result.stderr
     human = CliRunner().invoke(app, ["alerts", "list"], env=env)
     assert human.exit_code == 0 and "matches unknown" in human.stdout
+
+
+def test_a_rules_file_that_is_not_text_is_a_clear_error_and_keeps_the_rules(tmp_path: Path) -> None:
+    from pipeline.alerts.agent import RulesWatcher
+
+    path = tmp_path / "alerts.yaml"
+    path.write_text("rules:\n- name: a\n  query: energy\n  channels: {log: true}\n", encoding="utf-8")
+    watcher = RulesWatcher(path, msearch_chunk=50)
+    watcher.reload()
+    assert set(watcher.rules) == {"a"}
+    path.write_bytes(b"rules:\n- name: \xed\xa0\x80\xff\n")  # not UTF-8
+    with pytest.raises(SettingsError, match="not UTF-8 text"):
+        load_rules(path)
+    assert watcher.reload() is False and set(watcher.rules) == {"a"}  # logged, previous rules kept
