@@ -76,6 +76,10 @@ ALERTS_SENT = Counter("newsflow_alerts_sent_total", "Alert deliveries by channel
 ALERT_MATCHES = Counter("newsflow_alerts_matches_total", "Rule/story matches: new alerts, repeats suppressed",
                         ["outcome"])
 ALERT_RETRIES = Counter("newsflow_alerts_retries_total", "Delivery attempts that failed and were retried", ["channel"])
+ALERT_RULE_RELOADS = Counter("newsflow_alerts_rule_reloads_total",
+                             "Reads of the alert rules file after a change: ok, or error (previous rules kept)",
+                             ["outcome"])
+ALERT_RULES = Gauge("newsflow_alerts_rules", "Alert rules loaded in this worker")
 ALERT_CANDIDATES = Counter("newsflow_alerts_candidates_total", "Rules the presearcher sent to Elasticsearch")
 ALERT_MATCH_SECONDS = Histogram("newsflow_alerts_match_seconds", "Matching one batch of indexed articles")
 ALERT_LATENCY = Histogram(

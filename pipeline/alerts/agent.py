@@ -39,7 +39,7 @@ from pipeline.dlq import DeadLetterSender
 from pipeline.errors import NewsflowError
 from pipeline.index import make_async_client
 from pipeline.logs import get_logger
-from pipeline.metrics import ALERT_MATCHES
+from pipeline.metrics import ALERT_MATCHES, ALERT_RULE_RELOADS, ALERT_RULES
 from pipeline.schemas import AlertEvent, DigestItem, EnrichedArticle
 from pipeline.settings import Settings
 
@@ -82,8 +82,11 @@ class RulesWatcher:
         try:
             rules = load_rules(self.path)
         except NewsflowError as exc:
+            ALERT_RULE_RELOADS.labels("error").inc()
             log.error("alert rules not reloaded, keeping the previous ones", file=str(self.path), error=str(exc))
             return False
+        ALERT_RULE_RELOADS.labels("ok").inc()
+        ALERT_RULES.set(len(rules))
         self.matcher = Matcher(rules, msearch_chunk=self.msearch_chunk)
         self.rules = {r.name: r for r in rules}
         log.info("alert rules loaded", file=str(self.path), rules=len(rules), unnarrowed=self.matcher.always)

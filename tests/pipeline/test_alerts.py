@@ -182,16 +182,23 @@ def test_rules_watcher_reloads_changes_and_keeps_rules_on_a_bad_file(tmp_path: P
     import os
 
     from pipeline.alerts.agent import RulesWatcher
+    from pipeline.metrics import ALERT_RULE_RELOADS, ALERT_RULES
+
+    def reloads(outcome: str) -> float:
+        return ALERT_RULE_RELOADS.labels(outcome)._value.get()
 
     path = tmp_path / "alerts.yaml"
     watcher = RulesWatcher(path, msearch_chunk=10)
     assert watcher.rules == {} and not watcher.reload()
     save_rules(path, [Rule(name="a", query="energy", channels=Channels(log=True))])
+    ok, errors = reloads("ok"), reloads("error")
     assert watcher.reload() and list(watcher.rules) == ["a"] and len(watcher.matcher.rules) == 1
+    assert reloads("ok") == ok + 1 and ALERT_RULES._value.get() == 1
     assert not watcher.reload()  # unchanged
     path.write_text("rules: [{name: a}]\n")
     os.utime(path, ns=(1, 1))  # a different stamp even within the file system's time resolution
     assert not watcher.reload() and list(watcher.rules) == ["a"]  # invalid: the previous rules stay
+    assert reloads("error") == errors + 1 and ALERT_RULES._value.get() == 1  # counted, still one rule
     save_rules(path, [Rule(name="b", query="flood", channels=Channels(log=True))])
     assert watcher.reload() and list(watcher.rules) == ["b"]
 
