@@ -75,14 +75,15 @@ class TopicReader:
         return self.messages
 
     def wait_for(self, done: Callable[[list[dict]], bool], timeout_s: float, what: str,
-                 alive: Callable[[], None] | None = None) -> list[dict]:
+                 alive: Callable[[], None] | None = None, describe: Callable[[], str] | None = None) -> list[dict]:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if done(self.poll()):
                 return self.messages
             if alive is not None:
                 alive()
-        raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}; got {len(self.messages)}")
+        where = f"\n{describe()}" if describe is not None else ""
+        raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}; got {len(self.messages)}{where}")
 
     def close(self) -> None:
         self.consumer.close()
@@ -128,6 +129,27 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
+
+
+def group_progress(bootstrap: str, unique: str) -> str:
+    """Where a stalled group stands: per topic partition, the group's committed offset against the end offset."""
+    from kafka import TopicPartition
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    try:
+        committed = admin.list_group_offsets(f"t{unique}").get(f"t{unique}", {})
+        parts = [TopicPartition(t, p) for t in consumer.topics() if t.startswith(f"t{unique}")
+                 for p in consumer.partitions_for_topic(t) or ()]
+        ends = consumer.end_offsets(parts)
+        rows = []
+        for tp in sorted(parts):
+            meta = committed.get(tp)
+            rows.append(f"{tp.topic}[{tp.partition}] committed={meta.offset if meta else None} end={ends[tp]}")
+        return "\n".join(rows)
+    finally:
+        consumer.close()
+        admin.close()
 
 
 def create_topics(stack: Settings, unique: str) -> None:
@@ -273,6 +295,7 @@ def _has_rocksdict() -> bool:
 @pytest.mark.xfail(reason="known defect: a two-worker group sometimes stalls (no agent progresses) after a "
                           "kill -9 and restart; cause in Faust table recovery not found yet (note 2026-12-02)",
                    strict=False)
+@pytest.mark.fault
 @pytest.mark.parametrize("store", [
     "memory://",
     pytest.param("rocksdb://", marks=pytest.mark.skipif(not _has_rocksdict(), reason="extra rocksdb not installed")),
@@ -307,7 +330,8 @@ def test_kill_9_restart_and_two_workers_lose_nothing(stack: Settings, unique: st
             first.check_alive()
             second.check_alive()
 
-        messages = enriched.wait_for(lambda ms: set(_by_url(ms)) >= expected, 150, "every article", alive)
+        messages = enriched.wait_for(lambda ms: set(_by_url(ms)) >= expected, 150, "every article", alive,
+                                     lambda: group_progress(bootstrap, unique))
 
         # Nothing lost, and no article under two ids (replays re-emit the same id).
         ids = _by_url(messages)

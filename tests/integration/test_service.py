@@ -122,6 +122,7 @@ def _cleanup_es(stack: Settings, env: dict[str, str]) -> None:
     httpx.delete(f"{stack.es.url}/{env['NEWSFLOW_ES_INDEX_PREFIX']}-*", timeout=30)
 
 
+@pytest.mark.fault
 @pytest.mark.xfail(reason="known defect: a two-worker group sometimes stalls (no agent progresses) after a "
                           "kill -9 and restart; cause in Faust table recovery not found yet (note 2026-12-02)",
                    strict=False)
@@ -253,6 +254,7 @@ def test_run_whose_tee_died_still_stops_in_order_on_ctrl_c(stack: Settings, uniq
         _cleanup_es(stack, env)
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("command", ["worker", "connector"])
 def test_sigterm_with_kafka_unreachable_ends_within_shutdown_timeout(
     stack: Settings, unique: str, tmp_path: Path, command: str
@@ -367,6 +369,7 @@ def _committed(settings: Settings, topic: str, group: str) -> int:
         admin.close()
 
 
+@pytest.mark.fault
 def test_sigterm_with_elasticsearch_cut_ends_worker_in_time_committing_only_indexed(
     stack: Settings, unique: str, tmp_path: Path
 ) -> None:
@@ -490,6 +493,7 @@ def private_kafka(stack: Settings) -> Iterator[Settings]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+@pytest.mark.fault
 def test_sigterm_after_kafka_stopped_ends_worker_and_connector_within_timeout(
     private_kafka: Settings, unique: str, tmp_path: Path
 ) -> None:
