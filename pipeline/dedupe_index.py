@@ -1,14 +1,15 @@
 """A compact, day-bucketed MinHash-LSH band index for :class:`pipeline.dedupe.Deduper`.
 
 datasketch's ``MinHashLSH`` keeps every band of every article as Python bytes in dicts of sets: ~8.8 KB per
-article. Here one article costs ``bands`` entries of 8 bytes (a 32-bit hash of the band, a 32-bit row number
-local to its segment) plus its 12-byte id: ~212 bytes with 25 bands. The candidates are the same as
-datasketch's (same band split); a 32-bit band hash can only add rare extra candidates, and the caller confirms
-every candidate with the signatures' Jaccard estimate, so recall and precision do not change.
+article. Here one article costs ``bands`` entries of 6 bytes (a 32-bit hash of the band and a 16-bit row number
+local to its day; 32-bit rows in a day of more than 65,536 articles) plus its 12-byte id: ~162 bytes with 25
+bands. The candidates are the same as datasketch's (same band split); a 32-bit band hash can only add rare
+extra candidates, and the caller confirms every candidate with the signatures' Jaccard estimate, so recall and
+precision do not change.
 
-Layout: one bucket per day the articles were decided on. A bucket holds sorted ``uint64`` arrays
-(``band_hash << 32 | row``) searched with ``searchsorted``, plus a small dict for the rows added since the last
-freeze. Frozen chunks are merged geometrically while the day is current and into one array once it is closed,
+Layout: one bucket per day the articles were decided on. A bucket holds sorted ``uint32`` hash arrays searched
+with ``searchsorted`` and the matching row arrays, plus a small dict for the rows added since the last freeze.
+Frozen chunks are merged geometrically while the day is current and into one array once it is closed,
 so a query touches about one array per day of the retention window. Expiry drops whole days: O(expired).
 """
 
