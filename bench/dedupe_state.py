@@ -238,7 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from pipeline.dedupe import Deduper, MappingDedupeStore
+    from pipeline.malloc import fix_mmap_threshold
 
+    mmap_fixed = fix_mmap_threshold()  # as `newsflow worker` does
     tmp = tempfile.TemporaryDirectory(prefix="dedupe-state-", dir=args.dir)
     base = Path(tmp.name)
     import rocksdict
@@ -312,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         args.threshold)
     print(json.dumps({
         "bench": "dedupe_state", "n": args.n, "held": held, "days": args.days, "bounded_store": args.bounded_store,
+        "mmap_threshold_fixed": mmap_fixed,
         "bytes_per_article": round((rss1 - rss0) / args.n, 1),
         "index_bytes_per_article": round(index_bytes / args.n, 1),
         "insert_per_s": round(args.n / insert_s, 1),

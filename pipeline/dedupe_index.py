@@ -1,14 +1,15 @@
 """A compact, day-bucketed MinHash-LSH band index for :class:`pipeline.dedupe.Deduper`.
 
 datasketch's ``MinHashLSH`` keeps every band of every article as Python bytes in dicts of sets: ~8.8 KB per
-article. Here one article costs ``bands`` entries of 8 bytes (a 32-bit hash of the band, a 32-bit row number
-local to its segment) plus its 12-byte id: ~212 bytes with 25 bands. The candidates are the same as
-datasketch's (same band split); a 32-bit band hash can only add rare extra candidates, and the caller confirms
-every candidate with the signatures' Jaccard estimate, so recall and precision do not change.
+article. Here one article costs ``bands`` entries of 6 bytes (a 32-bit hash of the band and a 16-bit row number
+local to its day; 32-bit rows in a day of more than 65,536 articles) plus its 12-byte id: ~162 bytes with 25
+bands. The candidates are the same as datasketch's (same band split); a 32-bit band hash can only add rare
+extra candidates, and the caller confirms every candidate with the signatures' Jaccard estimate, so recall and
+precision do not change.
 
-Layout: one bucket per day the articles were decided on. A bucket holds sorted ``uint64`` arrays
-(``band_hash << 32 | row``) searched with ``searchsorted``, plus a small dict for the rows added since the last
-freeze. Frozen chunks are merged geometrically while the day is current and into one array once it is closed,
+Layout: one bucket per day the articles were decided on. A bucket holds sorted ``uint32`` hash arrays searched
+with ``searchsorted`` and the matching row arrays, plus a small dict for the rows added since the last freeze.
+Frozen chunks are merged geometrically while the day is current and into one array once it is closed,
 so a query touches about one array per day of the retention window. Expiry drops whole days: O(expired).
 """
 
@@ -23,7 +24,6 @@ import numpy as np
 __all__ = ["BandIndex", "band_hashes"]
 
 _ID_BYTES = 12  # pipeline.canonical.stable_id: 24 hex digits
-_LOW = np.uint64(0xFFFFFFFF)
 _SHIFT = np.uint64(32)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)  # an odd 64-bit constant (splitmix64)
 
@@ -85,58 +85,63 @@ def _bloom(keys: np.ndarray) -> np.ndarray:
     return np.packbits(flags, bitorder="little")
 
 
+def _row_dtype(rows: int) -> type[np.unsignedinteger]:
+    # A day of up to 65,536 articles (2 million a month) numbers its rows in 16 bits: 2 bytes per band saved.
+    return np.uint16 if rows <= 1 << 16 else np.uint32
+
+
 @dataclass
 class _Segment:
-    entries: np.ndarray  # uint64, sorted: band_hash << 32 | row
+    hashes: np.ndarray  # uint32, sorted: the band hashes
+    rows: np.ndarray  # uint16 or uint32 (:func:`_row_dtype`): the row of each hash
     ids: np.ndarray  # (rows, 12) uint8
     odd: dict[int, str] = field(default_factory=dict)
 
     @property
-    def rows(self) -> int:
+    def count(self) -> int:
         return len(self.ids)
 
     def id(self, row: int) -> str:
         return self.odd.get(row) or self.ids[row].tobytes().hex()
 
     def nbytes(self) -> int:
-        return int(self.entries.nbytes + self.ids.nbytes)
+        return int(self.hashes.nbytes + self.rows.nbytes + self.ids.nbytes)
 
     @classmethod
     def build(cls, keys: np.ndarray, ids: Sequence[str]) -> _Segment:
         """From ``(rows, bands)`` band hashes and the rows' ids."""
-        rows = np.arange(len(ids), dtype=np.uint64)[:, None]
-        entries = ((keys.astype(np.uint64) << _SHIFT) | rows).ravel()
-        entries.sort()
+        hashes = keys.astype(np.uint32).ravel()
+        order = np.argsort(hashes, kind="stable")
+        rows = (order // keys.shape[1]).astype(_row_dtype(len(ids)))
         encoded, odd = _encode_ids(ids)
-        return cls(entries, encoded, odd)
+        return cls(hashes[order], rows, encoded, odd)
 
     @classmethod
     def merge(cls, parts: Sequence[_Segment]) -> _Segment:
         if len(parts) == 1:
             return parts[0]
-        entries, odd, offset = [], {}, 0
+        rows, odd, offset = [], {}, 0
+        dtype = _row_dtype(sum(p.count for p in parts))
         for part in parts:
-            entries.append(part.entries + np.uint64(offset))  # rows renumbered; the band hash bits are untouched
+            rows.append(part.rows.astype(dtype) + dtype(offset))  # rows renumbered
             odd.update({row + offset: key for row, key in part.odd.items()})
-            offset += part.rows
-        merged = np.concatenate(entries)
-        merged.sort(kind="stable")  # sorted runs: timsort merges them in linear time
-        return cls(merged, np.concatenate([p.ids for p in parts]), odd)
+            offset += part.count
+        hashes = np.concatenate([p.hashes for p in parts])
+        order = np.argsort(hashes, kind="stable")  # sorted runs: timsort merges them in linear time
+        return cls(hashes[order], np.concatenate(rows)[order], np.concatenate([p.ids for p in parts]), odd)
 
     def query_one(self, key: int, out: set[str]) -> None:
-        low = key << 32
-        lo = int(self.entries.searchsorted(np.uint64(low), side="left"))
-        hi = int(self.entries.searchsorted(np.uint64(low | 0xFFFFFFFF), side="right"))
-        for entry in self.entries[lo:hi]:
-            out.add(self.id(int(entry & _LOW)))
+        lo = int(self.hashes.searchsorted(key, side="left"))
+        hi = int(self.hashes.searchsorted(key, side="right"))
+        for row in self.rows[lo:hi].tolist():
+            out.add(self.id(row))
 
-    def query(self, lows: np.ndarray, highs: np.ndarray, out: set[str]) -> None:
-        lo = self.entries.searchsorted(lows, side="left")
-        hi = self.entries.searchsorted(highs, side="right")
-        hit = np.flatnonzero(hi > lo)
-        for k in hit:
-            for entry in self.entries[lo[k] : hi[k]]:
-                out.add(self.id(int(entry & _LOW)))
+    def query(self, keys: np.ndarray, out: set[str]) -> None:
+        lo = self.hashes.searchsorted(keys, side="left")
+        hi = self.hashes.searchsorted(keys, side="right")
+        for k in np.flatnonzero(hi > lo):
+            for row in self.rows[lo[k] : hi[k]].tolist():
+                out.add(self.id(row))
 
 
 @dataclass
@@ -151,7 +156,7 @@ class _Day:
 
     @property
     def articles(self) -> int:
-        return sum(s.rows for s in self.segments) + len(self.pending_ids)
+        return sum(s.count for s in self.segments) + len(self.pending_ids)
 
 
 class BandIndex:
@@ -219,7 +224,7 @@ class BandIndex:
             bucket.pending, bucket.more, bucket.pending_keys, bucket.pending_ids = {}, {}, [], []
         # Geometric merging keeps O(log n) arrays per day and O(log n) merge work per article.
         segs = bucket.segments
-        while len(segs) >= 2 and 2 * segs[-1].rows >= segs[-2].rows:
+        while len(segs) >= 2 and 2 * segs[-1].count >= segs[-2].count:
             segs[-2:] = [_Segment.merge(segs[-2:])]
 
     def close_days(self, before: int) -> None:
@@ -234,7 +239,7 @@ class BandIndex:
             self._freeze(bucket)
             if bucket.segments:
                 bucket.segments = [_Segment.merge(bucket.segments)]
-                self._filters[day] = _bloom(bucket.segments[0].entries >> _SHIFT)
+                self._filters[day] = _bloom(bucket.segments[0].hashes)
                 self._stacks = None
 
     def expire(self, before: int) -> list[tuple[int, list[str]]]:
@@ -246,14 +251,13 @@ class BandIndex:
                 self._stacks = None
             ids = list(bucket.pending_ids)
             for seg in bucket.segments:
-                ids.extend(seg.id(row) for row in range(seg.rows))
+                ids.extend(seg.id(row) for row in range(seg.count))
             dropped.append((day, ids))
         return dropped
 
     def query(self, keys: np.ndarray) -> set[str]:
         """Ids of the articles sharing at least one band hash (:meth:`keys`) with these (candidates, to verify)."""
-        lows = keys << _SHIFT
-        highs = lows | _LOW
+        keys32 = keys.astype(np.uint32)
         found: set[str] = set()
         plain = keys.tolist()
         if self._filters:
@@ -266,7 +270,7 @@ class BandIndex:
             if day in self._filters:
                 continue
             for seg in bucket.segments:
-                seg.query(lows, highs, found)
+                seg.query(keys32, found)
             if bucket.pending:
                 for k in plain:
                     row = bucket.pending.get(k)
@@ -284,6 +288,9 @@ class BandIndex:
                 groups.setdefault(f.size, []).append(day)
             self._stacks = {(size * 8).bit_length() - 1: (days, np.stack([self._filters[d] for d in days]))
                             for size, days in groups.items()}
+            # Each day's filter becomes a view of its stack row: the filters are held once, not twice.
+            for days, stack in self._stacks.values():
+                self._filters.update(zip(days, stack, strict=True))
         return self._stacks
 
     def clear(self) -> None:
@@ -301,4 +308,4 @@ class BandIndex:
         for bucket in self._days.values():
             yield from bucket.pending_ids
             for seg in bucket.segments:
-                yield from (seg.id(row) for row in range(seg.rows))
+                yield from (seg.id(row) for row in range(seg.count))

@@ -18,6 +18,7 @@ from pipeline.app import NewsflowApp, create_app
 from pipeline.errors import StackError
 from pipeline.health import HealthServer, elasticsearch_check, kafka_check
 from pipeline.logs import get_logger
+from pipeline.malloc import fix_mmap_threshold
 from pipeline.metrics import serve_metrics
 from pipeline.offload import Offload
 from pipeline.procs import arm_shutdown_deadline, die_with_run
@@ -116,6 +117,7 @@ def run_worker(settings: Settings, *, name: str = "worker", port: int | None = N
         metrics_port: an extra Prometheus-only port (default ``metrics_port``; 0: none).
     """
     die_with_run()
+    fix_mmap_threshold()  # the dedupe index's arrays: see pipeline/malloc.py
     port = settings.pipeline.web_port if port is None else port
     health: HealthServer | None = None
     started = time.monotonic()

@@ -179,3 +179,18 @@ def test_retention_setting_defaults_to_30_days_and_is_validated() -> None:
         load_settings(environ={"NEWSFLOW_PIPELINE_DEDUPE_RETENTION_DAYS": "0"})
     with pytest.raises(ValueError):
         Deduper(MemoryDedupeStore(), retention_days=0)
+
+
+def test_a_day_beyond_65536_articles_keeps_finding_every_row() -> None:
+    # Rows are 16-bit up to 65,536 articles a day; merging past that widens them to 32 bits.
+    rng = np.random.default_rng(5)
+    index = BandIndex(25, 5)
+    n = 40_000
+    ids = [stable_id(f"wide-{i}") for i in range(2 * n)]
+    sigs = rng.integers(0, 2**32 - 1, (2 * n, NUM_PERM), dtype=np.uint64)
+    index.add_many(0, ids[:n], sigs[:n])
+    index.add_many(0, ids[n:], sigs[n:])
+    index.close_days(1)
+    assert index.nbytes() <= 2 * n * (25 * 8 + 12) + 2 * n * 25 * 4  # 32-bit rows now, plus the filter
+    for i in (0, n - 1, n, 2 * n - 1, 65_535, 65_536, 70_001):
+        assert ids[i] in index.query(index.keys(sigs[i]))
