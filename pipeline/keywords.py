@@ -3,8 +3,8 @@
 A RAKE-style statistical method (Rose et al., "Automatic keyword extraction from individual documents", 2010):
 candidates are the maximal runs of lower-case words between delimiters, and a delimiter is punctuation, a stop
 word (spaCy's English list), a capitalised word (proper nouns are the entities' job), a number, or a word that is
-almost never part of a noun phrase in news (reporting verbs, "-ly" adverbs). A run must end on a word that can be
-a noun (not "-ed"), keeps at most four words, and loses generic words at its start. A phrase scores its
+almost never part of a noun phrase in news (reporting and common verbs, "-ed" past forms, "-ly" adverbs). A run
+keeps at most four words, and loses generic words at its start. A phrase scores its
 frequency, weighted up for multi-word phrases (they say more: "security guarantees" beats "guarantees"), plus a
 little for how often its words occur across all candidates. Plural and singular forms are counted together.
 
@@ -40,10 +40,13 @@ _VERBS = frozenset(
     comes continued continues did does done found finds gave gives got gets held holds included includes kept
     keeps know knows knew left made makes meet meets met need needs paid pays plans planned put puts remain
     remains remained saw see sees seem seems seemed set sets showed shows took takes want wants went will would
-    could should might must can may""".split()  # noqa: SIM905
+    could should might must can may rise rises rose fall falls fell grow grows grew cover covers""".split()  # noqa: SIM905
 )
 _TOKEN = re.compile(r"[^\W\d_](?:[\w'’-]*\w)?|\S")
 _WORD = re.compile(r"[^\W\d_][\w'’-]*\Z")
+# "-ed" words are verbs or participles in news prose far more often than parts of a noun phrase ("discussed",
+# "approved"); "-eed" words ("need", "speed") are not past forms.
+_PAST = re.compile(r"[^e]ed\Z")
 
 
 def _delimits(word: str) -> bool:
@@ -54,15 +57,12 @@ def _delimits(word: str) -> bool:
         or lower in STOP_WORDS
         or lower in _VERBS
         or lower.endswith("ly")
+        or _PAST.search(lower) is not None
         or len(word) < 2
     )
 
 
 def _close(run: list[str]) -> tuple[str, ...] | None:
-    # A phrase ends on a word that can be a noun; an "-ed" ending is a verb or participle there ("-ing" is kept:
-    # "funding", "housing", "meeting").
-    while run and run[-1].endswith("ed"):
-        run.pop()
     while run and run[0] in _GENERIC:
         run.pop(0)
     if not run or len(run) > 4 or (len(run) == 1 and run[0] in _GENERIC):
