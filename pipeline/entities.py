@@ -201,11 +201,12 @@ def _vote(labels: Counter[str], first_seen: Sequence[str]) -> str:
 
 
 def _occurrences(text: str, forms: Iterable[str]) -> int:
+    """Whole-word occurrences of ``forms`` in ``text`` (already quote-normalised: done once per article)."""
     forms = sorted({f for f in forms if f}, key=len, reverse=True)
     if not forms:
         return 0
     pattern = r"(?<!\w)(?:" + "|".join(re.escape(f) for f in forms) + r")(?!\w)"
-    return len(re.findall(pattern, text.translate(_QUOTES)))
+    return len(re.findall(pattern, text))
 
 
 def normalise_entities(mentions: Iterable[Mention], *, variants: Variants | None = None,
@@ -251,11 +252,12 @@ def normalise_entities(mentions: Iterable[Mention], *, variants: Variants | None
         if " " in n and labels[n]["PERSON"] and surnames[last] == 1 and last not in labels:
             forms[n].add(last)
     entities = []
+    plain = text.translate(_QUOTES) if text is not None else None
     for name in order:
         label = variants.label_for(name) or _vote(labels[name], first_labels[name])
         count = sum(labels[name].values())
-        if text is not None:
-            count = max(count, _occurrences(text, forms[name] | {name}))
+        if plain is not None:
+            count = max(count, _occurrences(plain, forms[name] | {name}))
         entities.append(Entity(name=name, label=label, count=count))
     # Most mentioned first; ties keep document order (stable sort).
     return sorted(entities, key=lambda e: -e.count)

@@ -216,6 +216,8 @@ class PipelineSettings(_Section):
     nlp_batch_size: int = Field(16, ge=1, le=1024)
     # enrich: NER reads the first N words of the body (0: all of it); entity counts still cover the whole body.
     ner_max_words: int = Field(0, ge=0)
+    # enrich: paragraphs whose entity mentions each pool process remembers (by paragraph hash; 0: no cache).
+    ner_cache_paragraphs: int = Field(50_000, ge=0, le=10_000_000)
     entity_variants_file: str = "config/entity-variants.yaml"  # spelling-variant groups + label gazetteer
     near_duplicate_threshold: float = Field(0.5, gt=0, le=1)
     minhash_permutations: int = Field(128, ge=16, le=1024)
