@@ -11,7 +11,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from pipeline.errors import PublishFailed
+from pipeline.errors import KafkaUnavailable
 from pipeline.logs import get_logger
 from pipeline.metrics import FEED_ITEMS_PUBLISHED, FEED_PUBLISH_ERRORS
 from pipeline.schemas import RAW_TOPIC, RawItem
@@ -29,7 +29,7 @@ def ensure_topic(settings: Settings, name: str) -> bool:
         admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers, client_id=settings.kafka.client_id,
                                  **kafka_security_config(settings.kafka))
     except KafkaError as exc:
-        raise PublishFailed(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}"
+        raise KafkaUnavailable(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}"
                             f"{kafka_failure_hint(settings.kafka)}") from exc
     try:
         if name in admin.list_topics():
@@ -40,7 +40,7 @@ def ensure_topic(settings: Settings, name: str) -> bool:
     except TopicAlreadyExistsError:
         return False
     except KafkaError as exc:
-        raise PublishFailed(f"cannot create topic {name}: {exc}") from exc
+        raise KafkaUnavailable(f"cannot create topic {name}: {exc}") from exc
     finally:
         admin.close()
 
@@ -84,7 +84,7 @@ class Publisher:
         try:
             self._producer = KafkaProducer(**config)
         except KafkaError as exc:
-            raise PublishFailed(f"cannot start the Kafka producer ({settings.kafka.bootstrap}): {exc}"
+            raise KafkaUnavailable(f"cannot start the Kafka producer ({settings.kafka.bootstrap}): {exc}"
                                 f"{kafka_failure_hint(settings.kafka)}") from exc
 
     async def publish(self, items: list[RawItem]) -> PublishOutcome:

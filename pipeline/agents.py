@@ -27,7 +27,7 @@ from pipeline.schemas import CleanArticle, DeadLetter, DedupedArticle, EnrichedA
 if TYPE_CHECKING:
     from pipeline.app import NewsflowApp
 
-__all__ = ["FaustDedupeStore", "clean_and_sign", "decode_signature", "encode_signature", "register_agents"]
+__all__ = ["clean_and_sign", "decode_signature", "encode_signature", "register_agents"]
 
 log = get_logger(__name__)
 
@@ -67,10 +67,6 @@ def enrich_batch(payloads: list[str], **options: Any) -> list[str]:
 
     articles = [DedupedArticle.model_validate_json(p) for p in payloads]
     return [a.model_dump_json() for a in enrich_articles(articles, **options)]
-
-
-class FaustDedupeStore(MappingDedupeStore):
-    """:class:`pipeline.dedupe.DedupeStore` over the three Faust tables (values are JSON dicts)."""
 
 
 def _origin(event: Any) -> Origin:
@@ -129,7 +125,7 @@ def register_agents(app: NewsflowApp, offload: Offload) -> None:
     # 2. dedupe: news.clean (1 partition) + tables -> news.deduped (N partitions, key = id).
     from pipeline.dedupe import Deduper, minhash_signature
 
-    store = FaustDedupeStore(app.url_table, app.fingerprint_table, app.signature_table)
+    store = MappingDedupeStore(app.url_table, app.fingerprint_table, app.signature_table)
     deduper = Deduper(store, threshold=p.near_duplicate_threshold, num_perm=p.minhash_permutations,
                       retention_days=p.dedupe_retention_days)
     index_state = {"stale": True}

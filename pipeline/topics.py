@@ -22,7 +22,7 @@ import contextlib
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from pipeline.errors import SettingsError, StackError
+from pipeline.errors import KafkaUnavailable, SettingsError
 from pipeline.logs import get_logger
 from pipeline.schemas import (
     ALERTS_TOPIC,
@@ -55,7 +55,7 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
     """Create the missing topics; return name -> partitions as they are on the broker.
 
     Raises:
-        StackError: the broker cannot be reached.
+        KafkaUnavailable: the broker cannot be reached.
         SettingsError: news.clean exists with more than one partition (dedupe would be wrong).
     """
     layout = topic_layout(settings)
@@ -63,7 +63,7 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
         admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers, client_id=settings.kafka.client_id,
                                  **kafka_security_config(settings.kafka))
     except KafkaError as exc:
-        raise StackError(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}"
+        raise KafkaUnavailable(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}"
                          f"{kafka_failure_hint(settings.kafka)}") from exc
     try:
         existing = set(admin.list_topics())
@@ -82,7 +82,7 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
             if not d.get("error_code")
         }
     except KafkaError as exc:
-        raise StackError(f"cannot create topics on {settings.kafka.bootstrap}: {exc}") from exc
+        raise KafkaUnavailable(f"cannot create topics on {settings.kafka.bootstrap}: {exc}") from exc
     finally:
         admin.close()
     clean = settings.kafka.topic(CLEAN_TOPIC)
@@ -98,14 +98,14 @@ def ensure_replayed_topic(settings: Settings) -> str:
     topic exists, however long news.dlq's own retention is.
 
     Raises:
-        StackError: the broker cannot be reached.
+        KafkaUnavailable: the broker cannot be reached.
     """
     name = settings.kafka.topic(DLQ_REPLAYED_TOPIC)
     try:
         admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers, client_id=settings.kafka.client_id,
                                  **kafka_security_config(settings.kafka))
     except KafkaError as exc:
-        raise StackError(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}") from exc
+        raise KafkaUnavailable(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}") from exc
     try:
         if name not in set(admin.list_topics()):
             topic = NewTopic(name, num_partitions=1, replication_factor=settings.kafka.replication_factor,
@@ -114,7 +114,7 @@ def ensure_replayed_topic(settings: Settings) -> str:
                 admin.create_topics([topic])
             log.info("topic created", topic=name)
     except KafkaError as exc:
-        raise StackError(f"cannot create topic {name} on {settings.kafka.bootstrap}: {exc}") from exc
+        raise KafkaUnavailable(f"cannot create topic {name} on {settings.kafka.bootstrap}: {exc}") from exc
     finally:
         admin.close()
     return name

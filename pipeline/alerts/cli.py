@@ -110,7 +110,7 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="one JSON obje
     """The rules with how often they matched and when they last fired (the same from every host)."""
     from pipeline.alerts.rules import RuleStats, load_rules, rules_path
     from pipeline.alerts.stats import read_stats
-    from pipeline.errors import StackError
+    from pipeline.errors import KafkaUnavailable
 
     cli = _cli()
     s = cli.settings()
@@ -121,7 +121,7 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="one JSON obje
     stats: dict[str, RuleStats] | None
     try:
         stats = read_stats(s) if rules else {}
-    except StackError as exc:  # the rules are still worth showing
+    except KafkaUnavailable as exc:  # the rules are still worth showing
         typer.echo(f"newsflow: warning: alert counts unavailable: {exc}", err=True)
         stats = None
     for rule in rules:
