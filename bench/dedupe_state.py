@@ -190,14 +190,14 @@ def compare_datasketch(items: list[Item], threshold: float) -> tuple[Score, Scor
     """Recall on the same items: datasketch MinHashLSH + the same Jaccard check (the previous index) vs Deduper."""
     from datasketch import LeanMinHash, MinHashLSH
 
-    from pipeline.dedupe import Deduper, MemoryDedupeStore
+    from pipeline.dedupe import Deduper, MappingDedupeStore
 
     lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
 
     stories: dict[str, str] = {}
     sigs: dict[str, LeanMinHash] = {}
     old, new = Score(), Score()
-    deduper = Deduper(MemoryDedupeStore(), threshold=threshold, num_perm=NUM_PERM)
+    deduper = Deduper(MappingDedupeStore(), threshold=threshold, num_perm=NUM_PERM)
     for item in items:
         key = _id_of(item.n)
         mh = LeanMinHash(seed=1, hashvalues=item.signature, scheme="affine32")

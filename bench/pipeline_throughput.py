@@ -39,7 +39,7 @@ from kafka.admin import KafkaAdminClient  # noqa: E402
 from stage_clean import _paragraph_pool, build_page  # noqa: E402
 
 from pipeline.agents import clean_and_sign, decode_signature, enrich_batch  # noqa: E402
-from pipeline.dedupe import Deduper, MemoryDedupeStore  # noqa: E402
+from pipeline.dedupe import Deduper, MappingDedupeStore  # noqa: E402
 from pipeline.schemas import CLEAN_TOPIC, ENRICHED_TOPIC, RAW_TOPIC, CleanArticle, RawItem  # noqa: E402
 from pipeline.settings import load_settings  # noqa: E402
 from pipeline.topics import ensure_topics  # noqa: E402
@@ -67,7 +67,7 @@ def stages_alone(items: list[RawItem], settings_p) -> dict[str, float]:
     cleaned = [clean_and_sign(item, **kw) for item in sample]
     clean_s = time.process_time() - start
 
-    deduper = Deduper(MemoryDedupeStore(), threshold=settings_p.near_duplicate_threshold,
+    deduper = Deduper(MappingDedupeStore(), threshold=settings_p.near_duplicate_threshold,
                       num_perm=settings_p.minhash_permutations)
     start = time.process_time()
     deduped = []

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
 
-    from pipeline.dedupe import Deduper, MemoryDedupeStore, minhash_signature
+    from pipeline.dedupe import Deduper, MappingDedupeStore, minhash_signature
 
     rng = random.Random(args.seed)
     base = clean_articles(args.articles, seed=args.seed)
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     signatures = [minhash_signature(a.body) for a in stream]
     sig_s = time.perf_counter() - started
 
-    deduper = Deduper(MemoryDedupeStore())
+    deduper = Deduper(MappingDedupeStore())
     actions: Counter[str] = Counter()
     started = time.perf_counter()
     for article, signature in zip(stream, signatures, strict=True):

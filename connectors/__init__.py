@@ -37,7 +37,7 @@ def poll_once(settings: Settings, feeds_file: str | Path | None = None) -> PollS
 
     Raises:
         SettingsError: the feed list is missing or invalid.
-        PublishFailed: Kafka cannot be reached to create the topic / start the producer.
+        KafkaUnavailable: Kafka cannot be reached to create the topic / start the producer.
     """
     return asyncio.run(apoll_once(settings, feeds_file))
 

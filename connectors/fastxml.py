@@ -12,8 +12,9 @@ construction rather than by testing alone:
   element, markup or a comment inside a text element, a repeated singular element, a DOCTYPE, Atom,
   RSS 1.0 / 0.9x) returns None and the document goes to feedparser.
 * **Values**: each whitelisted element is mapped as feedparser's handlers map it (text stripped, URIs
-  joined with feedparser's ``_urljoin``, feedparser's utf-8/latin-1 repair and cp1252 mapping, dates by
-  feedparser's ``_parse_date``, authors reduced by the same rule as ``_sync_author_detail``).
+  joined as feedparser's ``_urljoin`` joins them, feedparser's utf-8/latin-1 repair and cp1252 mapping - those
+  two copied below - dates by feedparser's ``_parse_date``, authors reduced by the same rule as
+  ``_sync_author_detail``).
 
 ``tests/connectors/test_parity.py`` checks the claim on thousands of generated documents.
 """
@@ -23,15 +24,35 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urljoin
 
+# The one private import left: feedparser has no public date parser, and its nine format handlers (RFC 822,
+# W3DTF, ISO 8601, asctime, regional ones) are far more than a small copy; feedparser is pinned <7 and
+# tests/connectors/test_parity.py compares every date with feedparser's own result.
 from feedparser.datetimes import _parse_date
 from feedparser.encodings import convert_to_utf8
 from feedparser.exceptions import CharacterEncodingOverride, CharacterEncodingUnknown
-from feedparser.html import _cp1252
-from feedparser.urls import _urljoin, make_safe_absolute_uri
+from feedparser.urls import make_safe_absolute_uri
 from lxml import etree
 
 __all__ = ["FastFeed", "decode_like_feedparser", "feedparser_headers", "read_decoded", "read_fast"]
+
+# feedparser's private helpers, copied (feedparser 6.0, BSD-2-Clause, (c) Mark Pilgrim, Kurt McKee) so this
+# module depends on its public API only; tests/connectors/test_parity.py checks they still agree with it.
+# urls._urljoin: drop extra slashes after the scheme, then join; a join Python refuses yields "".
+_URI_FIXER = re.compile("^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")
+
+
+def _urljoin(base: str, uri: str) -> str:
+    uri = _URI_FIXER.sub(r"\1\3", uri)
+    try:
+        return urljoin(base, uri)
+    except ValueError:
+        return ""
+
+
+# html._cp1252: the C1 controls that are printable characters in windows-1252 (five code points are unused).
+_CP1252 = {b: bytes([b]).decode("cp1252") for b in range(0x80, 0xA0) if b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
 
 CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
 DC = "{http://purl.org/dc/elements/1.1/}"
@@ -137,7 +158,7 @@ def _finish(text: str | None, base: str | None = None) -> str:
         repaired = out
     out = repaired
     if _C1.search(out):
-        out = out.translate(_cp1252)
+        out = out.translate(_CP1252)
     return out
 
 

@@ -83,14 +83,12 @@ class Fetcher:
 
     Args:
         poll: the ``poll`` settings (timeouts, caps, concurrency, user agent, address policy).
-        transport: an httpx transport for tests (``httpx.MockTransport``); default: the network.
 
     Use ``async with Fetcher(poll) as f: result = await f.fetch(url, etag=...)``.
     """
 
-    def __init__(self, poll: PollSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, poll: PollSettings) -> None:
         self.poll = poll
-        self._transport = transport
         # One small connection pool per host: httpcore scans every pooled connection on every request,
         # so one big shared pool gets slower as it grows; per-host pools also enforce poll.per_host.
         self._clients: dict[str, httpx.AsyncClient] = {}
@@ -112,7 +110,6 @@ class Fetcher:
         client = self._clients.get(host)
         if client is None:
             client = self._clients[host] = httpx.AsyncClient(
-                transport=self._transport,
                 follow_redirects=False,  # followed by hand so every hop passes the address guard
                 timeout=httpx.Timeout(self.poll.timeout_s),
                 limits=httpx.Limits(max_connections=self.poll.per_host, max_keepalive_connections=self.poll.per_host),

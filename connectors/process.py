@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 from connectors.service import Connector, PollSummary
-from pipeline.errors import PublishFailed
+from pipeline.errors import KafkaUnavailable
 from pipeline.health import HealthServer, elasticsearch_check, kafka_check
 from pipeline.logs import get_logger
 from pipeline.metrics import serve_metrics
@@ -59,7 +59,7 @@ def run_connector_process(settings: Settings, feeds_file: str | Path | None = No
                 try:
                     await connector.__aenter__()
                     break
-                except PublishFailed as exc:
+                except KafkaUnavailable as exc:
                     # Started before Kafka (or during an outage): wait for it rather than crash-loop.
                     log.warning("kafka not reachable yet; retrying", error=str(exc), retry_in_s=delay)
                 await asyncio.sleep(delay)

@@ -8,41 +8,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError
 
-from pipeline.errors import PublishFailed
+from pipeline.errors import KafkaUnavailable
 from pipeline.logs import get_logger
 from pipeline.metrics import FEED_ITEMS_PUBLISHED, FEED_PUBLISH_ERRORS
 from pipeline.schemas import RAW_TOPIC, RawItem
 from pipeline.security import kafka_failure_hint, kafka_security_config
 from pipeline.settings import Settings
+from pipeline.topics import ensure_topic
 
-__all__ = ["PublishOutcome", "Publisher", "ensure_topic"]
+__all__ = ["PublishOutcome", "Publisher"]
 
 log = get_logger(__name__)
-
-
-def ensure_topic(settings: Settings, name: str) -> bool:
-    """Create ``name`` with ``kafka.partitions`` partitions if it is missing; True when it was created."""
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers, client_id=settings.kafka.client_id,
-                                 **kafka_security_config(settings.kafka))
-    except KafkaError as exc:
-        raise PublishFailed(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}"
-                            f"{kafka_failure_hint(settings.kafka)}") from exc
-    try:
-        if name in admin.list_topics():
-            return False
-        admin.create_topics([NewTopic(name, num_partitions=settings.kafka.partitions,
-                                      replication_factor=settings.kafka.replication_factor)])
-        return True
-    except TopicAlreadyExistsError:
-        return False
-    except KafkaError as exc:
-        raise PublishFailed(f"cannot create topic {name}: {exc}") from exc
-    finally:
-        admin.close()
 
 
 @dataclass
@@ -84,7 +62,7 @@ class Publisher:
         try:
             self._producer = KafkaProducer(**config)
         except KafkaError as exc:
-            raise PublishFailed(f"cannot start the Kafka producer ({settings.kafka.bootstrap}): {exc}"
+            raise KafkaUnavailable(f"cannot start the Kafka producer ({settings.kafka.bootstrap}): {exc}"
                                 f"{kafka_failure_hint(settings.kafka)}") from exc
 
     async def publish(self, items: list[RawItem]) -> PublishOutcome:

@@ -144,9 +144,7 @@ def _succeeded(state: FeedState, outcome: RefreshOutcome, status: str, now: date
 
 def _failed(state: FeedState, outcome: RefreshOutcome, exc: FeedError, now: datetime, poll: PollSettings,
             base: float) -> None:
-    kind = exc.kind
-    if isinstance(exc, FeedHTTPStatus):
-        kind = f"http_{exc.status}"
+    kind = exc.kind  # the status code itself is in the message ("HTTP 410 from ...")
     if isinstance(exc, FeedParseError):
         FEED_PARSE_ERRORS.labels(kind=exc.kind).inc()
     if not isinstance(exc, PublishFailed):

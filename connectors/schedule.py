@@ -7,6 +7,7 @@ import random
 import statistics
 from datetime import datetime
 
+from pipeline.backoff import backoff_delay as pipeline_backoff
 from pipeline.settings import PollSettings
 
 __all__ = ["backoff_delay", "next_interval"]
@@ -63,11 +64,9 @@ def backoff_delay(
     the upper half, so many feeds failing together do not retry in lockstep), is capped at
     ``poll.max_backoff_s``, and is at least the server's Retry-After (itself capped at the same bound).
     """
-    uniform = (rng or random.Random()).uniform if rng else random.uniform
     start = float(max(poll.min_interval_s, min(base_s or poll.interval_s, poll.max_backoff_s)))
-    exp = start * (2 ** max(0, min(error_count - 1, 30)))
-    capped = min(exp, float(poll.max_backoff_s))
-    delay = capped / 2 + uniform(0, capped / 2)
+    delay = pipeline_backoff(error_count - 1, initial_s=start, max_s=float(poll.max_backoff_s), min_fraction=0.5,
+                             rng=rng)
     if retry_after_s:
         delay = max(delay, min(retry_after_s, float(poll.max_backoff_s)))
     return delay

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
-import httpx
-
 from connectors.feedlist import FeedSpec, load_feeds
 from connectors.fetcher import Fetcher
 from connectors.publisher import Publisher
@@ -91,7 +89,6 @@ class Connector:
         settings: the loaded settings (``poll``, ``kafka``, ``data_dir``).
         feeds_file: the feed list (default ``poll.feeds_file``); ignored when ``specs`` is given.
         specs: feeds to poll instead of a file (tests, benchmarks).
-        transport: an httpx transport for the fetcher (tests).
         parse_executor: where feeds are parsed (default: ``poll.parse_processes`` worker processes, or the
             loop's thread pool when that is 0).
     """
@@ -102,14 +99,12 @@ class Connector:
         feeds_file: str | Path | None = None,
         *,
         specs: Iterable[FeedSpec] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
         parse_executor: Executor | None = None,
     ) -> None:
         self.settings = settings
         self.poll = settings.poll
         self.feeds_file = settings.path(feeds_file or settings.poll.feeds_file)
         self._fixed_specs = list(specs) if specs is not None else None
-        self._transport = transport
         self._own_executor = parse_executor is None and settings.poll.parse_processes > 0
         self._parse_executor = self._new_parse_pool() if self._own_executor else parse_executor
         self.store = StateStore(settings.data_path / "feeds")
@@ -130,7 +125,7 @@ class Connector:
         self.specs = self._load_specs()
         # Creating the topic and connecting the producer block: keep them off the event loop.
         self._publisher = await asyncio.to_thread(Publisher, self.settings)
-        self._fetcher = Fetcher(self.poll, transport=self._transport)
+        self._fetcher = Fetcher(self.poll)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pipeline.dedupe import MappingDedupeStore
-from pipeline.dlq import Origin, stage_guard
+from pipeline.dlq import origin_of, stage_guard
 from pipeline.logs import get_logger
 from pipeline.metrics import ARTICLES_DEDUPED, STAGE_MESSAGES, STAGE_SECONDS
 from pipeline.offload import Offload
@@ -27,7 +27,7 @@ from pipeline.schemas import CleanArticle, DeadLetter, DedupedArticle, EnrichedA
 if TYPE_CHECKING:
     from pipeline.app import NewsflowApp
 
-__all__ = ["FaustDedupeStore", "clean_and_sign", "decode_signature", "encode_signature", "register_agents"]
+__all__ = ["clean_and_sign", "decode_signature", "encode_signature", "register_agents"]
 
 log = get_logger(__name__)
 
@@ -69,15 +69,6 @@ def enrich_batch(payloads: list[str], **options: Any) -> list[str]:
     return [a.model_dump_json() for a in enrich_articles(articles, **options)]
 
 
-class FaustDedupeStore(MappingDedupeStore):
-    """:class:`pipeline.dedupe.DedupeStore` over the three Faust tables (values are JSON dicts)."""
-
-
-def _origin(event: Any) -> Origin:
-    m = event.message
-    return Origin(payload=event.value, topic=m.topic, partition=m.partition, offset=m.offset, key=m.key)
-
-
 def _header(event: Any, name: str) -> bytes | None:
     headers = event.headers or {}
     pairs = headers.items() if isinstance(headers, dict) else headers
@@ -113,7 +104,7 @@ def register_agents(app: NewsflowApp, offload: Offload) -> None:
     # 1. clean: news.raw (N partitions) -> news.clean (1 partition), parallel across workers and instances.
     async def clean(stream: Any) -> None:
         async for event in stream.events():
-            async with stage_guard("clean", _origin(event), send_dead_letter):
+            async with stage_guard("clean", origin_of(event), send_dead_letter):
                 item = RawItem.model_validate_json(event.value)
                 article_json, signature = await offload.run(
                     clean_and_sign, item, min_words=p.min_words, num_perm=p.minhash_permutations,
@@ -129,7 +120,7 @@ def register_agents(app: NewsflowApp, offload: Offload) -> None:
     # 2. dedupe: news.clean (1 partition) + tables -> news.deduped (N partitions, key = id).
     from pipeline.dedupe import Deduper, minhash_signature
 
-    store = FaustDedupeStore(app.url_table, app.fingerprint_table, app.signature_table)
+    store = MappingDedupeStore(app.url_table, app.fingerprint_table, app.signature_table)
     deduper = Deduper(store, threshold=p.near_duplicate_threshold, num_perm=p.minhash_permutations,
                       retention_days=p.dedupe_retention_days)
     index_state = {"stale": True}
@@ -142,7 +133,7 @@ def register_agents(app: NewsflowApp, offload: Offload) -> None:
 
     async def dedupe(stream: Any) -> None:
         async for event in stream.events():
-            async with stage_guard("dedupe", _origin(event), send_dead_letter):
+            async with stage_guard("dedupe", origin_of(event), send_dead_letter):
                 article = CleanArticle.model_validate_json(event.value)
                 signature = decode_signature(_header(event, SIGNATURE_HEADER), p.minhash_permutations,
                                              p.shingle_size)
@@ -181,7 +172,7 @@ def register_agents(app: NewsflowApp, offload: Offload) -> None:
             # count=False: a batch stage counts its messages once, after the batch (failures are counted as they
             # happen).
             for event in events:
-                async with stage_guard("enrich", _origin(event), send_dead_letter, count=False):
+                async with stage_guard("enrich", origin_of(event), send_dead_letter, count=False):
                     article = DedupedArticle.model_validate_json(event.value)
                     good.append((event, article.model_dump_json()))
             if not good:
@@ -194,12 +185,12 @@ def register_agents(app: NewsflowApp, offload: Offload) -> None:
                 log.warning("enrich batch failed, retrying one by one", size=len(good), error=str(exc)[:300])
                 pairs = []
                 for event, payload in good:
-                    async with stage_guard("enrich", _origin(event), send_dead_letter, count=False):
+                    async with stage_guard("enrich", origin_of(event), send_dead_letter, count=False):
                         [result] = await offload.run(enrich_batch, [payload], **{**enrich_options, "batch_size": 1})
                         pairs.append(((event, payload), result))
             pending = []
             for (event, _payload), result in pairs:
-                async with stage_guard("enrich", _origin(event), send_dead_letter, count=False):
+                async with stage_guard("enrich", origin_of(event), send_dead_letter, count=False):
                     enriched = EnrichedArticle.model_validate_json(result)
                     pending.append(await app.enriched_topic.send(key=enriched.id.encode(), value=result.encode()))
             await _delivered(pending)

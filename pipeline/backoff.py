@@ -7,11 +7,13 @@ import random
 __all__ = ["backoff_delay"]
 
 
-def backoff_delay(attempt: int, *, initial_s: float, max_s: float) -> float:
+def backoff_delay(attempt: int, *, initial_s: float, max_s: float, min_fraction: float = 0.8,
+                  rng: random.Random | None = None) -> float:
     """Seconds to wait before retry number ``attempt + 1`` (``attempt`` counts from 0).
 
-    ``initial_s * 2**attempt`` capped at ``max_s``, times a random 0.8..1.0 so that several workers (or
-    channels) failing together do not retry in lockstep.
+    ``initial_s * 2**attempt`` capped at ``max_s``, times a random ``min_fraction``..1.0 so that several
+    workers, channels or feeds failing together do not retry in lockstep. The feed schedule uses 0.5
+    ("equal jitter": its delays are long and many feeds can fail at once); the stages keep close to the cap.
     """
     delay = min(max_s, initial_s * (2 ** min(max(attempt, 0), 30)))
-    return delay * random.uniform(0.8, 1.0)
+    return delay * (rng or random).uniform(min_fraction, 1.0)

@@ -16,8 +16,9 @@ from pipeline.wordcount import count_words
 
 __all__ = ["filter_paragraphs"]
 
-# Sentence-final punctuation in Latin/Cyrillic, CJK full-width, Arabic and Devanagari text.
-_SENTENCE_END = re.compile(r"[.!?…。！？؟।॥]['\"”’»)）」』]*$")
+# A line ending a sentence (no ":" or ";": a teaser or byline never ends with a full stop), in
+# Latin/Cyrillic, CJK full-width, Arabic and Devanagari text.
+_ENDS_WITH_FULL_STOP = re.compile(r"[.!?…。！？؟।॥]['\"”’»)）」』]*$")
 
 # Promos and page furniture; matched only on paragraphs of at most _PROMO_MAX_WORDS words.
 _PROMO_MAX_WORDS = 14
@@ -110,7 +111,7 @@ def _is_dateline(text: str) -> bool:
 def _is_teaser_follower(text: str) -> bool:
     """A caption or headline of a teaser box: short, and not a sentence (or a tiny one like "RT composite.")."""
     words = _words(text)
-    return words <= _TEASER_MAX_WORDS and (not _SENTENCE_END.search(text) or words <= 4)
+    return words <= _TEASER_MAX_WORDS and (not _ENDS_WITH_FULL_STOP.search(text) or words <= 4)
 
 
 def _is_caption(text: str) -> bool:
@@ -171,10 +172,10 @@ def filter_paragraphs(
             or (words <= _PROMO_MAX_WORDS and _PROMO.search(text))
             or _ALWAYS.search(text)
             or (words <= _RIGHTS_MAX_WORDS and _RIGHTS.search(text))
-            or (words <= _BYLINE_MAX_WORDS and _EMAIL.search(text) and not _SENTENCE_END.search(text))
+            or (words <= _BYLINE_MAX_WORDS and _EMAIL.search(text) and not _ENDS_WITH_FULL_STOP.search(text))
             or (words <= 6 and _WEATHER.match(text))
             or _is_dateline(text)
-            or (words <= _BYLINE_MAX_WORDS and _BYLINE.match(text) and not _SENTENCE_END.search(text))
+            or (words <= _BYLINE_MAX_WORDS and _BYLINE.match(text) and not _ENDS_WITH_FULL_STOP.search(text))
             or _is_breadcrumb(text, title_key)
         ):
             continue
@@ -184,7 +185,7 @@ def filter_paragraphs(
 
 def _is_stub(text: str) -> bool:
     """A few words that are not a sentence: a city name of a widget, a logo, a section label."""
-    return _words(text) <= 3 and not _SENTENCE_END.search(text)
+    return _words(text) <= 3 and not _ENDS_WITH_FULL_STOP.search(text)
 
 
 def _trim_edges(paragraphs: list[str]) -> list[str]:

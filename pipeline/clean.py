@@ -35,14 +35,14 @@ from trafilatura.settings import Document
 from pipeline.boilerplate import filter_paragraphs
 from pipeline.canonical import canonical_url, text_fingerprint
 from pipeline.errors import ArticleDiscarded, CleanFailed
-from pipeline.extract import SENTENCE_END, block_paragraphs, extract_page, trafilatura_text
+from pipeline.extract import ENDS_LIKE_PROSE, block_paragraphs, extract_page, trafilatura_text
 from pipeline.language import detect_language
 from pipeline.logs import get_logger
 from pipeline.schemas import CleanArticle, RawItem
 from pipeline.syndication import syndicated_from
 from pipeline.wordcount import count_words, first_words
 
-__all__ = ["MAX_HTML_CHARS", "clean_article", "html_to_text", "source_domain", "warm_up"]
+__all__ = ["MAX_HTML_CHARS", "clean_article", "html_to_text", "source_domain"]
 
 log = get_logger(__name__)
 STAGE = "clean"
@@ -105,11 +105,6 @@ class _Extracted:
     authors: tuple[str, ...] = ()
     published_raw: str | None = None
     sitename: str | None = None
-
-
-def warm_up() -> None:
-    """Load what the first article would otherwise pay for (langdetect profiles: ~1 s): a pool initializer."""
-    detect_language("warm up the language profiles with a short English sentence")
 
 
 def clean_article(item: RawItem, *, min_words: int = 20, max_html_chars: int = MAX_HTML_CHARS) -> CleanArticle:
@@ -254,7 +249,7 @@ def _subtitle(description: str | None, title: str | None, paragraphs: list[str])
         if first == description.casefold():
             # The standfirst printed above the text (kept by the extractor) is a subtitle; a lede copied into
             # the description is a full sentence and stays the body's first paragraph.
-            return None if SENTENCE_END.search(description) and count_words(description) > 25 else description
+            return None if ENDS_LIKE_PROSE.search(description) and count_words(description) > 25 else description
         if first.startswith(description.rstrip(".…").casefold()[:120]):
             return None  # the description is the lede cut short
     return description
@@ -263,7 +258,7 @@ def _subtitle(description: str | None, title: str | None, paragraphs: list[str])
 def _looks_like_standfirst(first: str, second: str) -> bool:
     """An opening line that is a standfirst: a phrase without a full stop, before a longer paragraph."""
     words = count_words(first)
-    return 6 <= words <= 40 and not SENTENCE_END.search(first) and count_words(second) > words
+    return 6 <= words <= 40 and not ENDS_LIKE_PROSE.search(first) and count_words(second) > words
 
 
 def _page_meta(tree: lxml.html.HtmlElement) -> tuple[str | None, str | None]:

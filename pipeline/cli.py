@@ -7,15 +7,28 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from pipeline.alerts.cli import alerts_app
 from pipeline.errors import NewsflowError
 from pipeline.logs import configure_logging
 from pipeline.settings import Settings, load_settings
 
+
+class _Newsflow(TyperGroup):
+    """The root group: a NewsflowError from any command is shown as one line and exits 1 (errors handled once)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NewsflowError as exc:
+            raise fail(str(exc)) from exc
+
+
 app = typer.Typer(help="newsflow: news feeds -> Kafka -> Faust (clean, dedupe, enrich) -> Elasticsearch.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=_Newsflow)
 stack_app = typer.Typer(help="The local Kafka + Elasticsearch stack (resolved from Maven Central).",
                         no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
@@ -61,10 +74,7 @@ def stack_up_cmd() -> None:
     """Resolve (first time), start Kafka and Elasticsearch in the background, wait until both answer."""
     from pipeline.stack import stack_up
 
-    try:
-        result = stack_up(settings())
-    except NewsflowError as exc:
-        raise fail(str(exc)) from exc
+    result = stack_up(settings())
     for name, what in result.items():
         _echo(f"{name}: {what}")
 
@@ -121,11 +131,8 @@ def run_cmd(
     """The whole pipeline: local stack (if needed), topics, index, connector and workers, until Ctrl-C."""
     from pipeline.runner import run_pipeline
 
-    try:
-        code = run_pipeline(settings(), feeds_file=feeds, workers=workers, echo=_echo,
-                            progress_every_s=progress_every)
-    except NewsflowError as exc:
-        raise fail(str(exc)) from exc
+    code = run_pipeline(settings(), feeds_file=feeds, workers=workers, echo=_echo,
+                        progress_every_s=progress_every)
     raise typer.Exit(code)
 
 
@@ -157,11 +164,8 @@ def worker_cmd(
     if overrides:
         s = s.model_copy(update={"pipeline": s.pipeline.model_copy(update=overrides)})
     port = s.pipeline.web_port if port is None else port
-    try:
-        run_worker(s, name=name or (f"w{port}" if port else f"w{os.getpid()}"), port=port,
-                   metrics_port=metrics_port)
-    except NewsflowError as exc:
-        raise fail(str(exc)) from exc
+    run_worker(s, name=name or (f"w{port}" if port else f"w{os.getpid()}"), port=port,
+               metrics_port=metrics_port)
 
 
 # -- search and index (elastic helper) -------------------------------------------------------------
@@ -195,8 +199,6 @@ def search_cmd(
         result = search_articles(es, s, query, since=parse_since(since) if since else None, source=source,
                                  entity=entity, language=lang, limit=limit, all_copies=all_copies,
                                  sort=sort, tags=tags)  # type: ignore[arg-type]
-    except NewsflowError as exc:
-        raise fail(str(exc)) from exc
     finally:
         es.close()
     if as_json:
@@ -218,10 +220,7 @@ def index_setup_cmd() -> None:
     async def _setup(es: Any) -> dict[str, object]:
         return (await ensure_index_template(es, settings())).as_dict()
 
-    try:
-        done = run_with_client(settings().es, _setup)
-    except NewsflowError as exc:
-        raise fail(str(exc)) from exc
+    done = run_with_client(settings().es, _setup)
     _echo(f"template {done['template']} v{done['version']} ({done['action']}), analyzer {done['analyzer']}, "
           f"current index {done['current_index']} behind alias {settings().es.alias}")
     for note in done["notes"]:  # type: ignore[attr-defined]
@@ -234,10 +233,7 @@ def index_status_cmd(as_json: Annotated[bool, typer.Option("--json", help="one J
 
     from pipeline.index import index_status, run_with_client
 
-    try:
-        st = run_with_client(settings().es, lambda es: index_status(es, settings()))
-    except NewsflowError as exc:
-        raise fail(str(exc)) from exc
+    st = run_with_client(settings().es, lambda es: index_status(es, settings()))
     if as_json:
         _echo(json.dumps(st))
         return
@@ -283,10 +279,7 @@ def feeds_add_cmd(
     except ValidationError as exc:
         raise fail(f"invalid feed: {exc.errors()[0]['msg']}", 2) from exc
     path = _feeds_path(feeds)
-    try:
-        added = add_feed(path, spec)
-    except NewsflowError as exc:
-        raise fail(str(exc)) from exc
+    added = add_feed(path, spec)
     _echo(f"{'added' if added else 'already listed'}: {spec.url} ({path})")
 
 
@@ -299,10 +292,7 @@ def feeds_import_cmd(
     from connectors.feedlist import import_opml
 
     path = _feeds_path(feeds)
-    try:
-        added, present = import_opml(path, opml)
-    except NewsflowError as exc:
-        raise fail(str(exc)) from exc
+    added, present = import_opml(path, opml)
     _echo(f"imported {added} feeds, {present} already listed ({path})")
 
 
@@ -315,10 +305,7 @@ def feeds_list_cmd(
     from connectors.feedlist import load_feeds
     from connectors.state import StateStore
 
-    try:
-        specs = load_feeds(_feeds_path(feeds))
-    except NewsflowError as exc:
-        raise fail(str(exc)) from exc
+    specs = load_feeds(_feeds_path(feeds))
     store = StateStore(settings().data_path / "feeds")
 
     def when(value: object) -> str:
@@ -356,10 +343,7 @@ def ingest_cmd(
         return
     from connectors import poll_once
 
-    try:
-        summary = poll_once(settings(), feeds)
-    except NewsflowError as exc:  # setup errors only: a failing feed is counted, not raised
-        raise fail(str(exc)) from exc
+    summary = poll_once(settings(), feeds)  # raises on set-up errors only: a failing feed is counted
     for url, error in summary.failures.items():
         _echo(f"failed: {url}: {error[:300]}")
     _echo(summary.line())
@@ -374,10 +358,7 @@ def connector_cmd(
     """Poll feeds continuously until SIGTERM/SIGINT, then flush the producer and save feed state."""
     from connectors.process import run_connector_process
 
-    try:
-        summary = run_connector_process(settings(), feeds, port=port)
-    except NewsflowError as exc:
-        raise fail(str(exc)) from exc
+    summary = run_connector_process(settings(), feeds, port=port)
     _echo(summary.line())
 
 
@@ -461,11 +442,8 @@ def dlq_list_cmd(stage: StageOpt = None, kind: KindOpt = None,
     from pipeline.dlq_tools import list_letters, render_list
     from pipeline.search import parse_since
 
-    try:
-        after = datetime.now(UTC) - parse_since(since) if since else None
-        entries = list_letters(settings(), stage=stage, kind=kind, since=after)
-    except NewsflowError as exc:
-        raise fail(str(exc)) from exc
+    after = datetime.now(UTC) - parse_since(since) if since else None
+    entries = list_letters(settings(), stage=stage, kind=kind, since=after)
     for line in render_list(entries, as_json=as_json):
         _echo(line)
 
@@ -476,10 +454,7 @@ def dlq_show_cmd(offset: Annotated[int, typer.Argument(help="the letter's offset
     """One dead letter with its error and original payload."""
     from pipeline.dlq_tools import render_entry, show_letter
 
-    try:
-        entry = show_letter(settings(), offset)
-    except NewsflowError as exc:
-        raise fail(str(exc)) from exc
+    entry = show_letter(settings(), offset)
     for line in render_entry(entry, as_json=as_json):
         _echo(line)
 
@@ -491,10 +466,7 @@ def dlq_replay_cmd(stage: StageOpt = None, kind: KindOpt = None,
     """Put the original payloads back on their source topics; each letter is replayed once."""
     from pipeline.dlq_tools import render_replay, replay_letters
 
-    try:
-        result = replay_letters(settings(), stage=stage, kind=kind, offsets=offset or None)
-    except NewsflowError as exc:
-        raise fail(str(exc)) from exc
+    result = replay_letters(settings(), stage=stage, kind=kind, offsets=offset or None)
     for line in render_replay(result):
         _echo(line)
 
@@ -509,10 +481,7 @@ def reindex_cmd(
     from pipeline.index import run_with_client
     from pipeline.reindex import reindex, render_reindex
 
-    try:
-        result = run_with_client(settings().es, lambda es: reindex(es, settings(), allow_fewer=allow_fewer))
-    except NewsflowError as exc:
-        raise fail(str(exc)) from exc
+    result = run_with_client(settings().es, lambda es: reindex(es, settings(), allow_fewer=allow_fewer))
     for line in ([json.dumps(result.as_dict())] if as_json else render_reindex(result)):
         _echo(line)
 
@@ -520,7 +489,7 @@ def reindex_cmd(
 def main() -> None:
     try:
         app()
-    except NewsflowError as exc:  # anything a command did not translate itself
+    except NewsflowError as exc:  # raised outside a command (the root group handles those of commands)
         typer.echo(f"newsflow: error: {exc}", err=True)
         sys.exit(1)
 

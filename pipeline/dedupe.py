@@ -1,7 +1,7 @@
 """Dedupe: exact and near-duplicate decisions as pure logic over a small state interface that Faust tables back.
 
 No Faust here: :class:`Deduper` talks to a :class:`DedupeStore` (Faust tables in production, the dict-backed
-:class:`MemoryDedupeStore` in tests and benchmarks). The MinHash signature is computed by
+:class:`MappingDedupeStore` in tests and benchmarks). The MinHash signature is computed by
 :func:`minhash_signature` (CPU-bound: run it off the event loop), then :meth:`Deduper.decide` is a few dict
 look-ups and one LSH query (cheap: fine on the loop).
 
@@ -49,7 +49,6 @@ __all__ = [
     "DedupeStore",
     "Deduper",
     "MappingDedupeStore",
-    "MemoryDedupeStore",
     "SignatureRecord",
     "UrlRecord",
     "article_id",
@@ -129,7 +128,7 @@ def _unpack_signature(value: str) -> np.ndarray:
 
 
 class DedupeStore(Protocol):
-    """The state dedupe needs. Faust tables back it in production; :class:`MemoryDedupeStore` in tests."""
+    """The state dedupe needs. Faust tables back it in production; :class:`MappingDedupeStore` in tests."""
 
     def get_url(self, canonical_url: str) -> UrlRecord | None: ...
     def put_url(self, canonical_url: str, record: UrlRecord) -> None: ...
@@ -249,10 +248,6 @@ class MappingDedupeStore:
             del self.signature_table[article_id]
 
 
-class MemoryDedupeStore(MappingDedupeStore):
-    """A dict-backed :class:`DedupeStore` for tests and benchmarks."""
-
-
 class Decision(BaseModel):
     """What to do with one clean article.
 
@@ -324,7 +319,7 @@ class Deduper:
 
     Example::
 
-        store = MemoryDedupeStore()
+        store = MappingDedupeStore()
         deduper = Deduper(store, threshold=0.5)
         decision = deduper.decide(article, minhash_signature(article.body))
         if decision.article is not None:

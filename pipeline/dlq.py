@@ -6,20 +6,23 @@ Like quixstreams' ``on_processing_error`` returning True: the error is logged, c
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 
+from pipeline.backoff import backoff_delay
 from pipeline.logs import get_logger
 from pipeline.metrics import DEAD_LETTERS, STAGE_ERRORS, STAGE_MESSAGES, STAGE_SECONDS
 from pipeline.schemas import DeadLetter
 
-__all__ = ["MAX_PAYLOAD_CHARS", "DeadLetterSender", "Origin", "dead_letter_for", "error_kind", "original_payload",
-           "stage_guard"]
+__all__ = ["MAX_PAYLOAD_CHARS", "DeadLetterSender", "Origin", "dead_letter_for", "deliver_dead_letter", "error_kind",
+           "origin_of", "original_payload", "stage_guard"]
 
 log = get_logger(__name__)
 
@@ -41,6 +44,13 @@ class Origin:
         if value is None or isinstance(value, str):
             return value
         return value.decode("utf-8", errors="replace")
+
+
+def origin_of(event: Any) -> Origin:
+    """The Origin of a consumed Faust event (its value as it came, else the raw message value)."""
+    m = event.message
+    payload = event.value if isinstance(event.value, (bytes, str)) else m.value
+    return Origin(payload=payload, topic=m.topic, partition=m.partition, offset=m.offset, key=m.key)
 
 
 def error_kind(exc: BaseException) -> str:
@@ -127,3 +137,23 @@ async def stage_guard(stage: str, origin: Origin, send_dead_letter: DeadLetterSe
     finally:
         if count:
             STAGE_SECONDS.labels(stage).observe(time.perf_counter() - start)
+
+
+async def deliver_dead_letter(send_dead_letter: DeadLetterSender, letter: DeadLetter) -> None:
+    """Send a dead letter, retrying while Kafka fails: for a caller that acks its message right after, so the
+    letter must not be lost (the sink). Counted once delivered."""
+    attempt = 0
+    while True:
+        try:
+            await send_dead_letter(letter)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the producer's own errors: Kafka is down, so wait for it
+            delay = backoff_delay(attempt, initial_s=0.5, max_s=30.0)
+            log.warning("dead letter not delivered, retrying", stage=letter.stage, error=str(exc)[:300],
+                        delay_s=round(delay, 2))
+            await asyncio.sleep(delay)
+            attempt += 1
+            continue
+        DEAD_LETTERS.labels(letter.stage, letter.kind).inc()
+        return

@@ -23,7 +23,7 @@ from kafka.errors import KafkaError
 from pydantic import ValidationError
 
 from pipeline.dlq import original_payload
-from pipeline.errors import NewsflowError, StackError
+from pipeline.errors import KafkaUnavailable, LetterNotFound
 from pipeline.logs import get_logger
 from pipeline.schemas import DLQ_REPLAYED_TOPIC, DLQ_TOPIC, DeadLetter, ReplayRecord
 from pipeline.security import kafka_security_config
@@ -47,10 +47,6 @@ __all__ = [
 log = get_logger(__name__)
 
 _SEND_TIMEOUT_S = 30.0
-
-
-class LetterNotFound(NewsflowError):
-    kind = "not_found"
 
 
 @dataclass(frozen=True)
@@ -181,7 +177,7 @@ def replay_letters(settings: Settings, *, stage: str | None = None, kind: str | 
     """Put the matching letters' original payloads back on their source topics, once each.
 
     Raises:
-        StackError: Kafka unreachable, or a send was not acknowledged (what was replayed before is recorded).
+        KafkaUnavailable: Kafka unreachable, or a send was not acknowledged (what was replayed before is recorded).
     """
     replayed_topic = ensure_replayed_topic(settings)
     result = ReplayResult()
@@ -196,7 +192,7 @@ def replay_letters(settings: Settings, *, stage: str | None = None, kind: str | 
                                  client_id=f"{settings.kafka.client_id}-dlq-replay", acks="all", retries=5,
                                  **kafka_security_config(settings.kafka))
     except KafkaError as exc:
-        raise StackError(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}") from exc
+        raise KafkaUnavailable(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}") from exc
     try:
         for entry in chosen:
             why = _why_not(entry, kind)
@@ -213,7 +209,7 @@ def replay_letters(settings: Settings, *, stage: str | None = None, kind: str | 
                 producer.send(replayed_topic, key=entry.key.encode("utf-8"),
                               value=record.model_dump_json().encode("utf-8")).get(timeout=_SEND_TIMEOUT_S)
             except KafkaError as exc:
-                raise StackError(f"replay of dead letter {entry.offset} not acknowledged by Kafka: {exc}; "
+                raise KafkaUnavailable(f"replay of dead letter {entry.offset} not acknowledged by Kafka: {exc}; "
                                  f"{len(result.replayed)} replayed before it") from exc
             log.info("dead letter replayed", offset=entry.offset, stage=letter.stage, kind=letter.kind,
                      topic=letter.topic)

@@ -42,7 +42,8 @@ MAX_NER_CHARS = 100_000
 _MODELS: dict[str, Language] = {}
 _CACHE = MentionCache(0)
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"”’)]?\s+(?=[\"“‘(]?[A-Z0-9])")
+# Where a sentence ends and the next starts with a capital or digit (the lead is cut there; "e.g. the" is not).
+_SENTENCE_BREAK_BEFORE_CAPITAL = re.compile(r"(?<=[.!?])[\"”’)]?\s+(?=[\"“‘(]?[A-Z0-9])")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])[\"”’)]?\s+|\n+")
 _CAPITALISED = re.compile(r"(?<![\w'’])[A-Z][\w'’.&-]*")
 _TEASER = re.compile(r"\s*(?:\[?(?:…|\.\.\.)\]?|read more|continue reading|the post .* appeared first on .*)\s*$",
@@ -142,7 +143,7 @@ def lead(body: str, *, max_sentences: int = 2, min_words: int = 25, max_words: i
     """The first one or two sentences of ``body`` (two when the first is shorter than ``min_words``)."""
     # Captions, datelines and subheads are short lines: the lead is the first real paragraph.
     first_para = next((p.strip() for p in body.split("\n") if len(p.split()) >= 12), body.strip())
-    sentences = _SENTENCE_END.split(first_para)
+    sentences = _SENTENCE_BREAK_BEFORE_CAPITAL.split(first_para)
     out: list[str] = []
     for sentence in sentences[:max_sentences]:
         out.append(sentence.strip())

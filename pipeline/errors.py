@@ -5,6 +5,7 @@
     NewsflowError
     ├── SettingsError
     ├── StackError                       the local Kafka/Elasticsearch stack could not start or stop
+    ├── KafkaUnavailable                 Kafka could not be reached, or refused a topic set-up (at start-up)
     ├── FeedError (feed_url)
     │   ├── FetchError: FeedTimeout, FeedUnreachable, AddressRefused, FeedHTTPStatus(status),
     │   │               BodyTooLarge, TooManyRedirects
@@ -13,13 +14,19 @@
     ├── StageError (stage): CleanFailed, DedupeFailed, EnrichFailed, ArticleDiscarded(reason)
     ├── SinkError: ElasticUnavailable (retried), DocumentRejected (dead-lettered)
     ├── SearchError                      bad query syntax, no index yet, Elasticsearch unreachable
-    └── AlertDeliveryError (channel)     an alert channel kept failing (dead-lettered, stage alert)
+    ├── AlertDeliveryError (channel)     an alert channel kept failing (dead-lettered, stage alert)
+    ├── OffloadedError                   raised in a pool process; carries the original error's kind
+    ├── LetterNotFound                   `newsflow dlq show` of an offset that holds no letter
+    ├── RunStateUnreadable               the run state file of `newsflow run` is not valid
+    └── ReindexError                     `newsflow reindex` refused or failed
 
 Library errors are translated into these at the edge of the module that called the library and
 raised ``from`` the original, so nothing above those modules catches a foreign exception.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "AddressRefused",
@@ -38,9 +45,14 @@ __all__ = [
     "FeedUnreachable",
     "FetchError",
     "HostileXML",
+    "KafkaUnavailable",
+    "LetterNotFound",
     "NewsflowError",
     "NotAFeed",
+    "OffloadedError",
     "PublishFailed",
+    "ReindexError",
+    "RunStateUnreadable",
     "SearchError",
     "SettingsError",
     "SinkError",
@@ -64,6 +76,12 @@ class StackError(NewsflowError):
     """The local stack failed; the message names the cause and the log file to read."""
 
     kind = "stack"
+
+
+class KafkaUnavailable(NewsflowError):
+    """Kafka cannot be reached (or refused to set up a topic): start-up waits and retries, commands exit 1."""
+
+    kind = "kafka_unavailable"
 
 
 class FeedError(NewsflowError):
@@ -95,6 +113,8 @@ class AddressRefused(FetchError):
 
 
 class FeedHTTPStatus(FetchError):
+    """The server answered with an error status; ``status`` holds it (feed state keeps it beside the kind)."""
+
     kind = "http_status"
 
     def __init__(self, message: str, *, feed_url: str = "", status: int, retry_after_s: float | None = None):
@@ -193,3 +213,30 @@ class AlertDeliveryError(NewsflowError):
     def __init__(self, channel: str, message: str) -> None:
         super().__init__(f"{channel}: {message}")
         self.channel = channel
+
+
+class OffloadedError(NewsflowError):
+    """An exception raised in a pool process, carried back with its ``kind`` and message.
+
+    Exceptions cross the process boundary by pickling, and not every exception survives that (pydantic's
+    ValidationError, errors with keyword-only constructor arguments): this one always does.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.kind, str(self)))
+
+
+class LetterNotFound(NewsflowError):
+    kind = "not_found"
+
+
+class RunStateUnreadable(NewsflowError):
+    kind = "run_state"
+
+
+class ReindexError(NewsflowError):
+    kind = "reindex"

@@ -32,12 +32,14 @@ from trafilatura.settings import Document
 from pipeline.logs import get_logger
 from pipeline.wordcount import count_words
 
-__all__ = ["SENTENCE_END", "Extraction", "block_paragraphs", "extract_page", "looks_like_article", "trafilatura_text"]
+__all__ = ["ENDS_LIKE_PROSE", "Extraction", "block_paragraphs", "extract_page", "looks_like_article",
+           "trafilatura_text"]
 
 log = get_logger(__name__)
 
-# Sentence-final punctuation of the scripts the stage sees: Latin/Cyrillic, CJK full-width, Arabic, Devanagari.
-SENTENCE_END = re.compile(r"[.!?…:;。！？؟।॥][\'\"”’»)）」』]*$")
+# A line ending like prose: sentence- or clause-final punctuation (":" and ";" count: a paragraph may lead into
+# a quote or a list), then closing quotes, in Latin/Cyrillic, CJK full-width, Arabic and Devanagari text.
+ENDS_LIKE_PROSE = re.compile(r"[.!?…:;。！？؟।॥][\'\"”’»)）」』]*$")
 _DATE_PARAMS = {"extensive_search": False, "original_date": True, "outputformat": "%Y-%m-%dT%H:%M:%S%z"}
 # looks_like_article: a prose paragraph has this many words and ends a sentence; an article has this share of
 # its words in prose and at least this many prose words. Widgets, menus and headline lists fail both.
@@ -100,7 +102,7 @@ def looks_like_article(paragraphs: list[str]) -> bool:
     for paragraph in paragraphs:
         words = count_words(paragraph)
         total += words
-        if words >= _PROSE_MIN_WORDS and SENTENCE_END.search(paragraph):
+        if words >= _PROSE_MIN_WORDS and ENDS_LIKE_PROSE.search(paragraph):
             prose += words
         elif _TABLE_ROW.match(paragraph):
             rows += words

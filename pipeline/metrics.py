@@ -45,26 +45,26 @@ FEED_ITEMS_SKIPPED = Counter("newsflow_feed_items_skipped_total", "Items skipped
 FEED_PUBLISH_ERRORS = Counter("newsflow_feed_publish_errors_total", "Items Kafka did not acknowledge (retried)")
 FEED_ARTICLE_FETCHES = Counter("newsflow_feed_article_fetches_total", "Full-article page fetches", ["status"])
 FEED_POLL_SECONDS = Histogram("newsflow_feed_poll_seconds", "One feed refresh, fetch to state saved")
-FEEDS_FAILING = Gauge("newsflow_feeds_failing", "Feeds whose last poll failed (backing off)")
+FEEDS_FAILING = Gauge("newsflow_feed_failing", "Feeds whose last poll failed (backing off)")
 
 # stream stages
 STAGE_MESSAGES = Counter("newsflow_stage_messages_total", "Messages handled per stage", ["stage", "status"])
 STAGE_ERRORS = Counter("newsflow_stage_errors_total", "Messages a stage failed on", ["stage", "kind"])
 STAGE_SECONDS = Histogram("newsflow_stage_seconds", "Time spent per article in a stage", ["stage"])
 ARTICLES_DEDUPED = Counter("newsflow_dedupe_decisions_total", "Dedupe decisions", ["decision"])
-DEAD_LETTERS = Counter("newsflow_dead_letters_total", "Messages sent to news.dlq", ["stage", "kind"])
+DEAD_LETTERS = Counter("newsflow_dlq_letters_total", "Messages sent to news.dlq", ["stage", "kind"])
 
 # sink
 SINK_DOCUMENTS = Counter("newsflow_sink_documents_total", "Documents by outcome", ["status"])
 SINK_BULK_SECONDS = Histogram("newsflow_sink_bulk_seconds", "Bulk request latency")
 END_TO_END_LAG = Histogram(
-    "newsflow_end_to_end_lag_seconds",
+    "newsflow_sink_end_to_end_lag_seconds",
     "From ingested (fetched) to indexed",
     buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300, 900, 3600),
 )
 SINK_BACKLOG = Gauge("newsflow_sink_pending_documents", "Documents waiting for the next bulk")
 PUBLISH_TO_INDEX_LAG = Histogram(
-    "newsflow_publish_to_index_lag_seconds",
+    "newsflow_sink_publish_to_index_lag_seconds",
     "From the feed's published time to indexed (feeds often publish late: a long tail is normal)",
     buckets=(1, 5, 30, 60, 300, 900, 3600, 6 * 3600, 24 * 3600),
 )

@@ -20,29 +20,14 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-from pipeline.errors import NewsflowError
+from pipeline.errors import OffloadedError
 from pipeline.logs import get_logger
 from pipeline.procs import die_with_parent
 
-__all__ = ["Offload", "OffloadedError"]
+__all__ = ["Offload"]
 
 log = get_logger(__name__)
 T = TypeVar("T")
-
-
-class OffloadedError(NewsflowError):
-    """An exception raised in a pool process, carried back with its ``kind`` and message.
-
-    Exceptions cross the process boundary by pickling, and not every exception survives that (pydantic's
-    ValidationError, errors with keyword-only constructor arguments): this one always does.
-    """
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.kind, str(self)))
 
 
 def _call(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:

@@ -37,7 +37,7 @@ from typing import Any
 from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, TransportError
 from pydantic import ValidationError
 
-from pipeline.errors import NewsflowError
+from pipeline.errors import ReindexError
 from pipeline.index import build_template, ensure_index_template, index_name
 from pipeline.logs import get_logger
 from pipeline.schemas import ENRICHED_TOPIC, EnrichedArticle
@@ -52,10 +52,6 @@ log = get_logger(__name__)
 _BATCH = 500
 _MONTH = re.compile(r"(\d{4}\.\d{2})$")
 _CATCH_UP_PASSES = 3
-
-
-class ReindexError(NewsflowError):
-    kind = "reindex"
 
 
 @dataclass
@@ -152,7 +148,7 @@ async def reindex(es: AsyncElasticsearch, settings: Settings, *, allow_fewer: bo
     Raises:
         ReindexError: the topic holds fewer articles than the index (and not ``allow_fewer``), or Elasticsearch
             refused a step; the old indices are then untouched and the new ones deleted.
-        StackError: Kafka unreachable.
+        KafkaUnavailable: Kafka unreachable.
     """
     started = time.monotonic()
     alias = settings.es.alias

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline.errors import NewsflowError
+from pipeline.errors import RunStateUnreadable
 from pipeline.procs import pid_alive
 from pipeline.settings import Settings
 
@@ -41,10 +41,6 @@ class RunState(_Model):
     pid: int  # the `newsflow run` process
     started_at: AwareDatetime
     children: list[ChildState] = Field(default_factory=list)
-
-
-class RunStateUnreadable(NewsflowError):
-    kind = "run_state"
 
 
 def run_state_path(settings: Settings) -> Path:

@@ -44,12 +44,11 @@ from elasticsearch.helpers import async_streaming_bulk
 from pydantic import ValidationError
 
 from pipeline.backoff import backoff_delay
-from pipeline.dlq import Origin, dead_letter_for
+from pipeline.dlq import DeadLetterSender, Origin, dead_letter_for, deliver_dead_letter, origin_of
 from pipeline.errors import DocumentRejected, ElasticUnavailable
 from pipeline.index import ensure_index_template, index_name, make_async_client
 from pipeline.logs import get_logger
 from pipeline.metrics import (
-    DEAD_LETTERS,
     ELASTIC_WAITING,
     END_TO_END_LAG,
     PUBLISH_TO_INDEX_LAG,
@@ -57,14 +56,13 @@ from pipeline.metrics import (
     SINK_BULK_SECONDS,
     SINK_DOCUMENTS,
 )
-from pipeline.schemas import DeadLetter, EnrichedArticle
+from pipeline.schemas import EnrichedArticle
 from pipeline.settings import Settings
 
 __all__ = ["ElasticSink", "Rejection", "article_document", "index_stream"]
 
 log = get_logger(__name__)
 
-DeadLetterSender = Callable[[DeadLetter], Awaitable[None]]
 # Called with the articles Elasticsearch acknowledged, before their offsets become committable.
 OnIndexed = Callable[[list[EnrichedArticle]], Awaitable[None]]
 
@@ -271,30 +269,6 @@ class ElasticSink:
         return rejections
 
 
-async def _send_dead_letter(send: DeadLetterSender, letter: DeadLetter) -> None:
-    """Deliver a dead letter, retrying: its message is acked right after, so it must not be lost."""
-    attempt = 0
-    while True:
-        try:
-            await send(letter)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the producer's own errors: Kafka is down, so wait for it like for ES
-            delay = min(30.0, 0.5 * 2 ** attempt)
-            log.warning("dead letter not delivered, retrying", stage="sink", error=str(exc)[:300], delay_s=delay)
-            await asyncio.sleep(delay)
-            attempt += 1
-            continue
-        DEAD_LETTERS.labels(letter.stage, letter.kind).inc()
-        return
-
-
-def _origin(event: Any) -> Origin:
-    message = event.message
-    return Origin(payload=event.value if isinstance(event.value, (bytes, str)) else message.value,
-                  topic=message.topic, partition=message.partition, offset=message.offset, key=message.key)
-
-
 def _parse(value: Any) -> EnrichedArticle:
     if isinstance(value, (bytes, str)):
         return EnrichedArticle.model_validate_json(value)
@@ -320,7 +294,7 @@ async def index_events(events: Sequence[Any], sink: ElasticSink, send_dead_lette
     articles: list[EnrichedArticle] = []
     origins: list[Origin] = []
     for event in events:
-        origin = _origin(event)
+        origin = origin_of(event)
         try:
             articles.append(_parse(event.value))
             origins.append(origin)
@@ -329,7 +303,7 @@ async def index_events(events: Sequence[Any], sink: ElasticSink, send_dead_lette
             log.warning("message dead-lettered", stage="sink", kind=letter.kind, error=letter.error[:300],
                         topic=origin.topic, partition=origin.partition, offset=origin.offset)
             SINK_DOCUMENTS.labels("invalid").inc()
-            await _send_dead_letter(send_dead_letter, letter)
+            await deliver_dead_letter(send_dead_letter, letter)
     # 3.
     rejections = await sink.index_articles(articles) if articles else []
     # 4.
@@ -339,7 +313,7 @@ async def index_events(events: Sequence[Any], sink: ElasticSink, send_dead_lette
         letter = dead_letter_for("sink", error, origin)
         log.warning("document rejected", stage="sink", article_id=rejection.article.id, kind=letter.kind,
                     error=rejection.reason[:300], partition=origin.partition, offset=origin.offset)
-        await _send_dead_letter(send_dead_letter, letter)
+        await deliver_dead_letter(send_dead_letter, letter)
     # 4b.
     if on_indexed is not None and articles:
         rejected = {r.position for r in rejections}

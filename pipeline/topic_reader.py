@@ -14,7 +14,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from pipeline.errors import StackError
+from pipeline.errors import KafkaUnavailable
 from pipeline.security import kafka_security_config
 from pipeline.settings import Settings
 
@@ -43,7 +43,7 @@ class TopicReader:
                 request_timeout_ms=15_000,
             )
         except KafkaError as exc:
-            raise StackError(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}") from exc
+            raise KafkaUnavailable(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}") from exc
 
     def __enter__(self) -> TopicReader:
         return self
@@ -118,7 +118,7 @@ class TopicReader:
             # transaction markers leave offsets without records.
             while self.consumer.position(tp) < ends[tp]:
                 if idle >= _IDLE_POLLS:
-                    raise StackError(f"{topic}[{tp.partition}]: read stopped at offset "
+                    raise KafkaUnavailable(f"{topic}[{tp.partition}]: read stopped at offset "
                                      f"{self.consumer.position(tp)} of {ends[tp]}")
                 batch = self.consumer.poll(timeout_ms=_POLL_MS, max_records=500)
                 records = batch.get(tp, [])

@@ -18,11 +18,12 @@ N is ``kafka.partitions``. Faust creates the dedupe tables' changelog topics its
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from pipeline.errors import SettingsError, StackError
+from pipeline.errors import KafkaUnavailable, SettingsError
 from pipeline.logs import get_logger
 from pipeline.schemas import (
     ALERTS_TOPIC,
@@ -38,9 +39,43 @@ from pipeline.schemas import (
 from pipeline.security import kafka_failure_hint, kafka_security_config
 from pipeline.settings import Settings
 
-__all__ = ["ensure_replayed_topic", "ensure_topics", "topic_layout"]
+__all__ = ["ensure_replayed_topic", "ensure_topic", "ensure_topics", "topic_layout"]
 
 log = get_logger(__name__)
+
+
+@contextlib.contextmanager
+def _admin(settings: Settings, what: str) -> Iterator[KafkaAdminClient]:
+    """An admin client for ``what`` (a topic set-up step); any Kafka failure becomes KafkaUnavailable."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers, client_id=settings.kafka.client_id,
+                                 **kafka_security_config(settings.kafka))
+    except KafkaError as exc:
+        raise KafkaUnavailable(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}"
+                               f"{kafka_failure_hint(settings.kafka)}") from exc
+    try:
+        yield admin
+    except KafkaError as exc:
+        raise KafkaUnavailable(f"cannot {what} on {settings.kafka.bootstrap}: {exc}") from exc
+    finally:
+        admin.close()
+
+
+def ensure_topic(settings: Settings, name: str) -> bool:
+    """Create ``name`` with ``kafka.partitions`` partitions if it is missing; True when it was created.
+
+    Raises:
+        KafkaUnavailable: the broker cannot be reached or refused the topic.
+    """
+    with _admin(settings, f"create topic {name}") as admin:
+        if name in admin.list_topics():
+            return False
+        try:
+            admin.create_topics([NewTopic(name, num_partitions=settings.kafka.partitions,
+                                          replication_factor=settings.kafka.replication_factor)])
+        except TopicAlreadyExistsError:  # another process won the race
+            return False
+        return True
 
 
 def topic_layout(settings: Settings) -> dict[str, int]:
@@ -55,17 +90,11 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
     """Create the missing topics; return name -> partitions as they are on the broker.
 
     Raises:
-        StackError: the broker cannot be reached.
+        KafkaUnavailable: the broker cannot be reached.
         SettingsError: news.clean exists with more than one partition (dedupe would be wrong).
     """
     layout = topic_layout(settings)
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers, client_id=settings.kafka.client_id,
-                                 **kafka_security_config(settings.kafka))
-    except KafkaError as exc:
-        raise StackError(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}"
-                         f"{kafka_failure_hint(settings.kafka)}") from exc
-    try:
+    with _admin(settings, "create topics") as admin:
         existing = set(admin.list_topics())
         missing = [
             NewTopic(name, num_partitions=parts, replication_factor=settings.kafka.replication_factor)
@@ -81,10 +110,6 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
             for d in admin.describe_topics(list(layout))
             if not d.get("error_code")
         }
-    except KafkaError as exc:
-        raise StackError(f"cannot create topics on {settings.kafka.bootstrap}: {exc}") from exc
-    finally:
-        admin.close()
     clean = settings.kafka.topic(CLEAN_TOPIC)
     if found.get(clean, 1) != 1:
         raise SettingsError(f"{clean} has {found[clean]} partitions; near-duplicate detection needs exactly 1")
@@ -98,23 +123,14 @@ def ensure_replayed_topic(settings: Settings) -> str:
     topic exists, however long news.dlq's own retention is.
 
     Raises:
-        StackError: the broker cannot be reached.
+        KafkaUnavailable: the broker cannot be reached.
     """
     name = settings.kafka.topic(DLQ_REPLAYED_TOPIC)
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers, client_id=settings.kafka.client_id,
-                                 **kafka_security_config(settings.kafka))
-    except KafkaError as exc:
-        raise StackError(f"cannot reach Kafka at {settings.kafka.bootstrap}: {exc}") from exc
-    try:
+    with _admin(settings, f"create topic {name}") as admin:
         if name not in set(admin.list_topics()):
             topic = NewTopic(name, num_partitions=1, replication_factor=settings.kafka.replication_factor,
                              topic_configs={"cleanup.policy": "compact"})
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics([topic])
             log.info("topic created", topic=name)
-    except KafkaError as exc:
-        raise StackError(f"cannot create topic {name} on {settings.kafka.bootstrap}: {exc}") from exc
-    finally:
-        admin.close()
     return name

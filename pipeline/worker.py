@@ -15,7 +15,7 @@ import faust
 
 from pipeline.agents import register_agents
 from pipeline.app import NewsflowApp, create_app
-from pipeline.errors import StackError
+from pipeline.errors import KafkaUnavailable
 from pipeline.health import HealthServer, elasticsearch_check, kafka_check
 from pipeline.logs import get_logger
 from pipeline.malloc import fix_mmap_threshold
@@ -98,7 +98,7 @@ def _wait_for_topics(settings: Settings) -> dict[str, int] | None:
         while not stop.is_set():
             try:
                 return ensure_topics(settings)
-            except StackError as exc:  # a worker started before Kafka (or during an outage) waits for it
+            except KafkaUnavailable as exc:  # a worker started before Kafka (or during an outage) waits for it
                 log.warning("kafka not reachable yet; retrying", error=str(exc), retry_in_s=delay)
             stop.wait(delay)
             delay = min(delay * 2, 30.0)

@@ -195,14 +195,13 @@ def test_every_kafka_python_client_gets_the_security_config(pki: Pki, monkeypatc
             raise Stop  # nothing to talk to here: only the construction arguments matter
         return build
 
-    monkeypatch.setattr(publisher, "KafkaAdminClient", recorder("connector admin"))
     monkeypatch.setattr(publisher, "KafkaProducer", recorder("producer"))
     monkeypatch.setattr(topics, "KafkaAdminClient", recorder("topics admin"))
-    for call in (lambda: publisher.ensure_topic(s, "t"), lambda: publisher.Publisher(s, create_topic=False),
+    for call in (lambda: topics.ensure_topic(s, "t"), lambda: publisher.Publisher(s, create_topic=False),
                  lambda: topics.ensure_topics(s)):
         with pytest.raises(Stop):
             call()
-    assert set(seen) == {"connector admin", "producer", "topics admin"}
+    assert set(seen) == {"producer", "topics admin"}
     for name, kwargs in seen.items():
         assert kwargs["security_protocol"] == "SASL_SSL", name
         assert kwargs["sasl_mechanism"] == "SCRAM-SHA-512", name

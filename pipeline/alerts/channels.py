@@ -23,7 +23,7 @@ import httpx
 from pipeline.alerts.present import email_bodies, slack_body, subject, webhook_body
 from pipeline.alerts.rules import Rule
 from pipeline.backoff import backoff_delay
-from pipeline.dlq import DeadLetterSender, Origin, dead_letter_for
+from pipeline.dlq import DeadLetterSender, Origin, dead_letter_for, origin_of
 from pipeline.errors import AlertDeliveryError
 from pipeline.logs import get_logger
 from pipeline.metrics import ALERT_LATENCY, ALERT_RETRIES, ALERTS_SENT, DEAD_LETTERS
@@ -45,9 +45,7 @@ def sign(secret: str, body: bytes) -> str:
 
 async def dead_letter_event(event: Any, exc: BaseException, send_dead_letter: DeadLetterSender) -> None:
     """Send a consumed message the alert agents cannot use to news.dlq (stage alert), as it came."""
-    m = event.message
-    letter = dead_letter_for("alert", exc, Origin(payload=event.value, topic=m.topic, partition=m.partition,
-                                                  offset=m.offset, key=m.key))
+    letter = dead_letter_for("alert", exc, origin_of(event))
     log.warning("message dead-lettered", stage="alert", kind=letter.kind, error=letter.error[:300])
     await send_dead_letter(letter)
     DEAD_LETTERS.labels("alert", letter.kind).inc()

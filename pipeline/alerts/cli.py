@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pipeline.errors import NewsflowError, SearchError
+from pipeline.errors import SearchError
 
 alerts_app = typer.Typer(help="Keyword alert rules (alerts.rules_file): add, list, remove, test.", no_args_is_help=True)
 
@@ -93,10 +93,7 @@ def add_cmd(
     if problem:
         raise cli.fail(f"query does not parse: {problem}", 2)
     path = rules_path(s)
-    try:
-        rules = load_rules(path)
-    except NewsflowError as exc:
-        raise cli.fail(str(exc)) from exc
+    rules = load_rules(path)
     if any(r.name == name for r in rules) and not replace:
         raise cli.fail(f"rule {name!r} exists (use --replace)", 2)
     rules = [r for r in rules if r.name != name] + [rule]
@@ -110,18 +107,15 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="one JSON obje
     """The rules with how often they matched and when they last fired (the same from every host)."""
     from pipeline.alerts.rules import RuleStats, load_rules, rules_path
     from pipeline.alerts.stats import read_stats
-    from pipeline.errors import StackError
+    from pipeline.errors import KafkaUnavailable
 
     cli = _cli()
     s = cli.settings()
-    try:
-        rules = load_rules(rules_path(s))
-    except NewsflowError as exc:
-        raise cli.fail(str(exc)) from exc
+    rules = load_rules(rules_path(s))
     stats: dict[str, RuleStats] | None
     try:
         stats = read_stats(s) if rules else {}
-    except StackError as exc:  # the rules are still worth showing
+    except KafkaUnavailable as exc:  # the rules are still worth showing
         typer.echo(f"newsflow: warning: alert counts unavailable: {exc}", err=True)
         stats = None
     for rule in rules:
@@ -146,10 +140,7 @@ def remove_cmd(name: Annotated[str, typer.Argument(help="rule name")]) -> None:
 
     cli = _cli()
     path = rules_path(cli.settings())
-    try:
-        rules = load_rules(path)
-    except NewsflowError as exc:
-        raise cli.fail(str(exc)) from exc
+    rules = load_rules(path)
     if not any(r.name == name for r in rules):
         raise cli.fail(f"no rule {name!r} in {path}")
     save_rules(path, [r for r in rules if r.name != name])
@@ -175,10 +166,7 @@ def test_cmd(
         raise cli.fail("give a rule NAME or --query", 2)
     options: dict[str, Any] = {}
     if name is not None:
-        try:
-            rule = next((r for r in load_rules(rules_path(s)) if r.name == name), None)
-        except NewsflowError as exc:
-            raise cli.fail(str(exc)) from exc
+        rule = next((r for r in load_rules(rules_path(s)) if r.name == name), None)
         if rule is None:
             raise cli.fail(f"no rule {name!r}")
         query = rule.query

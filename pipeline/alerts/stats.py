@@ -14,7 +14,7 @@ import json
 from kafka.errors import KafkaError
 
 from pipeline.alerts.rules import RuleStats
-from pipeline.errors import StackError
+from pipeline.errors import KafkaUnavailable
 from pipeline.schemas import ALERTS_SENT_TABLE
 from pipeline.settings import Settings
 from pipeline.topic_reader import TopicReader
@@ -31,7 +31,7 @@ def read_stats(settings: Settings) -> dict[str, RuleStats]:
     """Rule name -> matches and last fired, from the broker (no alerts yet: empty).
 
     Raises:
-        StackError: Kafka cannot be reached or the read stopped.
+        KafkaUnavailable: Kafka cannot be reached or the read stopped.
     """
     entries: dict[str, str | None] = {}  # key -> its latest "at"
     try:
@@ -49,7 +49,7 @@ def read_stats(settings: Settings) -> dict[str, RuleStats]:
                 else:
                     entries[key] = value.get("at") if isinstance(value, dict) else None
     except KafkaError as exc:
-        raise StackError(f"cannot read {sent_changelog(settings)}: {exc}") from exc
+        raise KafkaUnavailable(f"cannot read {sent_changelog(settings)}: {exc}") from exc
     stats: dict[str, RuleStats] = {}
     for key, at in entries.items():
         rule = key.split("|", 1)[0]  # rule names cannot contain "|"

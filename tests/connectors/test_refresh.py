@@ -74,7 +74,7 @@ async def test_errors_back_off_and_are_recorded_never_disabled(feed_server: Feed
             outcome = await refresh_feed(spec, state, fetcher=fetcher, publisher=StandInPublisher(),  # type: ignore[arg-type]
                                          poll=poll, now=now)
             delays.append(outcome.delay_s)
-    assert state.error_count == 4 and state.last_error_kind == "http_410" and "410" in (state.last_error or "")
+    assert state.error_count == 4 and state.last_error_kind == "http_status" and "410" in (state.last_error or "")
     assert state.next_check_at is not None and state.next_check_at > now
     assert delays[-1] > delays[0]
 

@@ -68,7 +68,7 @@ def test_alert_metrics_and_a_refused_batch(stack: Settings, unique: str, tmp_pat
                    worker.check_alive)
         dlq.wait_for(lambda ms: any(m["kind"] == "alert_delivery" for m in ms), 60, "the alert dead letter",
                      worker.check_alive)
-        wait_until(lambda: value(scrape(metrics_port), "newsflow_dead_letters_total", stage="alert",
+        wait_until(lambda: value(scrape(metrics_port), "newsflow_dlq_letters_total", stage="alert",
                                  kind="alert_delivery"), 30, "the dead letter counted", worker.check_alive)
         m = scrape(metrics_port)
         assert value(m, "newsflow_alerts_matches_total", outcome="new") == 3
@@ -76,7 +76,7 @@ def test_alert_metrics_and_a_refused_batch(stack: Settings, unique: str, tmp_pat
         assert value(m, "newsflow_alerts_sent_total", channel="webhook", status="ok") == 2  # ok, flaky
         assert value(m, "newsflow_alerts_sent_total", channel="webhook", status="dead_letter") == 1
         assert value(m, "newsflow_alerts_retries_total", channel="webhook") == 1 + 2  # flaky once, dead twice
-        assert value(m, "newsflow_dead_letters_total", stage="alert", kind="alert_delivery") == 1
+        assert value(m, "newsflow_dlq_letters_total", stage="alert", kind="alert_delivery") == 1
         assert value(m, "newsflow_alerts_latency_seconds_count", channel="webhook") == 2  # delivered ones only
         assert 0 < value(m, "newsflow_alerts_latency_seconds_sum", channel="webhook") < 120
         assert len(receiver.to("/fail")) == 3
@@ -94,7 +94,7 @@ def test_alert_metrics_and_a_refused_batch(stack: Settings, unique: str, tmp_pat
         assert refused["kind"] == "BadRequestError" and "index_closed" in refused["error"]
         assert refused["topic"] == prefix + INDEXED_TOPIC and json.loads(refused["payload"])["id"] == copy["id"]
         m = scrape(metrics_port)
-        assert value(m, "newsflow_dead_letters_total", stage="alert", kind="BadRequestError") == 1
+        assert value(m, "newsflow_dlq_letters_total", stage="alert", kind="BadRequestError") == 1
         assert value(m, "newsflow_alerts_matches_total", outcome="new") == 3  # nothing matched, nothing sent
         assert len(receiver.to("/ok/ok")) == 1
         worker.check_alive()

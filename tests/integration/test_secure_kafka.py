@@ -30,7 +30,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from connectors.publisher import Publisher
-from pipeline.errors import StackError
+from pipeline.errors import KafkaUnavailable
 from pipeline.schemas import CLEAN_TOPIC, RAW_TOPIC, RawItem
 from pipeline.security import faust_credentials
 from pipeline.settings import Settings, load_settings
@@ -217,7 +217,7 @@ def test_wrong_password_is_refused_without_showing_it(broker: Broker, unique: st
     wrong = "not-the-password-42"
     settings = _settings(broker, mode, unique, NEWSFLOW_KAFKA_SASL_PASSWORD=wrong)
     started = time.monotonic()
-    with pytest.raises(StackError) as err:
+    with pytest.raises(KafkaUnavailable) as err:
         ensure_topics(settings)
     assert time.monotonic() - started < 120
     print(f"error shown: {err.value}")  # for the record in -s / -rP output
@@ -232,7 +232,7 @@ def test_ssl_without_client_certificate_is_refused(broker: Broker, unique: str) 
                                       "NEWSFLOW_KAFKA_SECURITY_PROTOCOL": "SSL",
                                       "NEWSFLOW_KAFKA_SSL_CAFILE": str(broker.pki.ca_cert),
                                       "NEWSFLOW_KAFKA_TOPIC_PREFIX": f"sec-{unique}."})
-    with pytest.raises(StackError, match=r"\[SSL: a refused login or TLS handshake"):
+    with pytest.raises(KafkaUnavailable, match=r"\[SSL: a refused login or TLS handshake"):
         ensure_topics(settings)
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.agents import FaustDedupeStore, decode_signature, encode_signature
-from pipeline.dedupe import Deduper, SignatureRecord, UrlRecord, minhash_signature
+from pipeline.agents import decode_signature, encode_signature
+from pipeline.dedupe import Deduper, MappingDedupeStore, SignatureRecord, UrlRecord, minhash_signature
 from pipeline.dlq import Origin, stage_guard
-from pipeline.errors import ArticleDiscarded, CleanFailed
-from pipeline.offload import Offload, OffloadedError
+from pipeline.errors import ArticleDiscarded, CleanFailed, OffloadedError
+from pipeline.offload import Offload
 from pipeline.schemas import CleanArticle, DeadLetter, RawItem, utcnow
 
 
@@ -35,7 +35,7 @@ def test_faust_store_keeps_json_dicts_and_backs_the_deduper() -> None:
     urls: dict = {}
     fingerprints: dict = {}
     signatures: dict = {}
-    store = FaustDedupeStore(urls, fingerprints, signatures)
+    store = MappingDedupeStore(urls, fingerprints, signatures)
     store.put_url("https://a.example/1", UrlRecord(id="i1", fingerprint="f1", story_id="i1"))
     store.put_signature("i1", SignatureRecord(story_id="i1", signature=[1, 2, 3]))
     assert urls["https://a.example/1"] == {"id": "i1", "fingerprint": "f1", "version": 1, "story_id": "i1",
@@ -46,7 +46,7 @@ def test_faust_store_keeps_json_dicts_and_backs_the_deduper() -> None:
 
     # The same decisions as over the dedupe module's own store, including after a rebuild (a restart).
     body = " ".join(f"word{i} sentence about the alliance and the talks" for i in range(40))
-    deduper = Deduper(FaustDedupeStore({}, {}, {}), threshold=0.5, num_perm=64)
+    deduper = Deduper(MappingDedupeStore({}, {}, {}), threshold=0.5, num_perm=64)
     first = deduper.decide(_article("https://a.example/x", body), minhash_signature(body, num_perm=64))
     restarted = Deduper(deduper.store, threshold=0.5, num_perm=64)
     restarted.rebuild()

@@ -225,10 +225,10 @@ def test_alerts_list_without_kafka_still_lists_the_rules(tmp_path: Path, monkeyp
 
     import pipeline.alerts.stats
     from pipeline.cli import app
-    from pipeline.errors import StackError
+    from pipeline.errors import KafkaUnavailable
 
     def unreachable(settings: object) -> None:  # what read_stats raises without a broker (kafka-python takes 30 s)
-        raise StackError("cannot reach Kafka at 127.0.0.1:9")
+        raise KafkaUnavailable("cannot reach Kafka at 127.0.0.1:9")
 
     monkeypatch.setattr(pipeline.alerts.stats, "read_stats", unreachable)
     path = tmp_path / "alerts.yaml"

@@ -15,7 +15,7 @@ from datasketch import LeanMinHash
 
 from pipeline.canonical import stable_id, text_fingerprint
 from pipeline.clean import clean_article
-from pipeline.dedupe import Deduper, MemoryDedupeStore, UrlRecord, minhash_signature
+from pipeline.dedupe import Deduper, MappingDedupeStore, UrlRecord, minhash_signature
 from pipeline.errors import DedupeFailed
 from pipeline.schemas import CleanArticle, RawItem
 
@@ -71,7 +71,7 @@ def test_fixture_margins_are_wide(seed, syndicated, unrelated):
 
 
 def test_seed_is_new_story(seed):
-    decision = _decide(Deduper(MemoryDedupeStore()), seed)
+    decision = _decide(Deduper(MappingDedupeStore()), seed)
     assert decision.action == "new"
     assert decision.article is not None
     assert decision.article.id == stable_id(seed.canonical_url)
@@ -81,7 +81,7 @@ def test_seed_is_new_story(seed):
 
 
 def test_syndicated_copy_joins_the_story_and_unrelated_does_not(seed, syndicated, unrelated):
-    deduper = Deduper(MemoryDedupeStore())
+    deduper = Deduper(MappingDedupeStore())
     first = _decide(deduper, seed).article
     copy = _decide(deduper, syndicated)
     assert copy.action == "near_duplicate"
@@ -106,7 +106,7 @@ def test_harder_edit_still_joins_the_story(seed):
                  title="Rutte in Kiev: NATO ready to compromise")
     sim = _jaccard(seed.body, copy.body)
     assert 0.5 <= sim < 0.9, sim
-    deduper = Deduper(MemoryDedupeStore())
+    deduper = Deduper(MappingDedupeStore())
     first = _decide(deduper, seed).article
     decision = _decide(deduper, copy)
     assert decision.action == "near_duplicate"
@@ -114,7 +114,7 @@ def test_harder_edit_still_joins_the_story(seed):
 
 
 def test_replay_is_a_duplicate_with_the_same_ids(seed, syndicated):
-    deduper = Deduper(MemoryDedupeStore())
+    deduper = Deduper(MappingDedupeStore())
     first = _decide(deduper, seed).article
     copy = _decide(deduper, syndicated).article
     for original in (first, copy):
@@ -127,7 +127,7 @@ def test_replay_is_a_duplicate_with_the_same_ids(seed, syndicated):
 
 
 def test_same_text_at_another_url_is_one_article(seed):
-    deduper = Deduper(MemoryDedupeStore())
+    deduper = Deduper(MappingDedupeStore())
     _decide(deduper, seed)
     # Same text via another feed under another URL (differs only in spacing/case: same fingerprint).
     mirror = _with(seed, canonical_url="https://mirror.example/story/123", url="https://mirror.example/story/123")
@@ -137,7 +137,7 @@ def test_same_text_at_another_url_is_one_article(seed):
 
 
 def test_correction_updates_the_article(seed, syndicated):
-    deduper = Deduper(MemoryDedupeStore())
+    deduper = Deduper(MappingDedupeStore())
     first = _decide(deduper, seed).article
     copy = _decide(deduper, syndicated).article
     note = "\nCorrection: an earlier version misstated a figure."
@@ -161,7 +161,7 @@ def test_correction_updates_the_article(seed, syndicated):
 
 
 def test_decisions_survive_a_restart(seed, syndicated, unrelated):
-    store = MemoryDedupeStore()
+    store = MappingDedupeStore()
     before = Deduper(store)
     first = _decide(before, seed).article
     other = _decide(before, unrelated).article
@@ -180,7 +180,7 @@ def test_decisions_survive_a_restart(seed, syndicated, unrelated):
 
 
 def test_replay_after_a_crash_between_table_writes(seed):
-    class CrashingStore(MemoryDedupeStore):
+    class CrashingStore(MappingDedupeStore):
         crash = True
 
         def put_url(self, canonical_url: str, record: UrlRecord) -> None:
@@ -201,7 +201,7 @@ def test_replay_after_a_crash_between_table_writes(seed):
 
 
 def test_article_without_url_uses_its_fingerprint(seed):
-    deduper = Deduper(MemoryDedupeStore())
+    deduper = Deduper(MappingDedupeStore())
     no_url = _with(seed, canonical_url=None, url=None)
     first = _decide(deduper, no_url)
     assert first.action == "new"
@@ -211,7 +211,7 @@ def test_article_without_url_uses_its_fingerprint(seed):
 
 
 def test_empty_text_never_matches():
-    deduper = Deduper(MemoryDedupeStore())
+    deduper = Deduper(MappingDedupeStore())
     now = datetime.now(UTC)
     a = CleanArticle(feed_url="f", title="a", body="", ingested_at=now, text_fingerprint=text_fingerprint(""),
                      canonical_url="https://a.example/1")
@@ -223,13 +223,13 @@ def test_empty_text_never_matches():
 
 def test_wrong_signature_length_is_a_typed_error(seed):
     with pytest.raises(DedupeFailed):
-        Deduper(MemoryDedupeStore(), num_perm=128).decide(seed, minhash_signature(seed.body, num_perm=64))
+        Deduper(MappingDedupeStore(), num_perm=128).decide(seed, minhash_signature(seed.body, num_perm=64))
 
 
 @pytest.mark.parametrize("threshold", [0, 1.5])
 def test_threshold_is_validated(threshold):
     with pytest.raises(ValueError):
-        Deduper(MemoryDedupeStore(), threshold=threshold)
+        Deduper(MappingDedupeStore(), threshold=threshold)
 
 
 def test_signature_is_deterministic_and_sized():

@@ -7,7 +7,7 @@ import pytest
 from datasketch import LeanMinHash, MinHashLSH
 
 from pipeline.canonical import stable_id, text_fingerprint
-from pipeline.dedupe import Deduper, MemoryDedupeStore, SignatureRecord
+from pipeline.dedupe import Deduper, MappingDedupeStore, SignatureRecord
 from pipeline.dedupe_index import BandIndex
 from pipeline.schemas import CleanArticle, utcnow
 from pipeline.settings import load_settings
@@ -89,7 +89,7 @@ def test_signature_record_is_compact_json_and_reads_older_lists() -> None:
 def test_rebuild_in_slices_gives_the_same_decisions() -> None:
     rng = np.random.default_rng(3)
     clock = Clock()
-    store = MemoryDedupeStore()
+    store = MappingDedupeStore()
     first = Deduper(store, retention_days=30, clock=clock)
     bases = [_random(rng) for _ in range(50)]
     for n, sig in enumerate(bases):
@@ -110,7 +110,7 @@ def test_rebuild_in_slices_gives_the_same_decisions() -> None:
 def test_retention_expires_index_and_tables_in_slices() -> None:
     rng = np.random.default_rng(4)
     clock = Clock()
-    store = MemoryDedupeStore()
+    store = MappingDedupeStore()
     deduper = Deduper(store, retention_days=2, clock=clock, cleanup_batch=3)
     old = [_random(rng) for _ in range(10)]
     for n, sig in enumerate(old):
@@ -159,7 +159,7 @@ def test_retention_expires_index_and_tables_in_slices() -> None:
 def test_rebuild_leaves_expired_records_out_and_deletes_them() -> None:
     rng = np.random.default_rng(5)
     clock = Clock()
-    store = MemoryDedupeStore()
+    store = MappingDedupeStore()
     deduper = Deduper(store, retention_days=1, clock=clock)
     deduper.decide(_article(1), _random(rng).tolist())
     clock.now += 5 * DAY
@@ -178,7 +178,7 @@ def test_retention_setting_defaults_to_30_days_and_is_validated() -> None:
     with pytest.raises(Exception, match="dedupe_retention_days"):
         load_settings(environ={"NEWSFLOW_PIPELINE_DEDUPE_RETENTION_DAYS": "0"})
     with pytest.raises(ValueError):
-        Deduper(MemoryDedupeStore(), retention_days=0)
+        Deduper(MappingDedupeStore(), retention_days=0)
 
 
 def test_a_day_beyond_65536_articles_keeps_finding_every_row() -> None:
