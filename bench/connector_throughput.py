@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 
 from connectors import Connector, FeedSpec  # noqa: E402
+from pipeline.present import poll_summary  # noqa: E402
 from pipeline.schemas import RAW_TOPIC  # noqa: E402
 from pipeline.settings import load_settings  # noqa: E402
 
@@ -106,7 +107,7 @@ async def main() -> dict[str, object]:
                     # what one core could sustain if nothing else ran on it.
                     "connector_cpu_s": round(cpu, 2),
                 }
-                print(f"{name}: {summary.line()}", file=sys.stderr)
+                print(f"{name}: {poll_summary(summary)}", file=sys.stderr)
     finally:
         commands.put("stop")
         proc.join(timeout=10)

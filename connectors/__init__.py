@@ -11,7 +11,7 @@ Two entry points, both taking the loaded :class:`~pipeline.settings.Settings`:
 Example::
 
     summary = poll_once(load_settings(), "config/feeds.yaml")
-    print(summary.line())
+    summary.items_published, summary.failures  # totals, and {feed URL: "kind: message"} of the feeds that failed
 """
 
 from __future__ import annotations

@@ -76,11 +76,6 @@ class PollSummary:
         self.items_skipped += outcome.skipped
         self.article_failures += outcome.article_failures
 
-    def line(self) -> str:
-        return (f"feeds ok {self.feeds_ok} (not modified {self.feeds_not_modified}), feeds failed {self.feeds_failed}, "
-                f"items published {self.items_published}, items skipped as already seen {self.items_skipped}, "
-                f"article fetches failed {self.article_failures} ({self.took_s:.1f}s)")
-
 
 class Connector:
     """Feeds -> news.raw for one process. ``async with Connector(settings) as c: await c.poll_once()``.

@@ -59,6 +59,11 @@ class FeedState(BaseModel):
     interval_s: float | None = None  # the adapted interval last used
     article_fetch_failures: int = 0
 
+    @property
+    def health(self) -> str:
+        """``ok`` (the last poll succeeded, or nothing changed), ``failing`` or ``not polled``."""
+        return {"ok": "ok", "not_modified": "ok", "error": "failing"}.get(self.last_status or "", "not polled")
+
     def unseen(self, items: list[RawItem]) -> list[RawItem]:
         """The items not yet published, deduplicated within the document itself."""
         seen = set(self.seen)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,6 +10,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
+from pipeline import present
 from pipeline.alerts.cli import alerts_app
 from pipeline.errors import NewsflowError
 from pipeline.logs import configure_logging
@@ -54,9 +54,23 @@ def _echo(line: str) -> None:
     typer.echo(line)
 
 
+def _echo_lines(lines: list[str]) -> None:
+    for line in lines:
+        typer.echo(line)
+
+
+def _read(path: Path) -> str:
+    """A text file, or stdin for ``-``; undecodable bytes replaced (a page is checked, not refused)."""
+    return sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8", errors="replace")
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     typer.echo(f"newsflow: error: {message}", err=True)
     return typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    typer.echo(f"newsflow: warning: {message}", err=True)
 
 
 @app.callback()
@@ -74,9 +88,7 @@ def stack_up_cmd() -> None:
     """Resolve (first time), start Kafka and Elasticsearch in the background, wait until both answer."""
     from pipeline.stack import stack_up
 
-    result = stack_up(settings())
-    for name, what in result.items():
-        _echo(f"{name}: {what}")
+    _echo_lines(present.stack_action_lines(stack_up(settings())))
 
 
 @stack_app.command("down")
@@ -84,8 +96,7 @@ def stack_down_cmd() -> None:
     """Stop both servers (SIGTERM, then SIGKILL after stack.stop_timeout_s)."""
     from pipeline.stack import stack_down
 
-    for name, what in stack_down(settings()).items():
-        _echo(f"{name}: {what}")
+    _echo_lines(present.stack_action_lines(stack_down(settings())))
 
 
 @stack_app.command("status")
@@ -94,12 +105,7 @@ def stack_status_cmd(as_json: Annotated[bool, typer.Option("--json", help="one J
     from pipeline.stack import services
 
     statuses = [svc.status() for svc in services(settings())]
-    if as_json:
-        _echo(json.dumps({s.name: s.as_dict() for s in statuses}))
-    else:
-        for s in statuses:
-            _echo(f"{s.name:<14} {s.state:<8} port {s.port:<5} version {s.version or '?':<8} "
-                  f"data {s.data_bytes / 1e6:8.1f} MB  pid {s.pid or '-':<7} log {s.log_file}")
+    _echo_lines(present.stack_status_lines(statuses, as_json=as_json))
     if any(s.state != "running" for s in statuses):
         raise typer.Exit(1)
 
@@ -117,8 +123,7 @@ def stack_logs_cmd(
     if not chosen:
         raise fail(f"unknown service {service!r}: kafka or elasticsearch", 2)
     for svc in chosen:
-        _echo(f"==> {svc.log_file} <==")
-        _echo(tail(svc.log_file, lines))
+        _echo_lines(present.log_tail_lines(svc.log_file, tail(svc.log_file, lines)))
 
 
 # -- the main job ----------------------------------------------------------------------------------
@@ -154,18 +159,10 @@ def worker_cmd(
                                                      help="Prometheus port, 0 = off (default metrics_port)")] = None,
 ) -> None:
     """Run one Faust worker (clean, dedupe, enrich, index) until Ctrl-C; several workers share the partitions."""
-    import os
-
     from pipeline.worker import run_worker
 
-    s = settings()
-    overrides = {k: v for k, v in (("clean_concurrency", concurrency), ("offload_processes", processes))
-                 if v is not None}
-    if overrides:
-        s = s.model_copy(update={"pipeline": s.pipeline.model_copy(update=overrides)})
-    port = s.pipeline.web_port if port is None else port
-    run_worker(s, name=name or (f"w{port}" if port else f"w{os.getpid()}"), port=port,
-               metrics_port=metrics_port)
+    run_worker(settings(), name=name, port=port, metrics_port=metrics_port, clean_concurrency=concurrency,
+               offload_processes=processes)
 
 
 # -- search and index (elastic helper) -------------------------------------------------------------
@@ -186,62 +183,33 @@ def search_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per hit")] = False,
 ) -> None:
     """Search the indexed articles (read alias es.alias); one hit per story unless --all-copies."""
-    from pipeline.index import make_client
-    from pipeline.search import format_hit, parse_since, search_articles
+    from pipeline.search import parse_since, search_index
 
     if sort not in ("newest", "best"):
         raise fail(f"--sort must be newest or best (got {sort!r})", 2)
-    s = settings()
-    bold = sys.stdout.isatty() and not as_json
-    tags = ("\033[1m", "\033[0m") if bold else (("<em>", "</em>") if as_json else ("**", "**"))
-    es = make_client(s.es)
-    try:
-        result = search_articles(es, s, query, since=parse_since(since) if since else None, source=source,
-                                 entity=entity, language=lang, limit=limit, all_copies=all_copies,
-                                 sort=sort, tags=tags)  # type: ignore[arg-type]
-    finally:
-        es.close()
-    if as_json:
-        for hit in result.hits:
-            _echo(json.dumps(hit.as_dict(), ensure_ascii=False, default=str))
-        return
-    for n, hit in enumerate(result.hits, 1):
-        _echo(format_hit(n, hit))
-    what = "articles" if all_copies else "stories, copies collapsed"
-    _echo(f"-- {len(result.hits)} shown ({what}) of {result.total} matching articles, {result.took_ms} ms")
+    result = search_index(settings(), query, since=parse_since(since) if since else None, source=source,
+                          entity=entity, language=lang, limit=limit, all_copies=all_copies, sort=sort,
+                          tags=present.highlight_tags(as_json=as_json, terminal=sys.stdout.isatty()))
+    _echo_lines(present.search_lines(result, as_json=as_json, all_copies=all_copies))
 
 
 @index_app.command("setup")
 def index_setup_cmd() -> None:
     """Create or upgrade the index template and create this month's index behind the alias."""
-
     from pipeline.index import ensure_index_template, run_with_client
 
-    async def _setup(es: Any) -> dict[str, object]:
-        return (await ensure_index_template(es, settings())).as_dict()
-
-    done = run_with_client(settings().es, _setup)
-    _echo(f"template {done['template']} v{done['version']} ({done['action']}), analyzer {done['analyzer']}, "
-          f"current index {done['current_index']} behind alias {settings().es.alias}")
-    for note in done["notes"]:  # type: ignore[attr-defined]
-        _echo(f"note: {note}")
+    s = settings()
+    setup = run_with_client(s.es, lambda es: ensure_index_template(es, s))
+    _echo_lines(present.index_setup_lines(setup, s.es.alias))
 
 
 @index_app.command("status")
 def index_status_cmd(as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False) -> None:
     """Template version and analyzer, the indices behind the alias and their document counts."""
-
     from pipeline.index import index_status, run_with_client
 
     st = run_with_client(settings().es, lambda es: index_status(es, settings()))
-    if as_json:
-        _echo(json.dumps(st))
-        return
-    _echo(f"cluster {st['cluster']}; template {st['template']} installed v{st['installed_version']} "
-          f"(shipped v{st['shipped_version']}), analyzer {st.get('text_analyzer')}")
-    for row in st["indices"]:  # type: ignore[attr-defined]
-        _echo(f"  {row['index']:<24} {row['docs']:>9} docs  {row['size'] or '':>8}  {row['health']}")
-    _echo(f"alias {st['alias']}: {st['documents']} documents")
+    _echo_lines(present.index_status_lines(st, as_json=as_json))
     if st["installed_version"] is None:
         raise typer.Exit(1)
 
@@ -279,8 +247,7 @@ def feeds_add_cmd(
     except ValidationError as exc:
         raise fail(f"invalid feed: {exc.errors()[0]['msg']}", 2) from exc
     path = _feeds_path(feeds)
-    added = add_feed(path, spec)
-    _echo(f"{'added' if added else 'already listed'}: {spec.url} ({path})")
+    _echo(present.feed_added(add_feed(path, spec), spec.url, path))
 
 
 @feeds_app.command("import")
@@ -292,8 +259,7 @@ def feeds_import_cmd(
     from connectors.feedlist import import_opml
 
     path = _feeds_path(feeds)
-    added, present = import_opml(path, opml)
-    _echo(f"imported {added} feeds, {present} already listed ({path})")
+    _echo(present.feeds_imported(*import_opml(path, opml), path))
 
 
 @feeds_app.command("list")
@@ -307,29 +273,8 @@ def feeds_list_cmd(
 
     specs = load_feeds(_feeds_path(feeds))
     store = StateStore(settings().data_path / "feeds")
-
-    def when(value: object) -> str:
-        return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "never"  # type: ignore[attr-defined]
-
     for spec in specs:
-        st = store.load(spec.url)
-        if as_json:
-            _echo(json.dumps({"url": spec.url, "name": spec.name or st.title, "status": st.last_status,
-                              "last_success_at": st.last_success_at and st.last_success_at.isoformat(),
-                              "last_error_at": st.last_error_at and st.last_error_at.isoformat(),
-                              "last_error_kind": st.last_error_kind, "last_error": st.last_error,
-                              "error_count": st.error_count, "items_published": st.items_published,
-                              "moved_to": st.moved_to,
-                              "next_check_at": st.next_check_at and st.next_check_at.isoformat()}))
-            continue
-        health = {"ok": "ok", "not_modified": "ok", "error": f"FAILING x{st.error_count}"}.get(
-            st.last_status or "", "not polled yet")
-        _echo(f"{spec.name or st.title or spec.url}\n  url {spec.url}\n  {health}; items published "
-              f"{st.items_published}; last success {when(st.last_success_at)}; next check {when(st.next_check_at)}")
-        if st.last_error:
-            _echo(f"  last error {when(st.last_error_at)} [{st.last_error_kind}] {st.last_error[:200]}")
-        if st.moved_to:
-            _echo(f"  moved permanently to {st.moved_to}")
+        _echo_lines(present.feed_lines(spec, store.load(spec.url), as_json=as_json))
 
 
 @app.command("ingest")
@@ -344,9 +289,7 @@ def ingest_cmd(
     from connectors import poll_once
 
     summary = poll_once(settings(), feeds)  # raises on set-up errors only: a failing feed is counted
-    for url, error in summary.failures.items():
-        _echo(f"failed: {url}: {error[:300]}")
-    _echo(summary.line())
+    _echo_lines(present.poll_lines(summary))
 
 
 @app.command("connector")
@@ -358,8 +301,7 @@ def connector_cmd(
     """Poll feeds continuously until SIGTERM/SIGINT, then flush the producer and save feed state."""
     from connectors.process import run_connector_process
 
-    summary = run_connector_process(settings(), feeds, port=port)
-    _echo(summary.line())
+    _echo(present.poll_summary(run_connector_process(settings(), feeds, port=port)))
 
 
 # -- clean stage (clean helper) --------------------------------------------------------------------
@@ -373,14 +315,12 @@ def clean_cmd(
     from pipeline.clean import clean_article
     from pipeline.schemas import RawItem
 
-    text = sys.stdin.read() if str(page) == "-" else page.read_text(encoding="utf-8", errors="replace")
-    item = RawItem(feed_url="file://" + str(page), link=url, content=text)
+    item = RawItem(feed_url="file://" + str(page), link=url, content=_read(page))
     try:
         article = clean_article(item, min_words=min_words)
     except NewsflowError as exc:
         raise fail(f"{exc.kind}: {exc}") from exc
-    _echo(json.dumps(article.model_dump(mode="json"), ensure_ascii=False, indent=2))
-
+    _echo(present.article_json(article))
 
 
 # -- enrich stage (enrich helper) ------------------------------------------------------------------
@@ -390,25 +330,16 @@ def enrich_cmd(
                                          allow_dash=True)],
 ) -> None:
     """Run the enrich stage on one text and print entities, entity_names, keywords and summary as JSON."""
-    from datetime import UTC, datetime
+    from pipeline.enrich import article_from_text, enrich_articles
 
-    from pipeline.canonical import text_fingerprint
-    from pipeline.enrich import enrich_articles
-    from pipeline.schemas import DedupedArticle
-
-    raw = sys.stdin.read() if str(text) == "-" else text.read_text(encoding="utf-8", errors="replace")
-    title, _, body = raw.strip().partition("\n")
-    body = body.strip() or title
-    article = DedupedArticle(feed_url="file://" + str(text), title=title, body=body, ingested_at=datetime.now(UTC),
-                             text_fingerprint=text_fingerprint(body), id="-", story_id="-")
+    article = article_from_text(_read(text), feed_url="file://" + str(text))
     p = settings().pipeline
     try:
         [out] = enrich_articles([article], model=p.spacy_model, ner_max_words=p.ner_max_words,
                                 variants_file=str(settings().path(p.entity_variants_file)))
     except NewsflowError as exc:
         raise fail(f"{exc.kind}: {exc}") from exc
-    _echo(json.dumps(out.model_dump(mode="json", include={"entities", "entity_names", "keywords", "summary"}),
-                     ensure_ascii=False, indent=2))
+    _echo(present.enrichment_json(out))
 
 
 # -- operations: status, dead letters, reindex (docs/operations-commands.md) ------------------------------
@@ -417,11 +348,10 @@ def status_cmd(as_json: Annotated[bool, typer.Option("--json", help="one JSON ob
     """Stack, run processes, consumer lag, articles per minute, feeds, documents, dead letters, alerts.
 
     Exit 1 when a part is down."""
-    from pipeline.status import collect_status, render_status
+    from pipeline.status import collect_status
 
     st = collect_status(settings())
-    for line in render_status(st, as_json=as_json):
-        _echo(line)
+    _echo_lines(present.status_lines(st, as_json=as_json))
     if not st.ok:
         raise typer.Exit(1)
 
@@ -439,24 +369,21 @@ def dlq_list_cmd(stage: StageOpt = None, kind: KindOpt = None,
     """The dead letters, oldest first, with their offset on news.dlq (for `dlq show`)."""
     from datetime import UTC, datetime
 
-    from pipeline.dlq_tools import list_letters, render_list
+    from pipeline.dlq_tools import list_letters
     from pipeline.search import parse_since
 
     after = datetime.now(UTC) - parse_since(since) if since else None
-    entries = list_letters(settings(), stage=stage, kind=kind, since=after)
-    for line in render_list(entries, as_json=as_json):
-        _echo(line)
+    _echo_lines(present.dlq_list_lines(list_letters(settings(), stage=stage, kind=kind, since=after),
+                                       as_json=as_json))
 
 
 @dlq_app.command("show")
 def dlq_show_cmd(offset: Annotated[int, typer.Argument(help="the letter's offset on news.dlq", min=0)],
                  as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False) -> None:
     """One dead letter with its error and original payload."""
-    from pipeline.dlq_tools import render_entry, show_letter
+    from pipeline.dlq_tools import show_letter
 
-    entry = show_letter(settings(), offset)
-    for line in render_entry(entry, as_json=as_json):
-        _echo(line)
+    _echo_lines(present.dlq_entry_lines(show_letter(settings(), offset), as_json=as_json))
 
 
 @dlq_app.command("replay")
@@ -464,11 +391,9 @@ def dlq_replay_cmd(stage: StageOpt = None, kind: KindOpt = None,
                    offset: Annotated[list[int] | None, typer.Option("--offset", help="only this letter (repeatable)")]
                    = None) -> None:
     """Put the original payloads back on their source topics; each letter is replayed once."""
-    from pipeline.dlq_tools import render_replay, replay_letters
+    from pipeline.dlq_tools import replay_letters
 
-    result = replay_letters(settings(), stage=stage, kind=kind, offsets=offset or None)
-    for line in render_replay(result):
-        _echo(line)
+    _echo_lines(present.dlq_replay_lines(replay_letters(settings(), stage=stage, kind=kind, offsets=offset or None)))
 
 
 @app.command("reindex")
@@ -479,11 +404,10 @@ def reindex_cmd(
 ) -> None:
     """Rebuild the indices from news.enriched into new indices, then move the alias in one atomic step."""
     from pipeline.index import run_with_client
-    from pipeline.reindex import reindex, render_reindex
+    from pipeline.reindex import reindex
 
     result = run_with_client(settings().es, lambda es: reindex(es, settings(), allow_fewer=allow_fewer))
-    for line in ([json.dumps(result.as_dict())] if as_json else render_reindex(result)):
-        _echo(line)
+    _echo_lines(present.reindex_lines(result, as_json=as_json))
 
 
 def main() -> None:

@@ -12,8 +12,6 @@ replay leaves them unless ``--kind discarded`` asks for them.
 
 from __future__ import annotations
 
-import contextlib
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -36,9 +34,6 @@ __all__ = [
     "ReplayResult",
     "dead_letter_counts",
     "list_letters",
-    "render_entry",
-    "render_list",
-    "render_replay",
     "replay_letters",
     "replayed_keys",
     "show_letter",
@@ -217,45 +212,3 @@ def replay_letters(settings: Settings, *, stage: str | None = None, kind: str | 
     finally:
         producer.close(timeout=_SEND_TIMEOUT_S)
     return result
-
-
-# -- presentation ------------------------------------------------------------------------------------
-def render_list(entries: list[DlqEntry], *, as_json: bool) -> list[str]:
-    if as_json:
-        return [json.dumps(e.as_dict(), ensure_ascii=False) for e in entries]
-    lines = []
-    for e in entries:
-        when = e.timestamp.strftime("%Y-%m-%d %H:%M:%SZ")
-        mark = " [replayed]" if e.replayed else ""
-        if e.letter is None:
-            lines.append(f"{e.offset:>8}  {when}  unreadable: {e.unreadable}")
-            continue
-        source = f"{e.letter.topic}[{e.letter.partition}]@{e.letter.offset}" if e.letter.topic else "-"
-        lines.append(f"{e.offset:>8}  {when}  {e.letter.stage:<9} {e.letter.kind:<18} {source}  "
-                     f"{e.letter.error[:100]}{mark}")
-    lines.append(f"-- {len(entries)} dead letters, {sum(e.replayed for e in entries)} replayed")
-    return lines
-
-
-def render_entry(entry: DlqEntry, *, as_json: bool) -> list[str]:
-    if as_json:
-        return [json.dumps(entry.as_dict(payload=True), ensure_ascii=False)]
-    data = entry.as_dict(payload=True)
-    payload = data.pop("payload", None)
-    lines = [f"{k}: {v}" for k, v in data.items() if v is not None]
-    if payload is not None:
-        with contextlib.suppress(ValueError):  # not JSON: shown as it is
-            payload = json.dumps(json.loads(payload), ensure_ascii=False, indent=2)
-        lines += ["payload:", payload]
-    return lines
-
-
-def render_replay(result: ReplayResult) -> list[str]:
-    lines = [f"replayed {e.offset} ({e.letter.stage}/{e.letter.kind}) -> {e.letter.topic}"
-             for e in result.replayed if e.letter is not None]
-    # Letters replayed by an earlier run are the normal case on a long-lived news.dlq: counted, not listed.
-    earlier = [e for e, why in result.skipped if e.replayed]
-    lines += [f"skipped {e.offset}: {why}" for e, why in result.skipped if not e.replayed]
-    lines.append(f"-- {len(result.replayed)} replayed, {len(result.skipped) - len(earlier)} skipped, "
-                 f"{len(earlier)} already replayed before")
-    return lines

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from pipeline.canonical import text_fingerprint
 from pipeline.entities import Mention, entity_names, load_variants, normalise_entities
 from pipeline.errors import EnrichFailed
 from pipeline.keywords import extract_keywords
@@ -55,6 +56,18 @@ def mention_cache(max_entries: int | None = None) -> MentionCache:
     if max_entries is not None and max_entries != _CACHE.max_entries:
         _CACHE.resize(max_entries)
     return _CACHE
+
+
+def article_from_text(text: str, *, feed_url: str) -> DedupedArticle:
+    """A stand-in for a deduped article, to enrich a plain text by hand (``newsflow enrich``).
+
+    The first line is the title, the rest the body; a text of one line is its own body. ``id`` and ``story_id``
+    are ``-``: no dedupe decided them.
+    """
+    title, _, body = text.strip().partition("\n")
+    body = body.strip() or title
+    return DedupedArticle(feed_url=feed_url, title=title, body=body, ingested_at=utcnow(),
+                          text_fingerprint=text_fingerprint(body), id="-", story_id="-")
 
 
 def load_model(model: str = DEFAULT_MODEL) -> Language:

@@ -45,7 +45,7 @@ from pipeline.settings import Settings
 from pipeline.sink import ElasticSink, route_time
 from pipeline.topic_reader import TopicReader
 
-__all__ = ["ReindexError", "ReindexResult", "reindex", "render_reindex"]
+__all__ = ["ReindexError", "ReindexResult", "reindex"]
 
 log = get_logger(__name__)
 
@@ -249,13 +249,3 @@ async def _drop(es: AsyncElasticsearch, rebuild: _Rebuild) -> None:
             await es.options(ignore_status=404).indices.delete(index=index)
         except (ApiError, TransportError) as exc:
             log.error("reindex: could not delete a new index", index=index, error=str(exc)[:300])
-
-
-def render_reindex(result: ReindexResult) -> list[str]:
-    lines = [f"alias {result.alias}: {result.documents_before} documents before, {result.documents_after} after "
-             f"({result.records_read} records of news.enriched read, {result.invalid} invalid, "
-             f"{result.rejected} rejected) in {result.took_s}s"]
-    lines += [f"  new      {index}" for index in result.new_indices]
-    lines += [f"  removed  {index}" for index in result.removed_indices]
-    lines += [f"  kept     {index} (no month in its name; still behind the alias)" for index in result.kept_indices]
-    return lines

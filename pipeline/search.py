@@ -2,7 +2,7 @@
 
 :func:`build_search` is a pure function from the CLI's options to the search request (tested without a
 server); :func:`search_articles` runs it on the read alias and returns :class:`Hit` objects that the CLI
-prints as text or JSON.
+prints as text or JSON (:mod:`pipeline.present`).
 
 Query syntax is Elasticsearch's ``query_string``: words (all must match: ``default_operator`` AND, since
 an analyst typing two words means both), "phrases", ``AND``/``OR``/``NOT``, ``field:value``
@@ -21,9 +21,10 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 
 from pipeline.errors import SearchError
 from pipeline.index import api_error_reason as _reason
+from pipeline.index import make_client
 from pipeline.settings import Settings
 
-__all__ = ["SEARCH_FIELDS", "Hit", "SearchResult", "build_search", "parse_since", "search_articles"]
+__all__ = ["SEARCH_FIELDS", "Hit", "SearchResult", "build_search", "parse_since", "search_articles", "search_index"]
 
 SEARCH_FIELDS = ["title^3", "summary^2", "body", "entity_names.text^2"]
 Sort = Literal["newest", "best"]
@@ -128,15 +129,6 @@ class Hit:
         value = self.document.get("published_at") or self.document.get("ingested_at")
         return str(value) if value else None
 
-    @property
-    def fragment(self) -> str:
-        """The best highlighted passage: summary, then body, then the highlighted title, else the summary's start."""
-        for name in ("summary", "body", "title"):
-            if self.highlight.get(name):
-                return " ".join(self.highlight[name][0].split())
-        text = self.document.get("summary") or self.document.get("body") or ""
-        return " ".join(str(text).split())[:180]
-
     def as_dict(self) -> dict[str, Any]:
         return {**self.document, "_id": self.id, "_index": self.index, "_score": self.score,
                 "highlight": self.highlight, "copies": self.copies}
@@ -173,10 +165,10 @@ def search_articles(es: Elasticsearch, settings: Settings, query: str, **options
     return SearchResult(total=int(resp["hits"]["total"]["value"]), took_ms=int(resp["took"]), hits=hits)
 
 
-def format_hit(n: int, hit: Hit) -> str:
-    """Three lines for a terminal: rank and title; source, time, copies and URL; the highlighted fragment."""
-    doc = hit.document
-    source = doc.get("source") or doc.get("source_domain") or "?"
-    copies = f" · {hit.copies} copies" if hit.copies > 1 else ""
-    url = doc.get("url") or doc.get("canonical_url") or ""
-    return f"{n:>2}. {hit.title}\n    {source} · {hit.time or '?'}{copies} · {url}\n    {hit.fragment}"
+def search_index(settings: Settings, query: str, **options: Any) -> SearchResult:
+    """:func:`search_articles` on a client of its own, closed after (for commands)."""
+    es = make_client(settings.es)
+    try:
+        return search_articles(es, settings, query, **options)
+    finally:
+        es.close()

@@ -23,7 +23,6 @@ not counted as down (a feed's outage is not the pipeline's).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ from pipeline.security import kafka_security_config
 from pipeline.settings import Settings
 from pipeline.topic_reader import TopicReader
 
-__all__ = ["WINDOW_S", "Status", "collect_status", "render_status"]
+__all__ = ["WINDOW_S", "Status", "collect_status"]
 
 log = get_logger(__name__)
 
@@ -235,8 +234,7 @@ def _feeds(settings: Settings) -> dict[str, Any]:
     states = StateStore(directory).all() if directory.exists() else []
     rows = []
     for st in states:
-        health = {"ok": "ok", "not_modified": "ok", "error": "failing"}.get(st.last_status or "", "not polled")
-        rows.append({"url": st.url, "title": st.title, "health": health, "error_count": st.error_count,
+        rows.append({"url": st.url, "title": st.title, "health": st.health, "error_count": st.error_count,
                      "last_error": st.last_error, "last_error_kind": st.last_error_kind,
                      "last_error_at": st.last_error_at and st.last_error_at.isoformat(),
                      "last_success_at": st.last_success_at and st.last_success_at.isoformat(),
@@ -284,75 +282,3 @@ def _alerts(settings: Settings, reader: TopicReader) -> dict[str, int]:
 
     return {"sent": reader.count(sent_changelog(settings)) or 0,
             "on_topic": reader.count(settings.kafka.topic(ALERTS_TOPIC)) or 0}
-
-
-# -- presentation --------------------------------------------------------------------------------------------
-def _dur(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h" if s >= 86400 else f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s"
-
-
-def render_status(status: Status, *, as_json: bool) -> list[str]:
-    if as_json:
-        return [json.dumps(status.as_dict(), ensure_ascii=False, default=str)]
-    p = status.parts
-    lines = [f"newsflow status at {status.checked_at:%Y-%m-%d %H:%M:%SZ}: "
-             + ("OK" if status.ok else "DOWN: " + ", ".join(status.down))]
-
-    def err(part: str) -> str | None:
-        return p.get(part, {}).get("error")
-
-    stack = p.get("stack", {})
-    if stack.get("local"):
-        for name in ("kafka", "elasticsearch"):
-            s = stack.get(name, {})
-            lines.append(f"stack {name:<14} {s.get('state')}  pid {s.get('pid') or '-'}  port {s.get('port')}")
-    k, e = p.get("kafka", {}), p.get("elasticsearch", {})
-    lines.append(f"kafka          {'up' if k.get('up') else 'DOWN ' + str(err('kafka'))}  {k.get('bootstrap', '')}")
-    es_state = f"up ({e.get('cluster_status')})" if e.get("up") else f"DOWN {err('elasticsearch')}"
-    lines.append(f"elasticsearch  {es_state}  {e.get('url', '')}")
-    run = p.get("run", {})
-    if run.get("state") == "running":
-        lines.append(f"run            pid {run['pid']}, up {_dur(run.get('uptime_s'))}")
-        for c in run.get("children", []):
-            ready = "ready" if c.get("ready") else "NOT READY"
-            lines.append(f"  {c['name']:<12} pid {c['pid']:<7} port {c['port']:<5} {c['state']:<10} {ready:<9} "
-                         f"up {_dur(c.get('uptime_s'))}  restarts {c['restarts']}"
-                         + (f"  last error: {c['last_error'][:120]}" if c.get("last_error") else ""))
-    else:
-        note = f": {run['note']}" if run.get("note") else ""
-        lines.append(f"run            {run.get('state') or err('run')}{note}")
-    lag = p.get("consumer_lag", {})
-    if "error" in lag:
-        lines.append(f"consumer lag   {lag['error']}")
-    else:
-        lines.append(f"consumer lag   group {lag.get('group')}: {lag.get('total')} messages")
-        for topic, t in lag.get("topics", {}).items():
-            parts = " ".join(f"{r['partition']}:{r['lag']}" for r in t["partitions"])
-            lines.append(f"  {topic:<24} {t['lag']:>8}   by partition {parts}")
-    tp = p.get("throughput", {})
-    if "per_minute" in tp:
-        rates = "  ".join(f"{k_} {'-' if v is None else v}" for k_, v in tp["per_minute"].items())
-        lines.append(f"per minute     {rates}")
-    feeds = p.get("feeds", {})
-    if "total" in feeds:
-        lines.append(f"feeds          {feeds['total']} ({feeds['ok']} ok, {feeds['failing']} failing)")
-        for f in feeds["feeds"]:
-            if f["health"] == "failing":
-                lines.append(f"  FAILING x{f['error_count']} {f['url']}: [{f['last_error_kind']}] "
-                             f"{(f['last_error'] or '')[:120]}")
-    docs = e.get("documents")
-    lines.append(f"index          alias {e.get('alias', '-')}: "
-                 + (f"{docs} documents" if docs is not None else "none yet (nothing indexed)"))
-    dl = p.get("dead_letters", {})
-    if "total" in dl:
-        stages = ", ".join(f"{k_} {v}" for k_, v in dl["by_stage"].items()) or "none"
-        lines.append(f"dead letters   {dl['total']} ({stages}); replayed {dl['replayed']}")
-    else:
-        lines.append(f"dead letters   {dl.get('error')}")
-    al = p.get("alerts", {})
-    sent = f"{al['sent']} (on news.alerts {al['on_topic']})" if "sent" in al else al.get("error")
-    lines.append(f"alerts sent    {sent}")
-    return lines

@@ -6,6 +6,7 @@ partitions; give each worker on one host its own ``name`` (its local state direc
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -108,17 +109,25 @@ def _wait_for_topics(settings: Settings) -> dict[str, int] | None:
             signal.signal(sig, handler)
 
 
-def run_worker(settings: Settings, *, name: str = "worker", port: int | None = None,
-               metrics_port: int | None = None) -> None:
+def run_worker(settings: Settings, *, name: str | None = None, port: int | None = None,
+               metrics_port: int | None = None, clean_concurrency: int | None = None,
+               offload_processes: int | None = None) -> None:
     """Run one worker in this process until SIGTERM/SIGINT (then it commits and leaves the group cleanly).
 
     Args:
+        name: the worker's name, its local state directory (default ``w<port>``, or ``w<pid>`` without a port).
         port: where ``/health``, ``/ready`` and ``/metrics`` are served (default ``pipeline.web_port``; 0: off).
         metrics_port: an extra Prometheus-only port (default ``metrics_port``; 0: none).
+        clean_concurrency, offload_processes: this worker's ``pipeline.*`` values, when not the configured ones.
     """
     die_with_run()
     fix_mmap_threshold()  # the dedupe index's arrays: see pipeline/malloc.py
+    overrides = {key: value for key, value in (("clean_concurrency", clean_concurrency),
+                                               ("offload_processes", offload_processes)) if value is not None}
+    if overrides:
+        settings = settings.model_copy(update={"pipeline": settings.pipeline.model_copy(update=overrides)})
     port = settings.pipeline.web_port if port is None else port
+    name = name or (f"w{port}" if port else f"w{os.getpid()}")
     health: HealthServer | None = None
     started = time.monotonic()
     if port:

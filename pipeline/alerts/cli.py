@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
@@ -75,6 +74,7 @@ def add_cmd(
     """
     from pydantic import ValidationError
 
+    from pipeline import present
     from pipeline.alerts.rules import Rule, load_rules, rules_path, save_rules
 
     cli = _cli()
@@ -87,8 +87,7 @@ def add_cmd(
                                     "entity": entity, "tags": tag or [], "channels": channels,
                                     "mode": "digest" if digest else "instant", "digest": digest, "secret": secret})
     except ValidationError as exc:
-        details = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'rule'}: {e['msg']}" for e in exc.errors())
-        raise cli.fail(details, 2) from exc
+        raise cli.fail(present.validation_problems(exc), 2) from exc
     problem = validate_query(s, rule)
     if problem:
         raise cli.fail(f"query does not parse: {problem}", 2)
@@ -98,39 +97,28 @@ def add_cmd(
         raise cli.fail(f"rule {name!r} exists (use --replace)", 2)
     rules = [r for r in rules if r.name != name] + [rule]
     save_rules(path, rules)
-    cli._echo(f"added {name!r} ({rule.mode}{' every ' + rule.digest if rule.digest else ''}; "
-              f"{', '.join(rule.channels.names())}) to {path}")
+    cli._echo(present.rule_added(rule, path))
 
 
 @alerts_app.command("list")
 def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="one JSON object per rule")] = False) -> None:
     """The rules with how often they matched and when they last fired (the same from every host)."""
+    from pipeline import present
     from pipeline.alerts.rules import RuleStats, load_rules, rules_path
     from pipeline.alerts.stats import read_stats
     from pipeline.errors import KafkaUnavailable
 
     cli = _cli()
     s = cli.settings()
-    rules = load_rules(rules_path(s))
+    path = rules_path(s)
+    rules = load_rules(path)
     stats: dict[str, RuleStats] | None
     try:
         stats = read_stats(s) if rules else {}
-    except KafkaUnavailable as exc:  # the rules are still worth showing
-        typer.echo(f"newsflow: warning: alert counts unavailable: {exc}", err=True)
+    except KafkaUnavailable as exc:  # the rules are still worth showing, without their counts
+        cli.warn(f"alert counts unavailable: {exc}")
         stats = None
-    for rule in rules:
-        st = (stats or {}).get(rule.name, RuleStats())
-        if as_json:
-            doc = rule.model_dump(mode="json", exclude={"secret"}) | {"has_secret": bool(rule.secret)}
-            counts = st.model_dump() if stats is not None else {"matches": None, "last_fired": None}
-            cli._echo(json.dumps(doc | counts, ensure_ascii=False))
-            continue
-        mode = f"digest {rule.digest}" if rule.mode == "digest" else "instant"
-        counts_text = (f"{st.matches} matches · last fired {st.last_fired or 'never'}" if stats is not None
-                       else "matches unknown (Kafka unreachable)")
-        cli._echo(f"{rule.name}: {rule.query}\n    {mode} · {', '.join(rule.channels.names())} · {counts_text}")
-    if not rules and not as_json:
-        cli._echo(f"no rules in {rules_path(s)}")
+    cli._echo_lines(present.rule_lines(rules, stats, as_json=as_json, path=path))
 
 
 @alerts_app.command("remove")
@@ -156,9 +144,9 @@ def test_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per hit")] = False,
 ) -> None:
     """The indexed articles (one per story) the rule matches now: exactly what `newsflow search` finds."""
+    from pipeline import present
     from pipeline.alerts.rules import load_rules, rules_path
-    from pipeline.index import make_client
-    from pipeline.search import format_hit, parse_since, search_articles
+    from pipeline.search import parse_since, search_index
 
     cli = _cli()
     s = cli.settings()
@@ -172,15 +160,8 @@ def test_cmd(
         query = rule.query
         options = {"source": rule.source, "entity": rule.entity, "language": rule.language, "feed_tags": rule.tags}
     assert query is not None
-    es = make_client(s.es)
     try:
-        result = search_articles(es, s, query, since=parse_since(since) if since else None, limit=limit,
-                                 **options)
+        result = search_index(s, query, since=parse_since(since) if since else None, limit=limit, **options)
     except SearchError as exc:
         raise cli.fail(str(exc), 2 if "refused" in str(exc) else 1) from exc
-    finally:
-        es.close()
-    for n, hit in enumerate(result.hits, 1):
-        cli._echo(json.dumps(hit.as_dict(), ensure_ascii=False, default=str) if as_json else format_hit(n, hit))
-    if not as_json:
-        cli._echo(f"-- {len(result.hits)} stories shown of {result.total} matching articles")
+    cli._echo_lines(present.rule_test_lines(result, as_json=as_json))

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.errors import SearchError
 from pipeline.index import make_client
+from pipeline.present import hit_fragment
 from pipeline.schemas import EnrichedArticle, Entity
 from pipeline.search import search_articles
 from pipeline.settings import Settings
@@ -81,7 +82,7 @@ async def test_search_finds_filters_collapses_and_highlights(indexed: Settings) 
     try:
         result = search_articles(es, s, "truce", tags=("[", "]"))
         hit = result.hits[0]
-        assert "[truce]" in hit.fragment
+        assert "[truce]" in hit_fragment(hit)
         nato = search_articles(es, s, "parliament OR Rada", language="en").hits[0]
         assert nato.copies == 2
         with pytest.raises(SearchError, match="refused"):

@@ -1,4 +1,4 @@
-"""The search request builder, the result formatting and the index template body, without a server."""
+"""The search request builder and the index template body, without a server (hits as text: test_present.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from pipeline.errors import SearchError
 from pipeline.index import build_template, index_name, template_version
 from pipeline.schemas import EnrichedArticle, Entity
-from pipeline.search import Hit, build_search, format_hit, parse_since
+from pipeline.search import build_search, parse_since
 from pipeline.settings import Settings
 from pipeline.sink import article_document, route_time
 
@@ -96,14 +96,3 @@ def test_template_fills_analyzer_alias_and_prefix(analyzer: str) -> None:
     assert props["title"]["analyzer"] == "newsflow_text" and props["title"]["fields"]["keyword"]["type"] == "keyword"
     assert props["word_count"]["type"] == "integer"
     assert props["published_at"]["type"] == "date" and props["indexed_at"]["type"] == "date"
-
-
-def test_format_hit_shows_title_source_time_copies_url_fragment() -> None:
-    hit = Hit(id="a1", index="news-2026.02", score=1.0,
-              document={"title": "NATO signals compromise", "source": "Example News",
-                        "published_at": "2026-02-04T12:00:00Z", "url": "https://example.com/a"},
-              highlight={"body": ["Mark **Rutte** arrived"]}, copies=3)
-    text = format_hit(1, hit)
-    assert "NATO signals compromise" in text
-    assert "Example News · 2026-02-04T12:00:00Z · 3 copies · https://example.com/a" in text
-    assert text.endswith("Mark **Rutte** arrived")
