@@ -12,29 +12,9 @@ from typer.core import TyperGroup
 
 from pipeline import present
 from pipeline.alerts.cli import alerts_app
-from pipeline.errors import NewsflowError
+from pipeline.errors import NewsflowError, SearchRefused
 from pipeline.logs import configure_logging
 from pipeline.settings import Settings, load_settings
-
-
-class _Newsflow(TyperGroup):
-    """The root group: a NewsflowError from any command is shown as one line and exits 1 (errors handled once)."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except NewsflowError as exc:
-            raise fail(str(exc)) from exc
-
-
-app = typer.Typer(help="newsflow: news feeds -> Kafka -> Faust (clean, dedupe, enrich) -> Elasticsearch.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, cls=_Newsflow)
-stack_app = typer.Typer(help="The local Kafka + Elasticsearch stack (resolved from Maven Central).",
-                        no_args_is_help=True)
-app.add_typer(stack_app, name="stack")
-app.add_typer(alerts_app, name="alerts")
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (default config/newsflow.yaml)")]
 
 
 class _State:
@@ -73,12 +53,58 @@ def warn(message: str) -> None:
     typer.echo(f"newsflow: warning: {message}", err=True)
 
 
+# -- errors: handled once ----------------------------------------------------------------------------
+# Where a NewsflowError reads or exits otherwise than "newsflow: error: <message>", exit 1 (see _error_exit).
+# `clean` and `enrich` run one stage on one input by hand: the error's kind (discarded, enrich_failed) is the answer.
+_KIND_SHOWN = frozenset({"clean", "enrich"})
+# Exit 2, the user's input to fix: a rule query Elasticsearch refuses, as `alerts add` refuses one it cannot parse.
+_USAGE_ERRORS: dict[str, tuple[type[NewsflowError], ...]] = {"alerts test": (SearchRefused,)}
+
+
+def _error_exit(exc: NewsflowError, command: str) -> typer.Exit:
+    """The one place a NewsflowError becomes what the user sees: one line on stderr and the exit code.
+
+    Exit 2 when the settings did not load (a bad config file or NEWSFLOW_* variable: docs/security.md) or for a
+    command's usage errors above; 1 for everything else.
+    """
+    usage = _state.settings is None or isinstance(exc, _USAGE_ERRORS.get(command, ()))
+    return fail(f"{exc.kind}: {exc}" if command in _KIND_SHOWN else str(exc), 2 if usage else 1)
+
+
+def _command(ctx: click.Context) -> str:
+    """The command being run below this group, without the program name: ``clean``, ``alerts test``."""
+    names = [ctx.invoked_subcommand or ""]
+    while ctx.parent is not None:
+        names.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(names)
+
+
+class _Newsflow(TyperGroup):
+    """Every group of the CLI: a NewsflowError from the settings or a command is handled here, by the innermost
+    group, and nowhere else (commands do not catch them)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NewsflowError as exc:
+            raise _error_exit(exc, _command(ctx)) from exc
+
+
+app = typer.Typer(help="newsflow: news feeds -> Kafka -> Faust (clean, dedupe, enrich) -> Elasticsearch.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=_Newsflow)
+stack_app = typer.Typer(help="The local Kafka + Elasticsearch stack (resolved from Maven Central).",
+                        no_args_is_help=True, cls=_Newsflow)
+app.add_typer(stack_app, name="stack")
+app.add_typer(alerts_app, name="alerts", cls=_Newsflow)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (default config/newsflow.yaml)")]
+
+
 @app.callback()
 def _main(config: ConfigOpt = None) -> None:
-    try:
-        _state.settings = load_settings(config)
-    except NewsflowError as exc:
-        raise fail(str(exc), 2) from exc
+    _state.settings = None  # until these load: a SettingsError here exits 2 (_error_exit)
+    _state.settings = load_settings(config)
     configure_logging(_state.settings.log_level, _state.settings.log_format)
 
 
@@ -166,7 +192,8 @@ def worker_cmd(
 
 
 # -- search and index (elastic helper) -------------------------------------------------------------
-index_app = typer.Typer(help="The Elasticsearch index template, monthly indices and read alias.", no_args_is_help=True)
+index_app = typer.Typer(help="The Elasticsearch index template, monthly indices and read alias.", no_args_is_help=True,
+                        cls=_Newsflow)
 app.add_typer(index_app, name="index")
 
 
@@ -215,7 +242,8 @@ def index_status_cmd(as_json: Annotated[bool, typer.Option("--json", help="one J
 
 
 # -- connectors: feeds / ingest / connector ---------------------------------------------------------
-feeds_app = typer.Typer(help="The feed list (config/feeds.yaml) and each feed's health.", no_args_is_help=True)
+feeds_app = typer.Typer(help="The feed list (config/feeds.yaml) and each feed's health.", no_args_is_help=True,
+                        cls=_Newsflow)
 app.add_typer(feeds_app, name="feeds")
 
 FeedsOpt = Annotated[Path | None, typer.Option("--feeds", help="feed list YAML (default: poll.feeds_file)")]
@@ -316,11 +344,7 @@ def clean_cmd(
     from pipeline.schemas import RawItem
 
     item = RawItem(feed_url="file://" + str(page), link=url, content=_read(page))
-    try:
-        article = clean_article(item, min_words=min_words)
-    except NewsflowError as exc:
-        raise fail(f"{exc.kind}: {exc}") from exc
-    _echo(present.article_json(article))
+    _echo(present.article_json(clean_article(item, min_words=min_words)))
 
 
 # -- enrich stage (enrich helper) ------------------------------------------------------------------
@@ -334,11 +358,8 @@ def enrich_cmd(
 
     article = article_from_text(_read(text), feed_url="file://" + str(text))
     p = settings().pipeline
-    try:
-        [out] = enrich_articles([article], model=p.spacy_model, ner_max_words=p.ner_max_words,
-                                variants_file=str(settings().path(p.entity_variants_file)))
-    except NewsflowError as exc:
-        raise fail(f"{exc.kind}: {exc}") from exc
+    [out] = enrich_articles([article], model=p.spacy_model, ner_max_words=p.ner_max_words,
+                            variants_file=str(settings().path(p.entity_variants_file)))
     _echo(present.enrichment_json(out))
 
 
@@ -356,7 +377,8 @@ def status_cmd(as_json: Annotated[bool, typer.Option("--json", help="one JSON ob
         raise typer.Exit(1)
 
 
-dlq_app = typer.Typer(help="Dead letters on news.dlq: list, show, replay.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead letters on news.dlq: list, show, replay.", no_args_is_help=True,
+                      cls=_Newsflow)
 app.add_typer(dlq_app, name="dlq")
 StageOpt = Annotated[str | None, typer.Option("--stage", help="clean, dedupe, enrich, sink ...")]
 KindOpt = Annotated[str | None, typer.Option("--kind", help="error kind, e.g. invalid_message")]
@@ -411,11 +433,9 @@ def reindex_cmd(
 
 
 def main() -> None:
-    try:
-        app()
-    except NewsflowError as exc:  # raised outside a command (the root group handles those of commands)
-        typer.echo(f"newsflow: error: {exc}", err=True)
-        sys.exit(1)
+    """The ``newsflow`` console script. Errors are handled by the groups (:class:`_Newsflow`), not here: nothing
+    outside a group's invoke (argument parsing) raises a NewsflowError."""
+    app()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@
     ├── StageError (stage): CleanFailed, DedupeFailed, EnrichFailed, ArticleDiscarded(reason)
     ├── SinkError: ElasticUnavailable (retried), DocumentRejected (dead-lettered)
     ├── SearchError                      bad query syntax, no index yet, Elasticsearch unreachable
+    │   └── SearchRefused                Elasticsearch refused the search (the query, or the credentials)
     ├── AlertDeliveryError (channel)     an alert channel kept failing (dead-lettered, stage alert)
     ├── OffloadedError                   raised in a pool process; carries the original error's kind
     ├── LetterNotFound                   `newsflow dlq show` of an offset that holds no letter
@@ -54,6 +55,7 @@ __all__ = [
     "ReindexError",
     "RunStateUnreadable",
     "SearchError",
+    "SearchRefused",
     "SettingsError",
     "SinkError",
     "StackError",
@@ -205,6 +207,12 @@ class SearchError(NewsflowError):
     """A search could not run: bad query syntax, no index yet, or Elasticsearch unreachable."""
 
     kind = "search"
+
+
+class SearchRefused(SearchError):
+    """Elasticsearch answered the search with an error: a query it cannot parse, a bad field, a refused login."""
+
+    kind = "search_refused"
 
 
 class AlertDeliveryError(NewsflowError):

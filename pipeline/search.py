@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 
-from pipeline.errors import SearchError
+from pipeline.errors import SearchError, SearchRefused
 from pipeline.index import api_error_reason as _reason
 from pipeline.index import make_client
 from pipeline.settings import Settings
@@ -145,7 +145,8 @@ def search_articles(es: Elasticsearch, settings: Settings, query: str, **options
     """Run :func:`build_search` on the read alias.
 
     Raises:
-        SearchError: bad query syntax (the server's reason), no index yet, or the server unreachable.
+        SearchRefused: the server refused the search: bad query syntax (its reason), a refused login.
+        SearchError: no index yet, or the server unreachable.
     """
     body = build_search(query, **options)
     try:
@@ -154,7 +155,7 @@ def search_articles(es: Elasticsearch, settings: Settings, query: str, **options
         raise SearchError(f"no index {settings.es.alias!r} yet: run `newsflow index setup` or start the "
                           "pipeline") from exc
     except ApiError as exc:
-        raise SearchError(f"search refused ({exc.meta.status}): {_reason(exc)}") from exc
+        raise SearchRefused(f"search refused ({exc.meta.status}): {_reason(exc)}") from exc
     except TransportError as exc:
         raise SearchError(f"Elasticsearch at {settings.es.url} unreachable: {exc}") from exc
     hits = []

@@ -6,8 +6,6 @@ from typing import Annotated, Any
 
 import typer
 
-from pipeline.errors import SearchError
-
 alerts_app = typer.Typer(help="Keyword alert rules (alerts.rules_file): add, list, remove, test.", no_args_is_help=True)
 
 
@@ -160,8 +158,5 @@ def test_cmd(
         query = rule.query
         options = {"source": rule.source, "entity": rule.entity, "language": rule.language, "feed_tags": rule.tags}
     assert query is not None
-    try:
-        result = search_index(s, query, since=parse_since(since) if since else None, limit=limit, **options)
-    except SearchError as exc:
-        raise cli.fail(str(exc), 2 if "refused" in str(exc) else 1) from exc
+    result = search_index(s, query, since=parse_since(since) if since else None, limit=limit, **options)
     cli._echo_lines(present.rule_test_lines(result, as_json=as_json))
