@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from pipeline.dedupe import Deduper, MappingDedupeStore, minhash_signature
+    from pipeline.settings import PipelineSettings
+
+    p = PipelineSettings()  # the stage as configured by default
 
     rng = random.Random(args.seed)
     base = clean_articles(args.articles, seed=args.seed)
@@ -64,10 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     words = sum(len(a.body.split()) for a in stream)
 
     started = time.perf_counter()
-    signatures = [minhash_signature(a.body) for a in stream]
+    signatures = [minhash_signature(a.body, num_perm=p.minhash_permutations, shingle_size=p.shingle_size)
+                  for a in stream]
     sig_s = time.perf_counter() - started
 
-    deduper = Deduper(MappingDedupeStore())
+    deduper = Deduper(MappingDedupeStore(), threshold=p.near_duplicate_threshold, num_perm=p.minhash_permutations)
     actions: Counter[str] = Counter()
     started = time.perf_counter()
     for article, signature in zip(stream, signatures, strict=True):

@@ -68,6 +68,7 @@ def demo_articles() -> list:
     from connectors.parser import parse_feed
     from pipeline.clean import clean_article
     from pipeline.errors import NewsflowError
+    from pipeline.settings import PipelineSettings
 
     feeds = yaml.safe_load((ROOT / "config" / "feeds.yaml").read_text(encoding="utf-8"))["feeds"]
     out = []
@@ -75,7 +76,7 @@ def demo_articles() -> list:
         path = ROOT / feed["url"].removeprefix("file:")
         for item in parse_feed(path.read_bytes(), feed_url=feed["url"]).items:
             try:
-                out.append(clean_article(item))
+                out.append(clean_article(item, min_words=PipelineSettings().min_words))
             except NewsflowError:  # a discarded item is not enriched either
                 continue
     return out

@@ -107,11 +107,11 @@ class _Extracted:
     sitename: str | None = None
 
 
-def clean_article(item: RawItem, *, min_words: int = 20, max_html_chars: int = MAX_HTML_CHARS) -> CleanArticle:
+def clean_article(item: RawItem, *, min_words: int, max_html_chars: int = MAX_HTML_CHARS) -> CleanArticle:
     """Extract the article in ``item`` as plain text with its metadata.
 
-    Raises ``ArticleDiscarded`` when there is no usable text or fewer than ``min_words`` words, and
-    ``CleanFailed`` for anything else that goes wrong (never a foreign exception).
+    Raises ``ArticleDiscarded`` when there is no usable text or fewer than ``min_words`` (``pipeline.min_words``)
+    words, and ``CleanFailed`` for anything else that goes wrong (never a foreign exception).
     """
     try:
         return _clean(item, min_words=min_words, max_html_chars=max_html_chars)

@@ -337,13 +337,15 @@ def connector_cmd(
 def clean_cmd(
     page: Annotated[Path, typer.Argument(help="an HTML page or feed fragment, '-' for stdin", allow_dash=True)],
     url: Annotated[str | None, typer.Option(help="the page's URL (domain, canonical URL)")] = None,
-    min_words: Annotated[int, typer.Option(help="discard articles shorter than this")] = 20,
+    min_words: Annotated[int | None, typer.Option(help="discard articles shorter than this (default "
+                                                       "pipeline.min_words)")] = None,
 ) -> None:
     """Run the clean stage on one page and print the CleanArticle as JSON (to check extraction by hand)."""
     from pipeline.clean import clean_article
     from pipeline.schemas import RawItem
 
     item = RawItem(feed_url="file://" + str(page), link=url, content=_read(page))
+    min_words = settings().pipeline.min_words if min_words is None else min_words
     _echo(present.article_json(clean_article(item, min_words=min_words)))
 
 

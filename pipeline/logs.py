@@ -14,7 +14,7 @@ import structlog
 __all__ = ["configure_logging", "get_logger"]
 
 
-def configure_logging(level: str = "info", fmt: str = "auto") -> None:
+def configure_logging(level: str, fmt: str) -> None:
     """JSON lines for services, readable text in a terminal; stdlib loggers (Faust, kafka) go the same way."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: structlog.types.Processor = (

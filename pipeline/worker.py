@@ -50,7 +50,7 @@ def build_worker_app(settings: Settings, *, name: str = "worker", web_port: int 
 class _BoundedWorker(faust.Worker):
     """A Faust worker whose stop on SIGTERM/SIGINT ends within ``shutdown_timeout_s``, whatever Kafka does."""
 
-    shutdown_timeout_s: float = 30.0
+    shutdown_timeout_s: float  # set from the settings before the worker starts
 
     def _on_sigterm(self) -> None:
         arm_shutdown_deadline(self.shutdown_timeout_s, "worker")

@@ -17,9 +17,11 @@ import yaml
 from connectors.parser import parse_feed
 from pipeline.clean import clean_article
 from pipeline.errors import ArticleDiscarded
+from pipeline.settings import PipelineSettings
 
 FEED_URL = "https://hostile.example.com/feed"
 _BODY = " ".join(f"hostile{i % 40} text{i}" for i in range(60))
+MIN_WORDS = PipelineSettings().min_words  # the clean stage as configured by default
 _CASES: list[dict[str, Any]] = yaml.safe_load((Path(__file__).parent / "cases.yaml").read_text())["cases"]
 
 
@@ -75,9 +77,9 @@ def test_hostile_case(case: dict[str, Any]) -> None:
     item.model_dump_json()  # what the connector publishes on news.raw must serialise
     if expect["outcome"] == "discarded":
         with pytest.raises(ArticleDiscarded):
-            clean_article(item)
+            clean_article(item, min_words=MIN_WORDS)
         return
-    article = clean_article(item)
+    article = clean_article(item, min_words=MIN_WORDS)
     indexed_text = "\n".join(str(v) for v in (article.title, article.subtitle, article.summary, article.body))
     for needle in expect.get("never_in_text", []):
         assert needle not in indexed_text, needle

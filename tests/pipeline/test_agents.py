@@ -12,8 +12,13 @@ from pipeline.offload import Offload
 from pipeline.schemas import CleanArticle, DeadLetter, RawItem, utcnow
 
 
+def _signature(text: str) -> list[int]:
+    """This test's signature parameters: 64 permutations (to match its deduper), shingles of 5 words."""
+    return minhash_signature(text, num_perm=64, shingle_size=5)
+
+
 def test_signature_header_round_trips_and_rejects_other_parameters() -> None:
-    sig = minhash_signature("NATO chief Mark Rutte said the alliance is ready to compromise", num_perm=64)
+    sig = _signature("NATO chief Mark Rutte said the alliance is ready to compromise")
     header = encode_signature(sig, 64, 5)
     assert decode_signature(header, 64, 5) == sig
     # Made with other parameters, truncated or absent: recomputed by the dedupe agent.
@@ -47,15 +52,15 @@ def test_faust_store_keeps_json_dicts_and_backs_the_deduper() -> None:
     # The same decisions as over the dedupe module's own store, including after a rebuild (a restart).
     body = " ".join(f"word{i} sentence about the alliance and the talks" for i in range(40))
     deduper = Deduper(MappingDedupeStore({}, {}, {}), threshold=0.5, num_perm=64)
-    first = deduper.decide(_article("https://a.example/x", body), minhash_signature(body, num_perm=64))
+    first = deduper.decide(_article("https://a.example/x", body), _signature(body))
     restarted = Deduper(deduper.store, threshold=0.5, num_perm=64)
     restarted.rebuild()
     copy_body = body + " A closing line added by the second outlet."
-    copy = restarted.decide(_article("https://b.example/y", copy_body), minhash_signature(copy_body, num_perm=64))
+    copy = restarted.decide(_article("https://b.example/y", copy_body), _signature(copy_body))
     assert first.action == "new" and copy.action == "near_duplicate"
     assert copy.article is not None and first.article is not None
     assert copy.article.story_id == first.article.id
-    replay = restarted.decide(_article("https://a.example/x", body), minhash_signature(body, num_perm=64))
+    replay = restarted.decide(_article("https://a.example/x", body), _signature(body))
     assert replay.action == "duplicate" and replay.existing is not None and replay.existing.id == first.article.id
 
 
@@ -115,8 +120,8 @@ def _fails(reason: str) -> None:
 async def test_offload_runs_off_loop_and_carries_errors_back(processes: int) -> None:
     offload = Offload(processes)
     try:
-        assert await offload.run(minhash_signature, "a b c d e f", num_perm=16) == minhash_signature(
-            "a b c d e f", num_perm=16)
+        assert await offload.run(minhash_signature, "a b c d e f", num_perm=16, shingle_size=3) == minhash_signature(
+            "a b c d e f", num_perm=16, shingle_size=3)
         with pytest.raises(OffloadedError) as info:
             await offload.run(_fails, "too short")
         assert info.value.kind == "discarded" and "too short" in str(info.value)

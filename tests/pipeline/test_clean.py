@@ -16,6 +16,7 @@ from pipeline.clean import clean_article, source_domain
 from pipeline.errors import ArticleDiscarded, CleanFailed
 from pipeline.language import detect_language
 from pipeline.schemas import CleanArticle, RawItem
+from pipeline.settings import PipelineSettings
 from pipeline.syndication import syndicated_from
 
 PAGES = Path(__file__).resolve().parents[1] / "fixtures" / "pages"
@@ -64,6 +65,11 @@ def _item(content: str | None = None, **fields: object) -> RawItem:
     return RawItem(**defaults)  # type: ignore[arg-type]
 
 
+def _clean(item: RawItem) -> CleanArticle:
+    """The clean stage as the worker runs it with the default settings."""
+    return clean_article(item, min_words=PipelineSettings().min_words)
+
+
 @pytest.fixture(scope="module")
 def seed_page() -> str:
     return (PAGES / "seed-rt.html").read_text(encoding="utf-8")
@@ -71,7 +77,7 @@ def seed_page() -> str:
 
 @pytest.fixture(scope="module")
 def seed(seed_page: str) -> CleanArticle:
-    return clean_article(_item(seed_page, language="en"))
+    return _clean(_item(seed_page, language="en"))
 
 
 def _assert_clean_seed(article: CleanArticle) -> None:
@@ -120,8 +126,8 @@ def test_feed_fragment_and_plain_text_versions_clean_to_the_same_text(seed: Clea
     # The same page as a feed's content:encoded (one <p> per block) and as plain text in the summary.
     raw = SEED_TEXT.read_text(encoding="utf-8")
     fragment = "".join(f"<p>{html.escape(block).replace(chr(10), '<br>')}</p>\n" for block in raw.split("\n\n"))
-    from_fragment = clean_article(_item(fragment))
-    from_summary = clean_article(_item(None, summary=raw))
+    from_fragment = _clean(_item(fragment))
+    from_summary = _clean(_item(None, summary=raw))
     for article in (from_fragment, from_summary):
         _assert_clean_seed(article)
         assert article.text_fingerprint == seed.text_fingerprint
@@ -129,7 +135,7 @@ def test_feed_fragment_and_plain_text_versions_clean_to_the_same_text(seed: Clea
 
 
 def test_syndicated_copy_and_unrelated_article() -> None:
-    copy = clean_article(
+    copy = _clean(
         _item(
             (PAGES / "seed-syndicated.html").read_text(encoding="utf-8"),
             link="https://eurasiawire.example.net/europe/2026/02/05/nato-compromise-ukraine-fatigue",
@@ -145,7 +151,7 @@ def test_syndicated_copy_and_unrelated_article() -> None:
     assert "We use cookies" not in copy.body and "Eurasia Briefing" not in copy.body and "Trending" not in copy.body
     assert "travelled to Kiev on Tuesday" in copy.body
 
-    other = clean_article(
+    other = _clean(
         _item(
             (PAGES / "unrelated-same-topic.html").read_text(encoding="utf-8"),
             link="https://www.northernledger.example.org/world/abu-dhabi-talks-second-day",
@@ -161,7 +167,7 @@ def test_syndicated_copy_and_unrelated_article() -> None:
 
 
 def test_feed_metadata_wins_over_page_metadata(seed_page: str) -> None:
-    article = clean_article(
+    article = _clean(
         _item(
             seed_page,
             title="Feed &amp; title <b>bold</b>",
@@ -185,7 +191,7 @@ def test_double_escaped_feed_html_leaves_no_markup() -> None:
     body = " ".join(f"Sentence {n} of the article says the talks in Abu Dhabi went on." for n in range(5))
     summary = f"&lt;p&gt;{body} &lt;script&gt;track()&lt;/script&gt;&lt;b&gt;Bold&lt;/b&gt; end.&lt;/p&gt;"
     footer = "The post NATO signals compromise as Ukraine fatigue grows after a long day appeared first on Example."
-    article = clean_article(_item(f"<p>{body}</p><p>{footer}</p>", summary=summary))
+    article = _clean(_item(f"<p>{body}</p><p>{footer}</p>", summary=summary))
     assert article.summary == f"{body} Bold end."
     assert article.body == body  # the WordPress footer is gone, whatever the title's length
 
@@ -193,7 +199,7 @@ def test_double_escaped_feed_html_leaves_no_markup() -> None:
 def test_summary_loses_feed_furniture() -> None:
     lede = "NATO Secretary-General Mark Rutte arrived in Kiev on Tuesday and addressed the Ukrainian parliament."
     summary = f"<p>{lede}</p><p>The post NATO signals compromise appeared first on Example News.</p>"
-    article = clean_article(_item(f"<article><p>{lede} " * 3 + "</p></article>", summary=summary))
+    article = _clean(_item(f"<article><p>{lede} " * 3 + "</p></article>", summary=summary))
     assert article.summary == lede
 
 
@@ -203,7 +209,7 @@ def test_language_is_detected_not_assumed() -> None:
         "Nach Angaben von Diplomaten ging es vor allem um den Austausch von Gefangenen und um den Schutz der "
         "Häfen. Eine gemeinsame Erklärung wurde für den späten Abend erwartet, lag aber bis Mitternacht nicht vor.</p>"
     )
-    article = clean_article(_item(german, language="en"))  # the feed claims English
+    article = _clean(_item(german, language="en"))  # the feed claims English
     assert article.language == "de"
     assert detect_language("", hint="en-GB") == "en"  # nothing to judge by: the hint is all there is
     assert detect_language("12345 67 89") is None
@@ -213,7 +219,7 @@ def test_language_is_detected_not_assumed() -> None:
 
 def test_unicode_is_nfc_and_entities_unescaped() -> None:
     decomposed = "Cafe\u0301 owners in Zu\u0308rich &amp; Gene\u0300ve said the talks went well. " * 6
-    article = clean_article(_item(f"<div><p>{decomposed}</p></div>", title="Caf&eacute; talk"))
+    article = _clean(_item(f"<div><p>{decomposed}</p></div>", title="Caf&eacute; talk"))
     assert "Café owners in Zürich & Genève" in article.body
     assert article.title == "Café talk"
 
@@ -231,7 +237,7 @@ def test_unicode_is_nfc_and_entities_unescaped() -> None:
 )
 def test_unusable_input_is_discarded_with_a_reason(content: str | None, summary: str | None, reason: str) -> None:
     with pytest.raises(ArticleDiscarded) as info:
-        clean_article(_item(content, summary=summary))
+        _clean(_item(content, summary=summary))
     assert info.value.reason == reason
     assert info.value.stage == "clean"
 
@@ -254,7 +260,7 @@ def test_unusable_input_is_discarded_with_a_reason(content: str | None, summary:
 )
 def test_hostile_input_gives_a_typed_error_or_an_article(content: str) -> None:
     try:
-        article = clean_article(_item(content))
+        article = _clean(_item(content))
     except (ArticleDiscarded, CleanFailed) as exc:
         assert exc.stage == "clean"
     else:
@@ -269,7 +275,7 @@ def test_a_trafilatura_failure_falls_back_to_readability(seed_page: str, monkeyp
         raise IndexError("internal trafilatura bug")
 
     monkeypatch.setattr(pipeline.clean.trafilatura, "bare_extraction", broken)
-    article = clean_article(_item(seed_page))
+    article = _clean(_item(seed_page))
     for sentence in ARTICLE_SENTENCES:
         assert sentence in article.body
     for junk in ("21.1 C", "Article Word Jumble", "Most Popular Articles", "Read more", "dataLayer"):
@@ -283,7 +289,7 @@ def test_huge_page_is_cleaned() -> None:
         for n in range(400)
     )
     page = f"<html><body><nav>Home World</nav><article>{paragraphs}</article></body></html>"
-    article = clean_article(_item(page))
+    article = _clean(_item(page))
     assert article.word_count > 10_000
 
 
@@ -292,7 +298,7 @@ def test_summary_only_item_uses_the_summary() -> None:
         "NATO Secretary-General Mark Rutte arrived in Kiev on Tuesday and urged the swift conclusion of a peace "
         "agreement with Russia, while promising the future deployment of foreign troops in Ukraine."
     )
-    article = clean_article(_item(None, summary=f"<p>{summary}</p>"))
+    article = _clean(_item(None, summary=f"<p>{summary}</p>"))
     assert article.body == summary
     assert article.summary == summary
 

@@ -13,6 +13,7 @@ from pipeline.clean import clean_article, html_to_text
 from pipeline.errors import ArticleDiscarded
 from pipeline.extract import drop_empty_spacers, looks_like_article
 from pipeline.schemas import CleanArticle, RawItem
+from pipeline.settings import PipelineSettings
 from pipeline.wordcount import count_words, first_words, tokens
 
 PARAGRAPHS = [
@@ -34,7 +35,7 @@ def _clean(page: str, **fields: object) -> CleanArticle:
         feed_url="https://news.example/feed", link="https://news.example/a/1", content=page,
         fetched_at=datetime(2026, 2, 4, 17, 0, tzinfo=UTC), **fields,  # type: ignore[arg-type]
     )
-    return clean_article(item)
+    return clean_article(item, min_words=PipelineSettings().min_words)
 
 
 def _page(body: str, lang: str = "en") -> str:

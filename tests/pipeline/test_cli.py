@@ -59,6 +59,15 @@ def test_stage_commands_show_the_error_kind(env: dict[str, str]) -> None:
     assert _error_lines(result) == ["newsflow: error: discarded: article discarded: no_text"]
 
 
+def test_clean_discards_below_the_configured_min_words_unless_told(env: dict[str, str]) -> None:
+    page = str(Path(__file__).resolve().parent.parent / "fixtures" / "pages" / "seed-rt.html")  # 832 words
+    result = _run({**env, "NEWSFLOW_PIPELINE_MIN_WORDS": "1000"}, "clean", page)
+    assert result.exit_code == 1
+    assert _error_lines(result) == ["newsflow: error: discarded: article discarded: too_short"]
+    result = _run({**env, "NEWSFLOW_PIPELINE_MIN_WORDS": "1000"}, "clean", page, "--min-words", "800")
+    assert result.exit_code == 0 and '"word_count": 832' in result.stdout
+
+
 def test_alerts_test_exits_2_for_a_refused_query_and_1_when_elasticsearch_is_down(
     env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

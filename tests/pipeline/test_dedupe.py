@@ -15,20 +15,31 @@ from datasketch import LeanMinHash
 
 from pipeline.canonical import stable_id, text_fingerprint
 from pipeline.clean import clean_article
-from pipeline.dedupe import Deduper, MappingDedupeStore, UrlRecord, minhash_signature
+from pipeline.dedupe import Deduper, DedupeStore, MappingDedupeStore, UrlRecord, minhash_signature
 from pipeline.errors import DedupeFailed
 from pipeline.schemas import CleanArticle, RawItem
+from pipeline.settings import PipelineSettings
 
 PAGES = Path(__file__).resolve().parent.parent / "fixtures" / "pages"
 SEED_URL = "https://www.rt.com/news/nato-signals-compromise/"
 SYND_URL = "https://eurasiawire.example/world/nato-signals-readiness"
 OTHER_URL = "https://news.example/abu-dhabi-talks-second-day"
+P = PipelineSettings()  # the stage as configured by default
+
+
+def _deduper(store: DedupeStore | None = None) -> Deduper:
+    return Deduper(MappingDedupeStore() if store is None else store, threshold=P.near_duplicate_threshold,
+                   num_perm=P.minhash_permutations)
+
+
+def _signature(text: str, num_perm: int = P.minhash_permutations) -> list[int]:
+    return minhash_signature(text, num_perm=num_perm, shingle_size=P.shingle_size)
 
 
 def _clean(page: str, link: str) -> CleanArticle:
     html = (PAGES / page).read_text(encoding="utf-8")
     return clean_article(RawItem(feed_url="https://feeds.example/rss", link=link, canonical_link=link,
-                                 content=html, content_fetched=True))
+                                 content=html, content_fetched=True), min_words=P.min_words)
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +66,12 @@ def _with(article: CleanArticle, **changes: object) -> CleanArticle:
 
 
 def _decide(deduper: Deduper, article: CleanArticle):
-    return deduper.decide(article, minhash_signature(article.body))
+    return deduper.decide(article, _signature(article.body))
 
 
 def _jaccard(a: str, b: str) -> float:
     def mh(text: str) -> LeanMinHash:
-        return LeanMinHash(seed=1, hashvalues=minhash_signature(text), scheme="affine32")
+        return LeanMinHash(seed=1, hashvalues=_signature(text), scheme="affine32")
 
     return mh(a).jaccard(mh(b))
 
@@ -71,7 +82,7 @@ def test_fixture_margins_are_wide(seed, syndicated, unrelated):
 
 
 def test_seed_is_new_story(seed):
-    decision = _decide(Deduper(MappingDedupeStore()), seed)
+    decision = _decide(_deduper(), seed)
     assert decision.action == "new"
     assert decision.article is not None
     assert decision.article.id == stable_id(seed.canonical_url)
@@ -81,7 +92,7 @@ def test_seed_is_new_story(seed):
 
 
 def test_syndicated_copy_joins_the_story_and_unrelated_does_not(seed, syndicated, unrelated):
-    deduper = Deduper(MappingDedupeStore())
+    deduper = _deduper()
     first = _decide(deduper, seed).article
     copy = _decide(deduper, syndicated)
     assert copy.action == "near_duplicate"
@@ -106,7 +117,7 @@ def test_harder_edit_still_joins_the_story(seed):
                  title="Rutte in Kiev: NATO ready to compromise")
     sim = _jaccard(seed.body, copy.body)
     assert 0.5 <= sim < 0.9, sim
-    deduper = Deduper(MappingDedupeStore())
+    deduper = _deduper()
     first = _decide(deduper, seed).article
     decision = _decide(deduper, copy)
     assert decision.action == "near_duplicate"
@@ -114,7 +125,7 @@ def test_harder_edit_still_joins_the_story(seed):
 
 
 def test_replay_is_a_duplicate_with_the_same_ids(seed, syndicated):
-    deduper = Deduper(MappingDedupeStore())
+    deduper = _deduper()
     first = _decide(deduper, seed).article
     copy = _decide(deduper, syndicated).article
     for original in (first, copy):
@@ -127,7 +138,7 @@ def test_replay_is_a_duplicate_with_the_same_ids(seed, syndicated):
 
 
 def test_same_text_at_another_url_is_one_article(seed):
-    deduper = Deduper(MappingDedupeStore())
+    deduper = _deduper()
     _decide(deduper, seed)
     # Same text via another feed under another URL (differs only in spacing/case: same fingerprint).
     mirror = _with(seed, canonical_url="https://mirror.example/story/123", url="https://mirror.example/story/123")
@@ -137,7 +148,7 @@ def test_same_text_at_another_url_is_one_article(seed):
 
 
 def test_correction_updates_the_article(seed, syndicated):
-    deduper = Deduper(MappingDedupeStore())
+    deduper = _deduper()
     first = _decide(deduper, seed).article
     copy = _decide(deduper, syndicated).article
     note = "\nCorrection: an earlier version misstated a figure."
@@ -162,11 +173,11 @@ def test_correction_updates_the_article(seed, syndicated):
 
 def test_decisions_survive_a_restart(seed, syndicated, unrelated):
     store = MappingDedupeStore()
-    before = Deduper(store)
+    before = _deduper(store)
     first = _decide(before, seed).article
     other = _decide(before, unrelated).article
     # "Restart": a new Deduper over the same (changelog-restored) store; the LSH index is rebuilt from it.
-    after = Deduper(store)
+    after = _deduper(store)
     after.rebuild()
     copy = _decide(after, syndicated)
     assert copy.action == "near_duplicate"
@@ -174,7 +185,7 @@ def test_decisions_survive_a_restart(seed, syndicated, unrelated):
     replay = _decide(after, unrelated)
     assert replay.action == "duplicate" and replay.existing.id == other.id
     # Without rebuild() the index is empty: the near-duplicate would be missed (why the agent must call it).
-    cold = Deduper(store)
+    cold = _deduper(store)
     fresh = _with(syndicated, canonical_url="https://fourth.example/nato", body=syndicated.body + " Extra line.")
     assert _decide(cold, fresh).action == "new"
 
@@ -191,8 +202,8 @@ def test_replay_after_a_crash_between_table_writes(seed):
 
     store = CrashingStore()
     with pytest.raises(RuntimeError):
-        _decide(Deduper(store), seed)
-    deduper = Deduper(store)
+        _decide(_deduper(store), seed)
+    deduper = _deduper(store)
     deduper.rebuild()
     decision = _decide(deduper, seed)
     assert decision.action == "duplicate"
@@ -201,7 +212,7 @@ def test_replay_after_a_crash_between_table_writes(seed):
 
 
 def test_article_without_url_uses_its_fingerprint(seed):
-    deduper = Deduper(MappingDedupeStore())
+    deduper = _deduper()
     no_url = _with(seed, canonical_url=None, url=None)
     first = _decide(deduper, no_url)
     assert first.action == "new"
@@ -211,7 +222,7 @@ def test_article_without_url_uses_its_fingerprint(seed):
 
 
 def test_empty_text_never_matches():
-    deduper = Deduper(MappingDedupeStore())
+    deduper = _deduper()
     now = datetime.now(UTC)
     a = CleanArticle(feed_url="f", title="a", body="", ingested_at=now, text_fingerprint=text_fingerprint(""),
                      canonical_url="https://a.example/1")
@@ -223,17 +234,17 @@ def test_empty_text_never_matches():
 
 def test_wrong_signature_length_is_a_typed_error(seed):
     with pytest.raises(DedupeFailed):
-        Deduper(MappingDedupeStore(), num_perm=128).decide(seed, minhash_signature(seed.body, num_perm=64))
+        Deduper(MappingDedupeStore(), threshold=0.5, num_perm=128).decide(seed, _signature(seed.body, num_perm=64))
 
 
 @pytest.mark.parametrize("threshold", [0, 1.5])
 def test_threshold_is_validated(threshold):
     with pytest.raises(ValueError):
-        Deduper(MappingDedupeStore(), threshold=threshold)
+        Deduper(MappingDedupeStore(), threshold=threshold, num_perm=P.minhash_permutations)
 
 
 def test_signature_is_deterministic_and_sized():
     text = "NATO Secretary-General Mark Rutte arrived in Kiev on Tuesday and addressed the parliament."
-    assert minhash_signature(text) == minhash_signature(text.upper() + "  ")
-    assert len(minhash_signature(text, num_perm=64)) == 64
-    assert len(minhash_signature("two words")) == 128
+    assert _signature(text) == _signature(text.upper() + "  ")
+    assert len(_signature(text, num_perm=64)) == 64
+    assert len(_signature("two words")) == P.minhash_permutations

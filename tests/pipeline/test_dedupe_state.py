@@ -13,7 +13,8 @@ from pipeline.schemas import CleanArticle, utcnow
 from pipeline.settings import load_settings
 
 DAY = 86400.0
-NUM_PERM = 128
+NUM_PERM = 128  # with THRESHOLD: this test's deduper (and its datasketch reference), whatever the settings say
+THRESHOLD = 0.5
 
 
 def _random(rng: np.random.Generator) -> np.ndarray:
@@ -42,7 +43,7 @@ class Clock:
 def test_candidates_are_those_of_datasketch_minhashlsh() -> None:
     """Same band split, so the same candidates (the 32-bit band hash may only add rare extra ones)."""
     rng = np.random.default_rng(1)
-    lsh = MinHashLSH(threshold=0.5, num_perm=NUM_PERM)
+    lsh = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM)
     index = BandIndex(lsh.b, lsh.r, chunk=64)  # small chunks: frozen, merged and pending rows all searched
     bases = [_random(rng) for _ in range(300)]
     sigs = {f"{i:024x}": s for i, s in enumerate(bases)}
@@ -90,14 +91,14 @@ def test_rebuild_in_slices_gives_the_same_decisions() -> None:
     rng = np.random.default_rng(3)
     clock = Clock()
     store = MappingDedupeStore()
-    first = Deduper(store, retention_days=30, clock=clock)
+    first = Deduper(store, threshold=THRESHOLD, num_perm=NUM_PERM, retention_days=30, clock=clock)
     bases = [_random(rng) for _ in range(50)]
     for n, sig in enumerate(bases):
         clock.now += DAY / 10  # five days of articles
         assert first.decide(_article(n), sig.tolist()).action == "new"
     # Older records (a JSON list, no day) are read too.
     store.signature_table["legacy"] = {"story_id": "legacy", "signature": bases[0].tolist()}
-    restarted = Deduper(store, retention_days=30, clock=clock)
+    restarted = Deduper(store, threshold=THRESHOLD, num_perm=NUM_PERM, retention_days=30, clock=clock)
     slices = list(restarted.rebuild_steps(batch=7))
     assert len(slices) == 8 + 6 and slices[-1] == 51  # 8 batches of records, then one step per day
     assert len(restarted.index) == 51
@@ -111,7 +112,7 @@ def test_retention_expires_index_and_tables_in_slices() -> None:
     rng = np.random.default_rng(4)
     clock = Clock()
     store = MappingDedupeStore()
-    deduper = Deduper(store, retention_days=2, clock=clock, cleanup_batch=3)
+    deduper = Deduper(store, threshold=THRESHOLD, num_perm=NUM_PERM, retention_days=2, clock=clock, cleanup_batch=3)
     old = [_random(rng) for _ in range(10)]
     for n, sig in enumerate(old):
         deduper.decide(_article(n), sig.tolist())
@@ -160,12 +161,13 @@ def test_rebuild_leaves_expired_records_out_and_deletes_them() -> None:
     rng = np.random.default_rng(5)
     clock = Clock()
     store = MappingDedupeStore()
-    deduper = Deduper(store, retention_days=1, clock=clock)
+    deduper = Deduper(store, threshold=THRESHOLD, num_perm=NUM_PERM, retention_days=1, clock=clock)
     deduper.decide(_article(1), _random(rng).tolist())
     clock.now += 5 * DAY
     # Another process (a worker that never held article 1 in its index) decides article 2.
-    Deduper(store, retention_days=1, clock=clock).decide(_article(2), _random(rng).tolist())
-    restarted = Deduper(store, retention_days=1, clock=clock)
+    other = Deduper(store, threshold=THRESHOLD, num_perm=NUM_PERM, retention_days=1, clock=clock)
+    other.decide(_article(2), _random(rng).tolist())
+    restarted = Deduper(store, threshold=THRESHOLD, num_perm=NUM_PERM, retention_days=1, clock=clock)
     restarted.rebuild()
     assert len(restarted.index) == 1 and restarted.expiring == 1
     restarted.expire()
@@ -178,7 +180,7 @@ def test_retention_setting_defaults_to_30_days_and_is_validated() -> None:
     with pytest.raises(Exception, match="dedupe_retention_days"):
         load_settings(environ={"NEWSFLOW_PIPELINE_DEDUPE_RETENTION_DAYS": "0"})
     with pytest.raises(ValueError):
-        Deduper(MappingDedupeStore(), retention_days=0)
+        Deduper(MappingDedupeStore(), threshold=THRESHOLD, num_perm=NUM_PERM, retention_days=0)
 
 
 def test_a_day_beyond_65536_articles_keeps_finding_every_row() -> None:

@@ -14,6 +14,7 @@ from pipeline.clean import clean_article
 from pipeline.enrich import enrich_articles, lead, load_model
 from pipeline.errors import EnrichFailed
 from pipeline.schemas import DedupedArticle, EnrichedArticle, RawItem
+from pipeline.settings import PipelineSettings
 
 PAGES = Path(__file__).resolve().parent.parent / "fixtures" / "pages"
 ACCEPTANCE = [
@@ -26,7 +27,7 @@ def _deduped(page: str) -> DedupedArticle:
     html = (PAGES / page).read_text(encoding="utf-8")
     link = f"https://news.example/{page}"
     clean = clean_article(RawItem(feed_url="https://feeds.example/rss", link=link, canonical_link=link,
-                                  content=html, content_fetched=True))
+                                  content=html, content_fetched=True), min_words=PipelineSettings().min_words)
     return DedupedArticle(**clean.model_dump(), id=page, story_id=page)
 
 
