@@ -15,7 +15,7 @@ from connectors.fullpage import fetch_article, needs_article
 from connectors.parser import ParsedFeed, parse_feed
 from connectors.publisher import Publisher
 from connectors.schedule import backoff_delay, next_interval
-from connectors.state import FeedState
+from connectors.state import FeedState, distinct
 from pipeline.errors import FeedError, FeedHTTPStatus, FeedParseError, PublishFailed
 from pipeline.logs import get_logger
 from pipeline.metrics import FEED_FETCHES, FEED_ITEMS_SKIPPED, FEED_PARSE_ERRORS
@@ -62,7 +62,7 @@ async def refresh_feed(
 
     1. Fetch the feed (or where it permanently moved) with its ETag / Last-Modified.
     2. 304, or a body identical to the last one: nothing to parse; schedule and stop.
-    3. Parse off the event loop; keep the items not published before.
+    3. Parse off the event loop; the parser skips the items published before (``skip_ids``).
     4. Fetch article pages for summary-only items when the entry asks for it.
     5. Publish and wait for Kafka's acknowledgements; only acknowledged items become "seen".
     6. Only when every new item was acknowledged store the validators and body hash: otherwise the
@@ -100,7 +100,7 @@ async def refresh_feed(
             language=spec.language, fetched_at=now, skip_ids=frozenset(state.seen)))
         FEED_FETCHES.labels(status="ok", kind="none").inc()
         state.title = parsed.title or state.title
-        new = state.unseen(parsed.items)
+        new = distinct(parsed.items)  # seen items were skipped by the parser: the one seen-filter of a refresh
         outcome.skipped = parsed.item_count - len(new)
         FEED_ITEMS_SKIPPED.inc(outcome.skipped)
         # Step 4.
@@ -150,12 +150,7 @@ def _failed(state: FeedState, outcome: RefreshOutcome, exc: FeedError, now: date
     if not isinstance(exc, PublishFailed):
         FEED_FETCHES.labels(status="error", kind=exc.kind).inc()
     retry_after = exc.retry_after_s if isinstance(exc, FeedHTTPStatus) else None
-    state.error_count += 1
-    state.errors_total += 1
-    state.last_status = "error"
-    state.last_error = str(exc)
-    state.last_error_kind = kind
-    state.last_error_at = now
+    state.record_failure(kind, str(exc), now)
     delay = backoff_delay(poll, state.error_count, retry_after_s=retry_after, base_s=base)
     state.next_check_at = now + timedelta(seconds=delay)
     outcome.status, outcome.kind, outcome.error, outcome.delay_s = "error", kind, str(exc), delay

@@ -177,10 +177,7 @@ class Connector:
                 # A parse worker died (a pathological feed, OOM): later feeds need a fresh pool.
                 self._parse_executor = self._new_parse_pool()
             FEED_FETCHES.labels(status="error", kind="internal").inc()
-            state.error_count += 1
-            state.errors_total += 1
-            state.last_status, state.last_error_kind, state.last_error = "error", "internal", repr(exc)
-            state.last_error_at = datetime.now(UTC)
+            state.record_failure("internal", repr(exc), datetime.now(UTC))
             outcome = RefreshOutcome(feed_url=spec.url, status="error", kind="internal", error=repr(exc))
         await asyncio.to_thread(self.store.save, state)
         FEED_POLL_SECONDS.observe(time.perf_counter() - started)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pipeline.logs import get_logger
 from pipeline.schemas import RawItem
 
-__all__ = ["FeedState", "StateStore", "identity", "item_id"]
+__all__ = ["FeedState", "StateStore", "distinct", "identity", "item_id"]
 
 log = get_logger(__name__)
 
@@ -31,6 +31,18 @@ def identity(guid: str | None, canonical_link: str | None, link: str | None, tit
 def item_id(item: RawItem) -> str:
     """:func:`identity` of a RawItem."""
     return identity(item.guid, item.canonical_link, item.link, item.title, item.summary)
+
+
+def distinct(items: list[RawItem]) -> list[RawItem]:
+    """The first item of each :func:`item_id`: a document that lists an item twice publishes it once."""
+    ids: set[str] = set()
+    out = []
+    for item in items:
+        iid = item_id(item)
+        if iid not in ids:
+            ids.add(iid)
+            out.append(item)
+    return out
 
 
 class FeedState(BaseModel):
@@ -64,16 +76,12 @@ class FeedState(BaseModel):
         """``ok`` (the last poll succeeded, or nothing changed), ``failing`` or ``not polled``."""
         return {"ok": "ok", "not_modified": "ok", "error": "failing"}.get(self.last_status or "", "not polled")
 
-    def unseen(self, items: list[RawItem]) -> list[RawItem]:
-        """The items not yet published, deduplicated within the document itself."""
-        seen = set(self.seen)
-        out = []
-        for item in items:
-            iid = item_id(item)
-            if iid not in seen:
-                seen.add(iid)
-                out.append(item)
-        return out
+    def record_failure(self, kind: str, error: str, at: datetime) -> None:
+        """A refresh that failed: counted (``error_count`` until the next success) with its kind, message and time."""
+        self.error_count += 1
+        self.errors_total += 1
+        self.last_status = "error"
+        self.last_error, self.last_error_kind, self.last_error_at = error, kind, at
 
     def mark_seen(self, items: list[RawItem], cap: int) -> None:
         """Remember published items; forget the oldest beyond ``cap`` (far more than a feed ever lists)."""

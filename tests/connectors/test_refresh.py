@@ -6,16 +6,23 @@ The publisher here is a stand-in that acknowledges or refuses chosen items, to r
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
 
 from connectors.feedlist import FeedSpec
 from connectors.fetcher import Fetcher
+from connectors.parser import parse_feed
 from connectors.publisher import PublishOutcome
 from connectors.refresh import refresh_feed
-from connectors.state import FeedState
+from connectors.state import FeedState, item_id
 from pipeline.schemas import RawItem
 from pipeline.settings import PollSettings
 from tests.feedserver import FeedServer, make_items
+
+FEEDS = Path(__file__).resolve().parent.parent / "fixtures" / "feeds"
 
 
 class StandInPublisher:
@@ -108,3 +115,24 @@ async def test_summary_only_items_get_their_page_and_a_failed_page_still_publish
     assert fetched.content_fetched and "The whole story." in (fetched.content or "")
     missing = by_guid[items[1]["guid"]]
     assert not missing.content_fetched and missing.content is None and missing.summary
+
+
+_JSON_FEED = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "J", "items": [
+    {"id": "1", "url": "https://j.example/1", "title": "with id"},
+    {"url": "https://j.example/2?utm_source=x", "title": "link only"},
+    {"title": "text only", "content_text": "no id, no link"},
+]}).encode()
+
+
+@pytest.mark.parametrize(("body", "fast_path"), [
+    *((path.read_bytes(), fast) for path in sorted(FEEDS.glob("*.xml")) for fast in (True, False)),
+    (_JSON_FEED, True),
+], ids=[*(f"{path.name}-{'fast' if fast else 'feedparser'}" for path in sorted(FEEDS.glob("*.xml"))
+          for fast in (True, False)), "json-feed"])
+def test_the_parser_skips_exactly_the_items_already_seen(body: bytes, fast_path: bool) -> None:
+    # refresh_feed's only seen-filter is parse_feed's skip_ids: the parser's identity of an entry must be item_id.
+    parsed = parse_feed(body, feed_url="https://f.example/rss", fast_path=fast_path)
+    assert parsed.items
+    again = parse_feed(body, feed_url="https://f.example/rss", fast_path=fast_path,
+                       skip_ids=frozenset(item_id(i) for i in parsed.items))
+    assert again.items == [] and again.item_count == parsed.item_count

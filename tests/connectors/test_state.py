@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from connectors.state import FeedState, StateStore, item_id
+from datetime import UTC, datetime
+
+from connectors.state import FeedState, StateStore, distinct, item_id
 from pipeline.schemas import RawItem
 
 
@@ -10,14 +12,22 @@ def _item(n: int) -> RawItem:
     return RawItem(feed_url="https://f.example/rss", guid=f"g{n}", link=f"https://f.example/{n}")
 
 
-def test_unseen_and_mark_seen_with_cap() -> None:
+def test_distinct_and_mark_seen_with_cap() -> None:
     state = FeedState(url="https://f.example/rss")
     items = [_item(n) for n in range(5)]
-    assert state.unseen([*items, items[0]]) == items  # duplicates inside one document count once
+    assert distinct([*items, items[0]]) == items  # duplicates inside one document count once
     state.mark_seen(items[:3], cap=4)
-    assert state.unseen(items) == items[3:]
+    assert state.seen == [item_id(i) for i in items[:3]]
     state.mark_seen(items, cap=4)
     assert len(state.seen) == 4 and item_id(items[0]) not in state.seen  # the oldest is forgotten
+
+
+def test_record_failure_counts_until_a_success() -> None:
+    state = FeedState(url="https://f.example/rss", error_count=1, errors_total=5, last_status="ok")
+    at = datetime(2026, 2, 4, tzinfo=UTC)
+    state.record_failure("timeout", "timed out after 20 s", at)
+    assert (state.error_count, state.errors_total, state.last_status) == (2, 6, "error")
+    assert (state.last_error_kind, state.last_error, state.last_error_at) == ("timeout", "timed out after 20 s", at)
 
 
 def test_item_id_falls_back_from_guid_to_link_to_text() -> None:
