@@ -12,9 +12,8 @@ re-emits an already-decided article with exactly the ids it was first given (:at
 from __future__ import annotations
 
 import asyncio
-import struct
 import time
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from pipeline.dedupe import MappingDedupeStore
@@ -22,31 +21,23 @@ from pipeline.dlq import origin_of, stage_guard
 from pipeline.logs import get_logger
 from pipeline.metrics import ARTICLES_DEDUPED, STAGE_MESSAGES, STAGE_SECONDS
 from pipeline.offload import Offload
-from pipeline.schemas import CleanArticle, DeadLetter, DedupedArticle, EnrichedArticle, RawItem
+from pipeline.schemas import (
+    SIGNATURE_HEADER,
+    CleanArticle,
+    DeadLetter,
+    DedupedArticle,
+    EnrichedArticle,
+    RawItem,
+    decode_signature,
+    encode_signature,
+)
 
 if TYPE_CHECKING:
     from pipeline.app import NewsflowApp
 
-__all__ = ["clean_and_sign", "decode_signature", "encode_signature", "register_agents"]
+__all__ = ["clean_and_sign", "register_agents"]
 
 log = get_logger(__name__)
-
-# The MinHash signature travels from clean to dedupe in a Kafka header, so the CPU work runs in the parallel
-# clean stage and the single dedupe consumer only looks things up. Readers that do not know it ignore it.
-SIGNATURE_HEADER = "newsflow-minhash"
-
-
-def encode_signature(signature: Sequence[int], num_perm: int, shingle_size: int) -> bytes:
-    return f"{num_perm}/{shingle_size}:".encode() + struct.pack(f"<{len(signature)}Q", *signature)
-
-
-def decode_signature(value: bytes | None, num_perm: int, shingle_size: int) -> list[int] | None:
-    """The signature in a header, or None when absent or made with other parameters (then it is recomputed)."""
-    prefix = f"{num_perm}/{shingle_size}:".encode()
-    if not value or not value.startswith(prefix) or len(value) != len(prefix) + 8 * num_perm:
-        return None
-    return list(struct.unpack(f"<{num_perm}Q", value[len(prefix) :]))
-
 
 def clean_and_sign(item: RawItem, *, min_words: int, num_perm: int, shingle_size: int) -> tuple[str, bytes]:
     """Pool-side: clean one item and sign its body. Returns the CleanArticle JSON and the signature header."""

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.agents import decode_signature, encode_signature
 from pipeline.dedupe import Deduper, MappingDedupeStore, SignatureRecord, UrlRecord, minhash_signature
 from pipeline.dlq import Origin, stage_guard
 from pipeline.errors import ArticleDiscarded, CleanFailed, OffloadedError
 from pipeline.offload import Offload
-from pipeline.schemas import CleanArticle, DeadLetter, RawItem, utcnow
+from pipeline.schemas import CleanArticle, DeadLetter, RawItem, decode_signature, encode_signature, utcnow
 
 
 def test_signature_header_round_trips_and_rejects_other_parameters() -> None:
