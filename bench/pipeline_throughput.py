@@ -38,8 +38,9 @@ from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 from kafka.admin import KafkaAdminClient  # noqa: E402
 from stage_clean import _paragraph_pool, build_page  # noqa: E402
 
-from pipeline.agents import clean_and_sign, enrich_batch  # noqa: E402
+from pipeline.clean import clean_and_sign  # noqa: E402
 from pipeline.dedupe import Deduper, MappingDedupeStore  # noqa: E402
+from pipeline.enrich import enrich_batch  # noqa: E402
 from pipeline.schemas import CLEAN_TOPIC, ENRICHED_TOPIC, RAW_TOPIC, CleanArticle, RawItem, decode_signature  # noqa: E402
 from pipeline.settings import load_settings  # noqa: E402
 from pipeline.topics import ensure_topics  # noqa: E402

@@ -16,8 +16,10 @@ import time
 from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from pipeline.clean import clean_and_sign
 from pipeline.dedupe import MappingDedupeStore
 from pipeline.dlq import origin_of, stage_guard
+from pipeline.enrich import enrich_batch
 from pipeline.logs import get_logger
 from pipeline.metrics import ARTICLES_DEDUPED, STAGE_MESSAGES, STAGE_SECONDS
 from pipeline.offload import Offload
@@ -29,36 +31,14 @@ from pipeline.schemas import (
     EnrichedArticle,
     RawItem,
     decode_signature,
-    encode_signature,
 )
 
 if TYPE_CHECKING:
     from pipeline.app import NewsflowApp
 
-__all__ = ["clean_and_sign", "register_agents"]
+__all__ = ["register_agents"]
 
 log = get_logger(__name__)
-
-def clean_and_sign(item: RawItem, *, min_words: int, num_perm: int, shingle_size: int) -> tuple[str, bytes]:
-    """Pool-side: clean one item and sign its body. Returns the CleanArticle JSON and the signature header."""
-    from pipeline.clean import clean_article
-    from pipeline.dedupe import minhash_signature
-
-    article = clean_article(item, min_words=min_words)
-    signature = minhash_signature(article.body, num_perm=num_perm, shingle_size=shingle_size)
-    return article.model_dump_json(), encode_signature(signature, num_perm, shingle_size)
-
-
-def enrich_batch(payloads: list[str], **options: Any) -> list[str]:
-    """Pool-side: enrich DedupedArticle JSONs; returns EnrichedArticle JSONs in the same order.
-
-    ``options`` go to :func:`pipeline.enrich.enrich_articles` (model, batch_size, variants_file, ner_max_words).
-    """
-    from pipeline.enrich import enrich_articles
-
-    articles = [DedupedArticle.model_validate_json(p) for p in payloads]
-    return [a.model_dump_json() for a in enrich_articles(articles, **options)]
-
 
 def _header(event: Any, name: str) -> bytes | None:
     headers = event.headers or {}

@@ -34,15 +34,16 @@ from trafilatura.settings import Document
 
 from pipeline.boilerplate import filter_paragraphs
 from pipeline.canonical import canonical_url, text_fingerprint
+from pipeline.dedupe import minhash_signature
 from pipeline.errors import ArticleDiscarded, CleanFailed
 from pipeline.extract import ENDS_LIKE_PROSE, block_paragraphs, extract_page, trafilatura_text
 from pipeline.language import detect_language
 from pipeline.logs import get_logger
-from pipeline.schemas import CleanArticle, RawItem
+from pipeline.schemas import CleanArticle, RawItem, encode_signature
 from pipeline.syndication import syndicated_from
 from pipeline.wordcount import count_words, first_words
 
-__all__ = ["MAX_HTML_CHARS", "clean_article", "html_to_text", "source_domain"]
+__all__ = ["MAX_HTML_CHARS", "clean_and_sign", "clean_article", "html_to_text", "source_domain"]
 
 log = get_logger(__name__)
 STAGE = "clean"
@@ -119,6 +120,13 @@ def clean_article(item: RawItem, *, min_words: int = 20, max_html_chars: int = M
         raise
     except Exception as exc:  # the stage boundary: whatever a parser throws becomes one typed error
         raise CleanFailed(f"{type(exc).__name__}: {exc}"[:500], stage=STAGE) from exc
+
+
+def clean_and_sign(item: RawItem, *, min_words: int, num_perm: int, shingle_size: int) -> tuple[str, bytes]:
+    """Pool-side: clean one item and sign its body. Returns the CleanArticle JSON and the signature header."""
+    article = clean_article(item, min_words=min_words)
+    signature = minhash_signature(article.body, num_perm=num_perm, shingle_size=shingle_size)
+    return article.model_dump_json(), encode_signature(signature, num_perm, shingle_size)
 
 
 def _clean(item: RawItem, *, min_words: int, max_html_chars: int) -> CleanArticle:
