@@ -72,11 +72,11 @@ def stages_alone(items: list[RawItem], settings_p) -> dict[str, float]:
                       num_perm=settings_p.minhash_permutations)
     start = time.process_time()
     deduped = []
-    for article_json, header in cleaned:
-        sig = decode_signature(header, settings_p.minhash_permutations, settings_p.shingle_size)
-        decision = deduper.decide(CleanArticle.model_validate_json(article_json), sig or [])
+    for signed in cleaned:
+        sig = decode_signature(signed.signature, settings_p.minhash_permutations, settings_p.shingle_size)
+        decision = deduper.decide(CleanArticle.model_validate_json(signed.value), sig or [])
         if decision.article is not None:
-            deduped.append(decision.article.model_dump_json())
+            deduped.append(decision.article)
     dedupe_s = time.process_time() - start
 
     enrich_batch(deduped[:2], model=settings_p.spacy_model, batch_size=2)  # warm-up (model load)

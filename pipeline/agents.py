@@ -28,7 +28,6 @@ from pipeline.schemas import (
     CleanArticle,
     DeadLetter,
     DedupedArticle,
-    EnrichedArticle,
     RawItem,
     decode_signature,
 )
@@ -77,13 +76,10 @@ def register_agents(app: NewsflowApp, offload: Offload) -> None:
         async for event in stream.events():
             async with stage_guard("clean", origin_of(event), send_dead_letter):
                 item = RawItem.model_validate_json(event.value)
-                article_json, signature = await offload.run(
-                    clean_and_sign, item, min_words=p.min_words, num_perm=p.minhash_permutations,
-                    shingle_size=p.shingle_size,
-                )
-                article = CleanArticle.model_validate_json(article_json)
+                signed = await offload.run(clean_and_sign, item, min_words=p.min_words,
+                                           num_perm=p.minhash_permutations, shingle_size=p.shingle_size)
                 await _delivered([await app.clean_topic.send(
-                    key=article.key.encode(), value=article_json.encode(), headers={SIGNATURE_HEADER: signature},
+                    key=signed.key.encode(), value=signed.value.encode(), headers={SIGNATURE_HEADER: signed.signature},
                 )])
 
     app.agent(app.raw_topic, name="clean", concurrency=p.clean_concurrency)(clean)
@@ -139,31 +135,29 @@ def register_agents(app: NewsflowApp, offload: Offload) -> None:
     async def enrich(stream: Any) -> None:
         async for events in stream.take_events(p.nlp_batch_size, within=p.nlp_batch_timeout_s):
             start = time.perf_counter()
-            good: list[tuple[Any, str]] = []
+            good: list[tuple[Any, DedupedArticle]] = []
             # count=False: a batch stage counts its messages once, after the batch (failures are counted as they
             # happen).
             for event in events:
                 async with stage_guard("enrich", origin_of(event), send_dead_letter, count=False):
-                    article = DedupedArticle.model_validate_json(event.value)
-                    good.append((event, article.model_dump_json()))
+                    good.append((event, DedupedArticle.model_validate_json(event.value)))
             if not good:
                 continue
             try:
-                results = await offload.run(enrich_batch, [j for _, j in good], **enrich_options)
-                pairs = list(zip(good, results, strict=True))
+                results = await offload.run(enrich_batch, [a for _, a in good], **enrich_options)
+                pairs = [(event, result) for (event, _), result in zip(good, results, strict=True)]
             except Exception as exc:
                 # One bad article must not dead-letter its whole batch: retry one by one, isolate the culprit.
                 log.warning("enrich batch failed, retrying one by one", size=len(good), error=str(exc)[:300])
                 pairs = []
-                for event, payload in good:
+                for event, article in good:
                     async with stage_guard("enrich", origin_of(event), send_dead_letter, count=False):
-                        [result] = await offload.run(enrich_batch, [payload], **{**enrich_options, "batch_size": 1})
-                        pairs.append(((event, payload), result))
+                        [result] = await offload.run(enrich_batch, [article], **{**enrich_options, "batch_size": 1})
+                        pairs.append((event, result))
             pending = []
-            for (event, _payload), result in pairs:
+            for event, (article_id, value) in pairs:
                 async with stage_guard("enrich", origin_of(event), send_dead_letter, count=False):
-                    enriched = EnrichedArticle.model_validate_json(result)
-                    pending.append(await app.enriched_topic.send(key=enriched.id.encode(), value=result.encode()))
+                    pending.append(await app.enriched_topic.send(key=article_id.encode(), value=value.encode()))
             await _delivered(pending)
             if pending:
                 STAGE_MESSAGES.labels("enrich", "ok").inc(len(pending))

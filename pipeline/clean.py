@@ -24,6 +24,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import lxml.etree
@@ -43,7 +44,7 @@ from pipeline.schemas import CleanArticle, RawItem, encode_signature
 from pipeline.syndication import syndicated_from
 from pipeline.wordcount import count_words, first_words
 
-__all__ = ["MAX_HTML_CHARS", "clean_and_sign", "clean_article", "html_to_text", "source_domain"]
+__all__ = ["MAX_HTML_CHARS", "SignedArticle", "clean_and_sign", "clean_article", "html_to_text", "source_domain"]
 
 log = get_logger(__name__)
 STAGE = "clean"
@@ -122,11 +123,19 @@ def clean_article(item: RawItem, *, min_words: int = 20, max_html_chars: int = M
         raise CleanFailed(f"{type(exc).__name__}: {exc}"[:500], stage=STAGE) from exc
 
 
-def clean_and_sign(item: RawItem, *, min_words: int, num_perm: int, shingle_size: int) -> tuple[str, bytes]:
-    """Pool-side: clean one item and sign its body. Returns the CleanArticle JSON and the signature header."""
+class SignedArticle(NamedTuple):
+    """A clean article as the clean agent sends it on news.clean: nothing left for the agent to parse."""
+
+    key: str  # CleanArticle.key
+    value: str  # the CleanArticle JSON
+    signature: bytes  # the SIGNATURE_HEADER value: the MinHash of the body
+
+
+def clean_and_sign(item: RawItem, *, min_words: int, num_perm: int, shingle_size: int) -> SignedArticle:
+    """Pool-side: clean one item and sign its body (the clean agent's work, off the event loop)."""
     article = clean_article(item, min_words=min_words)
     signature = minhash_signature(article.body, num_perm=num_perm, shingle_size=shingle_size)
-    return article.model_dump_json(), encode_signature(signature, num_perm, shingle_size)
+    return SignedArticle(article.key, article.model_dump_json(), encode_signature(signature, num_perm, shingle_size))
 
 
 def _clean(item: RawItem, *, min_words: int, max_html_chars: int) -> CleanArticle:

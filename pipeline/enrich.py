@@ -273,10 +273,9 @@ def enrich_articles(articles: Sequence[DedupedArticle], *, model: str = DEFAULT_
     return out
 
 
-def enrich_batch(payloads: list[str], **options: Any) -> list[str]:
-    """Pool-side: enrich DedupedArticle JSONs; returns EnrichedArticle JSONs in the same order.
+def enrich_batch(articles: list[DedupedArticle], **options: Any) -> list[tuple[str, str]]:
+    """Pool-side: :func:`enrich_articles` with ``options`` (model, batch_size, variants_file, ner_max_words).
 
-    ``options`` go to :func:`enrich_articles` (model, batch_size, variants_file, ner_max_words).
+    Returns ``(id, EnrichedArticle JSON)`` per article, in input order: what the enrich agent sends, unparsed.
     """
-    articles = [DedupedArticle.model_validate_json(p) for p in payloads]
-    return [a.model_dump_json() for a in enrich_articles(articles, **options)]
+    return [(a.id, a.model_dump_json()) for a in enrich_articles(articles, **options)]

@@ -8,7 +8,15 @@ from pipeline.dedupe import Deduper, MappingDedupeStore, SignatureRecord, UrlRec
 from pipeline.dlq import Origin, stage_guard
 from pipeline.errors import ArticleDiscarded, CleanFailed, OffloadedError
 from pipeline.offload import Offload
-from pipeline.schemas import CleanArticle, DeadLetter, RawItem, decode_signature, encode_signature, utcnow
+from pipeline.schemas import (
+    CleanArticle,
+    DeadLetter,
+    EnrichedArticle,
+    RawItem,
+    decode_signature,
+    encode_signature,
+    utcnow,
+)
 
 
 def test_signature_header_round_trips_and_rejects_other_parameters() -> None:
@@ -121,3 +129,23 @@ async def test_offload_runs_off_loop_and_carries_errors_back(processes: int) -> 
         assert info.value.kind == "discarded" and "too short" in str(info.value)
     finally:
         offload.shutdown()
+
+
+def test_pool_adapters_return_what_the_agents_send_without_parsing() -> None:
+    # The agents send these as they are: the key or id beside the JSON, so nothing is parsed twice.
+    from pipeline.clean import clean_and_sign
+    from pipeline.enrich import enrich_batch
+
+    body = " ".join(f"Sentence {n} of the story says the talks in Abu Dhabi went on late." for n in range(8))
+    item = RawItem(feed_url="https://f.example/rss", link="https://a.example/news/1?utm_source=x", title="Talks",
+                   content=f"<p>{body}</p>")
+    signed = clean_and_sign(item, min_words=20, num_perm=64, shingle_size=5)
+    article = CleanArticle.model_validate_json(signed.value)
+    assert signed.key == article.key == "https://a.example/news/1"
+    assert decode_signature(signed.signature, 64, 5) == minhash_signature(article.body, num_perm=64)
+
+    deduped = Deduper(MappingDedupeStore(), threshold=0.5, num_perm=64).decide(article, minhash_signature(
+        article.body, num_perm=64)).article
+    assert deduped is not None
+    [(article_id, value)] = enrich_batch([deduped], batch_size=1)
+    assert article_id == deduped.id == EnrichedArticle.model_validate_json(value).id
