@@ -37,7 +37,7 @@ def build_worker_app(settings: Settings, *, name: str = "worker", web_port: int 
     """
     app = create_app(settings, worker_name=name, web_port=web_port)
     offload = Offload(settings.pipeline.offload_processes)
-    register_agents(app, offload)
+    register_agents(app, settings, offload)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types async receivers too narrowly
     async def _stop_pool(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
