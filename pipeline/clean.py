@@ -81,6 +81,11 @@ _HTML_NAMES = (
 _HTML_MARKUP = re.compile(rf"<(?:/?(?:{_HTML_NAMES})(?=[\s/>])[^<>]*>|!--|!doctype|\?xml)", re.IGNORECASE)
 _ESCAPED_MARKUP = re.compile(rf"&lt;/?(?:{_HTML_NAMES})(?:\s|/|&gt;)", re.IGNORECASE)
 _ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|[a-zA-Z]{2,8});")
+# WordPress's feed footer, "The post <title> appeared first on <site>.", flattened into a summary's last sentence
+# (a footer paragraph of its own is boilerplate.filter_paragraphs'). Only after a sentence end or a line start:
+# "... said the post office ..." is text.
+_FEED_FOOTER = re.compile(r"(?:^|(?<=[.!?…\]»\"”’)]\s)|(?<=\n))the\s+post\s.+\sappeared\s+first\s+on\s.*$",
+                          re.IGNORECASE)
 _PUBLISHED_XPATH = (
     '//meta[@property="article:published_time" or @name="article:published_time" or '
     '@property="og:published_time" or @name="pubdate" or @name="publish-date" or @itemprop="datePublished"]/@content'
@@ -247,7 +252,7 @@ def _unescape_escaped_markup(source: str) -> str:
 
 def _summary(value: str | None, *, title: str | None, names: tuple[str, ...]) -> str | None:
     """The feed summary as plain text, without the furniture feeds append ("The post ... appeared first on")."""
-    text = html_to_text(value)
+    text = _FEED_FOOTER.sub("", html_to_text(value)).rstrip()
     if not text:
         return None
     paragraphs = text.split("\n\n")

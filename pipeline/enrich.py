@@ -45,8 +45,8 @@ _CACHE = MentionCache(0)
 _SENTENCE_BREAK_BEFORE_CAPITAL = re.compile(r"(?<=[.!?])[\"”’)]?\s+(?=[\"“‘(]?[A-Z0-9])")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])[\"”’)]?\s+|\n+")
 _CAPITALISED = re.compile(r"(?<![\w'’])[A-Z][\w'’.&-]*")
-_TEASER = re.compile(r"\s*(?:\[?(?:…|\.\.\.)\]?|read more|continue reading|the post .* appeared first on .*)\s*$",
-                     re.IGNORECASE)
+# A teaser's ending ("[…]", "Read more"); the WordPress footer is already gone (the clean stage strips it).
+_TEASER = re.compile(r"\s*(?:\[?(?:…|\.\.\.)\]?|read more|continue reading)\s*$", re.IGNORECASE)
 
 
 def mention_cache(max_entries: int | None = None) -> MentionCache:
