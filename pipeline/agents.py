@@ -74,7 +74,8 @@ def _header(event: Any, name: str) -> bytes | None:
     pairs = headers.items() if isinstance(headers, dict) else headers
     for key, value in pairs:
         if key == name:
-            return value
+            found: bytes | None = value  # faust types Event.headers as a bare Mapping: values are bytes or None
+            return found
     return None
 
 
