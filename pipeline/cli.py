@@ -16,6 +16,8 @@ from pipeline.logs import configure_logging
 from pipeline.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from typer._click import Context as ClickContext  # typer vendors click; TyperGroup.invoke takes this Context
 
 
@@ -219,13 +221,13 @@ def index_setup_cmd() -> None:
 
     from pipeline.index import ensure_index_template, run_with_client
 
-    async def _setup(es: Any) -> dict[str, object]:
+    async def _setup(es: Any) -> dict[str, Any]:
         return (await ensure_index_template(es, settings())).as_dict()
 
     done = run_with_client(settings().es, _setup)
     _echo(f"template {done['template']} v{done['version']} ({done['action']}), analyzer {done['analyzer']}, "
           f"current index {done['current_index']} behind alias {settings().es.alias}")
-    for note in done["notes"]:  # type: ignore[attr-defined]
+    for note in done["notes"]:
         _echo(f"note: {note}")
 
 
@@ -310,8 +312,8 @@ def feeds_list_cmd(
     specs = load_feeds(_feeds_path(feeds))
     store = StateStore(settings().data_path / "feeds")
 
-    def when(value: object) -> str:
-        return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "never"  # type: ignore[attr-defined]
+    def when(value: datetime | None) -> str:
+        return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "never"
 
     for spec in specs:
         st = store.load(spec.url)
