@@ -139,6 +139,7 @@ class DedupeStore(Protocol):
     def signatures(self) -> Iterable[tuple[str, SignatureRecord]]: ...
     def signature_batches(self, num_perm: int, size: int) -> Iterator[tuple[list[str], list[int | None], np.ndarray]]:
         ...  # (ids, days, (n, num_perm) signatures) in batches, for a fast rebuild
+
     def delete_url(self, canonical_url: str) -> None: ...
     def delete_fingerprint(self, fingerprint: str) -> None: ...
     def delete_signature(self, article_id: str) -> None: ...
@@ -271,9 +272,10 @@ def article_id(article: CleanArticle) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _permutations(num_perm: int) -> tuple:
+def _permutations(num_perm: int) -> np.ndarray:
     # Building the permutation parameters costs more than hashing a short article: do it once per size.
-    return MinHash(num_perm=num_perm, seed=_SEED, scheme=_SCHEME).permutations
+    permutations: np.ndarray = MinHash(num_perm=num_perm, seed=_SEED, scheme=_SCHEME).permutations  # (2, num_perm)
+    return permutations
 
 
 def minhash_signature(text: str, *, num_perm: int = 128, shingle_size: int = 5) -> list[int]:
