@@ -15,6 +15,7 @@ import faust
 
 from pipeline.agents import register_agents
 from pipeline.app import NewsflowApp, create_app
+from pipeline.diagnostics import install_state_dump
 from pipeline.errors import KafkaUnavailable
 from pipeline.health import HealthServer, elasticsearch_check, kafka_check
 from pipeline.logs import get_logger
@@ -50,6 +51,10 @@ class _BoundedWorker(faust.Worker):
     """A Faust worker whose stop on SIGTERM/SIGINT ends within ``shutdown_timeout_s``, whatever Kafka does."""
 
     shutdown_timeout_s: float = 30.0
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        install_state_dump(self.app)  # kill -USR1 <pid>: pipeline/diagnostics.py
 
     def _on_sigterm(self) -> None:
         arm_shutdown_deadline(self.shutdown_timeout_s, "worker")
