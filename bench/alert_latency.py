@@ -44,7 +44,7 @@ from pipeline.schemas import RAW_TOPIC, EnrichedArticle, Entity, RawItem
 from pipeline.settings import load_settings
 from pipeline.sink import ElasticSink
 from pipeline.topics import ensure_topics
-from tests.integration.alerts_corpus import (
+from testkit.alerts_corpus import (
     PEOPLE,
     Receiver,
     generated_queries,
@@ -53,7 +53,7 @@ from tests.integration.alerts_corpus import (
     zipf_vocabulary,
     zipf_weights,
 )
-from tests.integration.test_pipeline import delete_topics
+from testkit.topics import delete_topics
 
 # News-like text: a 20,000-word vocabulary with Zipf frequencies; rules use words of middling frequency.
 VOCABULARY = zipf_vocabulary()

@@ -36,7 +36,7 @@ from pipeline.settings import load_settings  # noqa: E402
 
 
 def serve(n_feeds: int, n_items: int, ready: mp.Queue, commands: mp.Queue) -> None:
-    from tests.feedserver import FeedServer, make_items
+    from testkit.feedserver import FeedServer, make_items
 
     with FeedServer() as server:
         for f in range(n_feeds):

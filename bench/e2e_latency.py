@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._live import article, es_http, found, isolated_env, percentile, start_run, stop_run
-from tests.feedserver import FeedServer
+from testkit.feedserver import FeedServer
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from connectors.fastxml import read_fast  # noqa: E402
 from connectors.parser import parse_feed  # noqa: E402
-from tests.feedserver import make_items, render_feed  # noqa: E402
+from testkit.feedserver import make_items, render_feed  # noqa: E402
 
 URL = "https://feeds.example.com/feed"
 CONTENT_TYPE = "application/xml; charset=utf-8"

@@ -90,7 +90,7 @@ def through_kafka(settings: Settings, n: int, env: dict[str, str], body_words: i
     from kafka import KafkaAdminClient, KafkaProducer
     from kafka.admin import NewTopic
 
-    from tests.integration.test_sink import WORKER
+    from testkit.sink_worker import WORKER
 
     topic = settings.kafka.topic("news.enriched")
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)

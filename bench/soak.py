@@ -38,7 +38,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._live import article, es_http, found, isolated_env, percentile, start_run, stop_run
-from tests.feedserver import FeedServer
+from testkit.feedserver import FeedServer
 
 _FEED_WINDOW = 30  # items a feed keeps (a real feed lists its newest items only)
 _PAGE = 500  # tokens per search
