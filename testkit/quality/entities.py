@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from bench import gate  # noqa: E402
+from testkit.quality import gate
+
+ROOT = Path(__file__).resolve().parents[2]
 
 CORPUS = ROOT / "bench" / "corpus" / "entities"
 FLOORS = ROOT / "bench" / "floors" / "entities.json"

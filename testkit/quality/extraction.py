@@ -33,9 +33,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from bench import gate  # noqa: E402
+from testkit.quality import gate
+
+ROOT = Path(__file__).resolve().parents[2]
 
 CORPUS = ROOT / "bench" / "corpus" / "extraction"
 FLOORS = ROOT / "bench" / "floors" / "extraction.json"
