@@ -9,22 +9,16 @@ The same metrics are reported for the raw spaCy small model on the full text (ev
 as the model gives them, labels of interest only): the gate also fails when enrich scores a lower F1 than that
 baseline ("entity quality no worse than spaCy's small model on the full text").
 
-Floors live in ``bench/floors/entities.json`` with a sha256 digest of the corpus and variants file:
+Floors live in ``bench/floors/entities.json`` with a sha256 digest of the corpus and variants file (pinned with
+``python bench/eval_entities.py --update``, the command line of this gate).
 
-    python bench/eval_entities.py                       # gate: exit 1 below a floor (or corpus changed)
-    python bench/eval_entities.py --update              # pin the current scores as floors
-    python bench/eval_entities.py --update --allow-regression   # ... even if a floor goes down
-    python bench/eval_entities.py --ner-max-words 150   # NER budget mode: only gated against raw spaCy
-
-The last line printed is one JSON object.
+:func:`run` and :func:`check` are what tests/quality/test_entity_gate.py calls.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -160,41 +154,3 @@ def run(*, corpus: Path = CORPUS, ner_max_words: int = 0, model: str = "en_core_
     took = time.perf_counter() - started
     baseline, _ = score(names, expected, raw_spacy_pairs(docs, model))
     return {"scores": enriched, "baseline_raw_spacy": baseline, "docs": per_doc, "took_s": took}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--update", action="store_true", help="pin the current scores as floors")
-    parser.add_argument("--allow-regression", action="store_true", help="with --update: allow lowering a floor")
-    parser.add_argument("--ner-max-words", type=int, default=0, help="NER budget mode (gated against raw spaCy only)")
-    parser.add_argument("--verbose", "-v", action="store_true", help="list missed and extra entities per article")
-    args = parser.parse_args(argv)
-
-    result = run(ner_max_words=args.ner_max_words)
-    scores, baseline = result["scores"], result["baseline_raw_spacy"]
-    for doc in result["docs"]:
-        print(f"{doc.name:24s} P={doc.precision:.3f} R={doc.recall:.3f} F1={doc.f1:.3f}")
-        if args.verbose:
-            print(f"    missed: {doc.missed}\n    extra:  {doc.extra}")
-    digest = corpus_digest()
-    problems: list[str] = []
-    if args.ner_max_words:
-        # Budget mode: no floors (they are pinned for full-text NER), only the comparison with raw spaCy.
-        problems = check(scores, baseline, {}, digest)[:-1]
-    elif args.update:
-        problems = update(scores, digest, allow_regression=args.allow_regression)
-    else:
-        problems = check(scores, baseline, load_floors(), digest)
-    for problem in problems:
-        print(f"FAIL: {problem}", file=sys.stderr)
-    print(json.dumps({
-        "gate": "entities", "ok": not problems, "docs": len(result["docs"]), "ner_max_words": args.ner_max_words,
-        "scores": {k: round(v, 4) for k, v in scores.items()},
-        "raw_spacy_small_full_text": {k: round(v, 4) for k, v in baseline.items()},
-        "floors": load_floors().get("floors"), "problems": problems, "took_s": round(result["took_s"], 2),
-    }))
-    return 1 if problems else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
