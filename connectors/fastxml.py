@@ -22,7 +22,7 @@ construction rather than by testing alone:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urljoin
 
@@ -162,14 +162,14 @@ def _finish(text: str | None, base: str | None = None) -> str:
     return out
 
 
-def _leaf(el: Any, allowed: frozenset[str]) -> str | None:
+def _leaf(el: etree._Element, allowed: frozenset[str]) -> str | None:
     """The text of an element that must hold text only, with only the allowed attributes."""
     if len(el) or (el.attrib and not allowed.issuperset(el.attrib)):
         raise _StepAside
     return el.text
 
 
-def _children(parent: Any) -> Any:
+def _children(parent: etree._Element) -> Iterator[tuple[str, etree._Element]]:
     # Text between the children of a container would land in whatever feedparser has open: step aside.
     if parent.text and not parent.text.isspace():
         raise _StepAside
@@ -182,7 +182,7 @@ def _children(parent: Any) -> Any:
         yield tag, child
 
 
-def _rss2(root: Any, base: str) -> FastFeed:
+def _rss2(root: etree._Element, base: str) -> FastFeed:
     children = list(_children(root))
     if len(children) != 1 or children[0][0] != "channel" or children[0][1].attrib:
         raise _StepAside
@@ -219,7 +219,7 @@ def _rss2(root: Any, base: str) -> FastFeed:
     return "rss20", meta, entries
 
 
-def _image(image: Any) -> None:
+def _image(image: etree._Element) -> None:
     # Read for its shape only: feedparser keeps the image's children in feed.image, a field we do not use.
     if image.attrib:
         raise _StepAside
@@ -231,7 +231,7 @@ def _image(image: Any) -> None:
         _leaf(child, frozenset())
 
 
-def _item(item: Any, base: str) -> dict[str, Any]:
+def _item(item: etree._Element, base: str) -> dict[str, Any]:
     e: dict[str, Any] = {}
     seen: set[str] = set()
     authors: list[dict[str, str]] = []
@@ -358,7 +358,7 @@ _AUTHOR_PARTS = frozenset({_A["name"], _A["email"], _A["uri"]})
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
 
-def _text_type(el: Any) -> str:
+def _text_type(el: etree._Element) -> str:
     """feedparser's content type for an Atom text construct (type values are lower-cased, as feedparser does)."""
     kind = el.get("type")
     mapped = _TEXT_TYPES.get(kind.lower() if kind is not None else None)
@@ -367,16 +367,17 @@ def _text_type(el: Any) -> str:
     return mapped
 
 
-def _atom_link(el: Any, base: str) -> tuple[str, str, str]:
+def _atom_link(el: etree._Element, base: str) -> tuple[str, str, str]:
     """(rel, type, joined href) as _start_link sees them; a link without href steps aside (it would read text)."""
-    if len(el) or not _LINK_ATTRS.issuperset(el.attrib) or el.get("href") is None:
+    href = el.get("href")
+    if len(el) or not _LINK_ATTRS.issuperset(el.attrib) or href is None:
         raise _StepAside
     rel = (el.get("rel") or "alternate").lower()
     kind = (el.get("type") or ("application/atom+xml" if rel == "self" else "text/html")).lower()
-    return rel, _CONTENT_TYPES.get(kind, kind), _urljoin(base, el.get("href"))
+    return rel, _CONTENT_TYPES.get(kind, kind), _urljoin(base, href)
 
 
-def _atom_author(el: Any) -> str:
+def _atom_author(el: etree._Element) -> str:
     """The author's name, raw as _end_name keeps it; anything but one non-empty name (+ email, uri) steps aside."""
     if el.attrib:
         raise _StepAside
@@ -391,7 +392,7 @@ def _atom_author(el: Any) -> str:
     return names[0]
 
 
-def _atom(root: Any, base: str) -> FastFeed:
+def _atom(root: etree._Element, base: str) -> FastFeed:
     meta: dict[str, Any] = {}
     if lang := root.get(XML_LANG):
         meta["language"] = lang.replace("_", "-")
@@ -420,7 +421,7 @@ def _atom(root: Any, base: str) -> FastFeed:
     return "atom10", meta, entries
 
 
-def _atom_entry(entry: Any, base: str) -> dict[str, Any]:
+def _atom_entry(entry: etree._Element, base: str) -> dict[str, Any]:
     if entry.attrib:
         raise _StepAside
     e: dict[str, Any] = {}

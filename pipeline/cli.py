@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -16,11 +15,16 @@ from pipeline.errors import NewsflowError
 from pipeline.logs import configure_logging
 from pipeline.settings import Settings, load_settings
 
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from typer._click import Context as ClickContext  # typer vendors click; TyperGroup.invoke takes this Context
+
 
 class _Newsflow(TyperGroup):
     """The root group: a NewsflowError from any command is shown as one line and exits 1 (errors handled once)."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
         except NewsflowError as exc:
@@ -198,7 +202,7 @@ def search_cmd(
     try:
         result = search_articles(es, s, query, since=parse_since(since) if since else None, source=source,
                                  entity=entity, language=lang, limit=limit, all_copies=all_copies,
-                                 sort=sort, tags=tags)  # type: ignore[arg-type]
+                                 sort=sort, tags=tags)
     finally:
         es.close()
     if as_json:
@@ -217,13 +221,13 @@ def index_setup_cmd() -> None:
 
     from pipeline.index import ensure_index_template, run_with_client
 
-    async def _setup(es: Any) -> dict[str, object]:
+    async def _setup(es: Any) -> dict[str, Any]:
         return (await ensure_index_template(es, settings())).as_dict()
 
     done = run_with_client(settings().es, _setup)
     _echo(f"template {done['template']} v{done['version']} ({done['action']}), analyzer {done['analyzer']}, "
           f"current index {done['current_index']} behind alias {settings().es.alias}")
-    for note in done["notes"]:  # type: ignore[attr-defined]
+    for note in done["notes"]:
         _echo(f"note: {note}")
 
 
@@ -239,7 +243,7 @@ def index_status_cmd(as_json: Annotated[bool, typer.Option("--json", help="one J
         return
     _echo(f"cluster {st['cluster']}; template {st['template']} installed v{st['installed_version']} "
           f"(shipped v{st['shipped_version']}), analyzer {st.get('text_analyzer')}")
-    for row in st["indices"]:  # type: ignore[attr-defined]
+    for row in st["indices"]:
         _echo(f"  {row['index']:<24} {row['docs']:>9} docs  {row['size'] or '':>8}  {row['health']}")
     _echo(f"alias {st['alias']}: {st['documents']} documents")
     if st["installed_version"] is None:
@@ -308,8 +312,8 @@ def feeds_list_cmd(
     specs = load_feeds(_feeds_path(feeds))
     store = StateStore(settings().data_path / "feeds")
 
-    def when(value: object) -> str:
-        return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "never"  # type: ignore[attr-defined]
+    def when(value: datetime | None) -> str:
+        return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "never"
 
     for spec in specs:
         st = store.load(spec.url)
@@ -380,7 +384,6 @@ def clean_cmd(
     except NewsflowError as exc:
         raise fail(f"{exc.kind}: {exc}") from exc
     _echo(json.dumps(article.model_dump(mode="json"), ensure_ascii=False, indent=2))
-
 
 
 # -- enrich stage (enrich helper) ------------------------------------------------------------------

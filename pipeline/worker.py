@@ -37,7 +37,7 @@ def build_worker_app(settings: Settings, *, name: str = "worker", web_port: int 
     """
     app = create_app(settings, worker_name=name, web_port=web_port)
     offload = Offload(settings.pipeline.offload_processes)
-    register_agents(app, offload)
+    register_agents(app, settings, offload)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types async receivers too narrowly
     async def _stop_pool(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -68,11 +68,11 @@ def _assignment_check(app: NewsflowApp) -> Any:
     async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         state["rebalancing"] = True
 
-    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode types async receivers too narrowly
     async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         state["assigned"] = len(assigned)
 
-    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # mode types async receivers too narrowly
     async def _complete(sender: Any, *args: Any, **kwargs: Any) -> None:
         state["rebalancing"] = False
 

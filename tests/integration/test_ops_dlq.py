@@ -139,7 +139,6 @@ def test_letter_keeps_the_original_bytes_for_replay() -> None:
     assert old.payload_truncated is False and original_payload(old) == b"p"
 
 
-
 def test_list_filters_and_replay_skips_what_it_cannot_put_back(stack: Settings, unique: str) -> None:
     """Filters by stage, kind and time; replay skips discarded, truncated, topic-less and unreadable letters
     (with the reason) and replays the rest byte for byte."""

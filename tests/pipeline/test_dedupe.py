@@ -305,6 +305,34 @@ def test_rebuild_in_slices_gives_the_same_decisions() -> None:
     assert copy.article is not None and copy.article.story_id == stable_id("https://state.example/17")
 
 
+def test_refresh_rebuilds_only_when_stale_and_a_change_during_a_rebuild_is_not_lost() -> None:
+    rng = np.random.default_rng(5)
+    store = MappingDedupeStore()
+    first = Deduper(store)
+    base = _random(rng)
+    assert first.decide(_article(1), base.tolist()).action == "new"
+    deduper = Deduper(store)
+    assert deduper.stale  # an index starts empty
+    assert list(deduper.refresh_steps()) and not deduper.stale
+    assert list(deduper.refresh_steps()) == []  # fresh: no work before the next decision
+    assert deduper.decide(_article(2), _edit(rng, base, 0.9).tolist()).action == "near_duplicate"
+
+    # A change marked during a rebuild: that rebuild may have read the store before it, so another is due.
+    deduper.mark_stale()
+    steps = deduper.refresh_steps()
+    next(steps)
+    deduper.mark_stale()
+    list(steps)
+    assert deduper.stale
+    # A rebuild abandoned half-way (a failure, a cancelled agent) leaves the index stale: retried next time.
+    steps = deduper.refresh_steps()
+    next(steps)
+    steps.close()
+    assert deduper.stale
+    assert list(deduper.refresh_steps()) and not deduper.stale
+    assert len(deduper.index) == 2
+
+
 def test_retention_expires_index_and_tables_in_slices() -> None:
     rng = np.random.default_rng(4)
     clock = Clock()
