@@ -32,12 +32,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 from kafka.admin import KafkaAdminClient  # noqa: E402
-from stage_clean import _paragraph_pool, build_page  # noqa: E402
 
+from bench.stage_clean import _paragraph_pool, build_page  # noqa: E402
 from pipeline.clean import clean_and_sign  # noqa: E402
 from pipeline.dedupe import Deduper, MappingDedupeStore  # noqa: E402
 from pipeline.enrich import enrich_batch  # noqa: E402

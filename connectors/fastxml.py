@@ -16,7 +16,7 @@ construction rather than by testing alone:
   two copied below - dates by feedparser's ``_parse_date``, authors reduced by the same rule as
   ``_sync_author_detail``).
 
-``tests/connectors/test_parity.py`` checks the claim on thousands of generated documents.
+``tests/connectors/test_fastxml.py`` checks the claim on thousands of generated documents.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from urllib.parse import urljoin
 
 # The one private import left: feedparser has no public date parser, and its nine format handlers (RFC 822,
 # W3DTF, ISO 8601, asctime, regional ones) are far more than a small copy; feedparser is pinned <7 and
-# tests/connectors/test_parity.py compares every date with feedparser's own result.
+# tests/connectors/test_fastxml.py compares every date with feedparser's own result.
 from feedparser.datetimes import _parse_date
 from feedparser.encodings import convert_to_utf8
 from feedparser.exceptions import CharacterEncodingOverride, CharacterEncodingUnknown
@@ -38,7 +38,7 @@ from lxml import etree
 __all__ = ["FastFeed", "decode_like_feedparser", "feedparser_headers", "read_decoded", "read_fast"]
 
 # feedparser's private helpers, copied (feedparser 6.0, BSD-2-Clause, (c) Mark Pilgrim, Kurt McKee) so this
-# module depends on its public API only; tests/connectors/test_parity.py checks they still agree with it.
+# module depends on its public API only; tests/connectors/test_fastxml.py checks they still agree with it.
 # urls._urljoin: drop extra slashes after the scheme, then join; a join Python refuses yields "".
 _URI_FIXER = re.compile("^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")
 

@@ -15,7 +15,7 @@ from connectors.refresh import refresh_feed
 from connectors.state import FeedState
 from pipeline.schemas import RawItem
 from pipeline.settings import PollSettings
-from tests.feedserver import FeedServer, make_items
+from testkit.feedserver import FeedServer, make_items
 
 
 class StandInPublisher:

@@ -15,16 +15,10 @@ import pytest
 from pipeline.schemas import RAW_TOPIC
 from pipeline.settings import Settings
 from pipeline.topic_reader import TopicReader
-from tests.integration.alerts_corpus import Receiver, wait_until
+from testkit.alerts_corpus import Receiver, wait_until
+from testkit.topics import create_topics
 from tests.integration.test_alerts_pipeline import NATO_QUERY, alerts_worker_env, receiver, remove_test_data  # noqa: F401
-from tests.integration.test_pipeline import (
-    WorkerProcess,
-    create_topics,
-    group_progress,
-    page_item,
-    produce,
-    raw_message,
-)
+from tests.integration.test_pipeline import WorkerProcess, group_progress, page_item, produce, raw_message
 
 pytestmark = pytest.mark.integration
 

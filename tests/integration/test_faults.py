@@ -15,13 +15,12 @@ import pytest
 
 from pipeline.schemas import DLQ_TOPIC, ENRICHED_TOPIC, RAW_TOPIC
 from pipeline.settings import Settings
+from testkit.topics import create_topics, delete_topics
 from tests.integration.test_pipeline import (
     TopicReader,
     WorkerProcess,
     _by_url,
     _filler_items,
-    create_topics,
-    delete_topics,
     group_progress,
     page_item,
     produce,

@@ -25,7 +25,7 @@ from kafka.admin import KafkaAdminClient
 from pipeline.canonical import canonical_url
 from pipeline.schemas import DLQ_TOPIC, ENRICHED_TOPIC, RAW_TOPIC, RawItem
 from pipeline.settings import Settings
-from pipeline.topics import ensure_topics
+from testkit.topics import create_topics, delete_topics
 
 pytestmark = pytest.mark.integration
 
@@ -160,23 +160,6 @@ def group_progress(bootstrap: str, unique: str, *workers: WorkerProcess) -> str:
         return "\n".join(rows)
     finally:
         consumer.close()
-        admin.close()
-
-
-def create_topics(stack: Settings, unique: str) -> None:
-    """Create the test's topics before producing (else the broker auto-creates news.raw with one partition)."""
-    kafka = stack.kafka.model_copy(update={"topic_prefix": f"t{unique}.", "partitions": 4})
-    ensure_topics(stack.model_copy(update={"kafka": kafka}))
-
-
-def delete_topics(bootstrap: str, unique: str) -> None:
-    """Remove the test's topics and the workers' changelog topics (all start with t<unique>)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        mine = [t for t in admin.list_topics() if t.startswith(f"t{unique}")]
-        if mine:
-            admin.delete_topics(mine)
-    finally:
         admin.close()
 
 
