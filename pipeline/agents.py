@@ -192,6 +192,7 @@ async def _delivered(pending: Iterable[Awaitable[Any]]) -> None:
 def _header(event: Any, name: str) -> bytes | None:
     headers = event.headers or {}
     pairs = headers.items() if isinstance(headers, dict) else headers
+    value: bytes
     for key, value in pairs:
         if key == name:
             return value
