@@ -26,8 +26,10 @@ test: $(STAMP)
 	$(BIN)/newsflow stack up
 	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "make test: pytest ran no test"; exit 1; fi; exit $$rc
 
+# mypy reads its targets and its strict settings from [tool.mypy] in pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 stack-down:
 	test ! -x $(BIN)/newsflow || $(BIN)/newsflow stack down

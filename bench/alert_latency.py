@@ -32,19 +32,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import yaml
-from kafka import KafkaProducer
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import yaml  # noqa: E402
+from kafka import KafkaProducer  # noqa: E402
 
-from pipeline.alerts.matcher import Matcher
-from pipeline.alerts.rules import Channels, Rule
-from pipeline.canonical import canonical_url
-from pipeline.index import make_async_client
-from pipeline.schemas import RAW_TOPIC, EnrichedArticle, Entity, RawItem
-from pipeline.settings import load_settings
-from pipeline.sink import ElasticSink
-from pipeline.topics import ensure_topics
-from tests.integration.alerts_corpus import (
+from pipeline.alerts.matcher import Matcher  # noqa: E402
+from pipeline.alerts.rules import Channels, Rule  # noqa: E402
+from pipeline.canonical import canonical_url  # noqa: E402
+from pipeline.index import make_async_client  # noqa: E402
+from pipeline.schemas import RAW_TOPIC, EnrichedArticle, Entity, RawItem  # noqa: E402
+from pipeline.settings import load_settings  # noqa: E402
+from pipeline.sink import ElasticSink  # noqa: E402
+from pipeline.topics import ensure_topics  # noqa: E402
+from testkit.alerts_corpus import (  # noqa: E402
     PEOPLE,
     Receiver,
     generated_queries,
@@ -53,7 +54,7 @@ from tests.integration.alerts_corpus import (
     zipf_vocabulary,
     zipf_weights,
 )
-from tests.integration.test_pipeline import delete_topics
+from testkit.topics import delete_topics  # noqa: E402
 
 # News-like text: a 20,000-word vocabulary with Zipf frequencies; rules use words of middling frequency.
 VOCABULARY = zipf_vocabulary()

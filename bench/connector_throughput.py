@@ -25,7 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kafka import KafkaConsumer, TopicPartition  # noqa: E402
@@ -37,7 +37,7 @@ from pipeline.settings import load_settings  # noqa: E402
 
 
 def serve(n_feeds: int, n_items: int, ready: mp.Queue, commands: mp.Queue) -> None:
-    from tests.feedserver import FeedServer, make_items
+    from testkit.feedserver import FeedServer, make_items
 
     with FeedServer() as server:
         for f in range(n_feeds):

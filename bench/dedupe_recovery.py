@@ -78,9 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     from kafka import KafkaConsumer, KafkaProducer
     from kafka.admin import KafkaAdminClient, NewTopic
 
-    from pipeline.agents import SIGNATURE_HEADER, encode_signature
     from pipeline.canonical import stable_id, text_fingerprint
-    from pipeline.schemas import CLEAN_TOPIC, DEDUPED_TOPIC, CleanArticle, utcnow
+    from pipeline.schemas import CLEAN_TOPIC, DEDUPED_TOPIC, SIGNATURE_HEADER, CleanArticle, encode_signature, utcnow
     from pipeline.settings import load_settings
     from pipeline.topics import ensure_topics
 

@@ -2,7 +2,7 @@
 
     python bench/feed_parse.py [--items 50] [--seconds 2]
 
-Feeds: the generated RSS 2.0 and Atom 1.0 feeds of tests/feedserver.py (``--items`` each) and the demo feeds
+Feeds: the generated RSS 2.0 and Atom 1.0 feeds of testkit/feedserver.py (``--items`` each) and the demo feeds
 (config/demo). Each is parsed repeatedly for ``--seconds`` of process CPU time with the fast path and then
 with feedparser only (``fast_path=False``). The last line printed is one JSON object. No servers needed.
 """
@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from connectors.fastxml import read_fast  # noqa: E402
 from connectors.parser import parse_feed  # noqa: E402
-from tests.feedserver import make_items, render_feed  # noqa: E402
+from testkit.feedserver import make_items, render_feed  # noqa: E402
 
 URL = "https://feeds.example.com/feed"
 CONTENT_TYPE = "application/xml; charset=utf-8"

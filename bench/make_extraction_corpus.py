@@ -36,8 +36,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "bench" / "corpus" / "extraction"
-sys.path.insert(0, str(ROOT / "bench" / "corpus"))
-from extraction_texts import LANGS  # noqa: E402
+sys.path.insert(0, str(ROOT))
+from bench.corpus.extraction_texts import LANGS  # noqa: E402
 
 Page = tuple[str, list[str]]
 

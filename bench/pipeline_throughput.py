@@ -32,15 +32,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 from kafka.admin import KafkaAdminClient  # noqa: E402
-from stage_clean import _paragraph_pool, build_page  # noqa: E402
 
-from pipeline.agents import clean_and_sign, decode_signature, enrich_batch  # noqa: E402
+from bench.stage_clean import _paragraph_pool, build_page  # noqa: E402
+from pipeline.clean import clean_and_sign  # noqa: E402
 from pipeline.dedupe import Deduper, MappingDedupeStore  # noqa: E402
-from pipeline.schemas import CLEAN_TOPIC, ENRICHED_TOPIC, RAW_TOPIC, CleanArticle, RawItem  # noqa: E402
+from pipeline.enrich import enrich_batch  # noqa: E402
+from pipeline.schemas import CLEAN_TOPIC, ENRICHED_TOPIC, RAW_TOPIC, CleanArticle, RawItem, decode_signature  # noqa: E402
 from pipeline.settings import load_settings  # noqa: E402
 from pipeline.topics import ensure_topics  # noqa: E402
 
@@ -71,11 +71,11 @@ def stages_alone(items: list[RawItem], settings_p) -> dict[str, float]:
                       num_perm=settings_p.minhash_permutations)
     start = time.process_time()
     deduped = []
-    for article_json, header in cleaned:
-        sig = decode_signature(header, settings_p.minhash_permutations, settings_p.shingle_size)
-        decision = deduper.decide(CleanArticle.model_validate_json(article_json), sig or [])
+    for signed in cleaned:
+        sig = decode_signature(signed.signature, settings_p.minhash_permutations, settings_p.shingle_size)
+        decision = deduper.decide(CleanArticle.model_validate_json(signed.value), sig or [])
         if decision.article is not None:
-            deduped.append(decision.article.model_dump_json())
+            deduped.append(decision.article)
     dedupe_s = time.process_time() - start
 
     enrich_batch(deduped[:2], model=settings_p.spacy_model, batch_size=2)  # warm-up (model load)

@@ -20,9 +20,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from render_results import BENCHMARKS, RESULTS_DIR, RESULTS_MD, load_results, render
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from bench.render_results import BENCHMARKS, RESULTS_DIR, RESULTS_MD, load_results, render  # noqa: E402
 
 
 def last_json_line(stdout: str) -> dict[str, object]:
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     # stderr goes straight to the terminal (progress lines); stdout is kept for its last line.
     try:
-        proc = subprocess.run(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True, check=False)
+        proc = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=False)
     except OSError as exc:
         print(f"record: cannot run {command[0]}: {exc}", file=sys.stderr)
         return 1

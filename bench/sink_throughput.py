@@ -25,14 +25,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from elasticsearch import ApiError
+from elasticsearch import ApiError  # noqa: E402
 
-from pipeline.index import make_async_client, make_client
-from pipeline.schemas import EnrichedArticle, Entity
-from pipeline.settings import PROJECT_ROOT, Settings, load_settings
-from pipeline.sink import ElasticSink
+from pipeline.index import make_async_client, make_client  # noqa: E402
+from pipeline.schemas import EnrichedArticle, Entity  # noqa: E402
+from pipeline.settings import PROJECT_ROOT, Settings, load_settings  # noqa: E402
+from pipeline.sink import ElasticSink  # noqa: E402
 
 SEED = Path("/work/shared/fixtures/seed-article.txt")
 
@@ -90,7 +91,7 @@ def through_kafka(settings: Settings, n: int, env: dict[str, str], body_words: i
     from kafka import KafkaAdminClient, KafkaProducer
     from kafka.admin import NewTopic
 
-    from tests.integration.test_sink import WORKER
+    from testkit.sink_worker import WORKER
 
     topic = settings.kafka.topic("news.enriched")
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)

@@ -36,9 +36,10 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._live import article, es_http, found, isolated_env, percentile, start_run, stop_run
-from tests.feedserver import FeedServer
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench._live import article, es_http, found, isolated_env, percentile, start_run, stop_run  # noqa: E402
+from testkit.feedserver import FeedServer  # noqa: E402
 
 _FEED_WINDOW = 30  # items a feed keeps (a real feed lists its newest items only)
 _PAGE = 500  # tokens per search

@@ -16,19 +16,19 @@ construction rather than by testing alone:
   two copied below - dates by feedparser's ``_parse_date``, authors reduced by the same rule as
   ``_sync_author_detail``).
 
-``tests/connectors/test_parity.py`` checks the claim on thousands of generated documents.
+``tests/connectors/test_fastxml.py`` checks the claim on thousands of generated documents.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urljoin
 
 # The one private import left: feedparser has no public date parser, and its nine format handlers (RFC 822,
 # W3DTF, ISO 8601, asctime, regional ones) are far more than a small copy; feedparser is pinned <7 and
-# tests/connectors/test_parity.py compares every date with feedparser's own result.
+# tests/connectors/test_fastxml.py compares every date with feedparser's own result.
 from feedparser.datetimes import _parse_date
 from feedparser.encodings import convert_to_utf8
 from feedparser.exceptions import CharacterEncodingOverride, CharacterEncodingUnknown
@@ -38,7 +38,7 @@ from lxml import etree
 __all__ = ["FastFeed", "decode_like_feedparser", "feedparser_headers", "read_decoded", "read_fast"]
 
 # feedparser's private helpers, copied (feedparser 6.0, BSD-2-Clause, (c) Mark Pilgrim, Kurt McKee) so this
-# module depends on its public API only; tests/connectors/test_parity.py checks they still agree with it.
+# module depends on its public API only; tests/connectors/test_fastxml.py checks they still agree with it.
 # urls._urljoin: drop extra slashes after the scheme, then join; a join Python refuses yields "".
 _URI_FIXER = re.compile("^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")
 
@@ -162,14 +162,14 @@ def _finish(text: str | None, base: str | None = None) -> str:
     return out
 
 
-def _leaf(el: Any, allowed: frozenset[str]) -> str | None:
+def _leaf(el: etree._Element, allowed: frozenset[str]) -> str | None:
     """The text of an element that must hold text only, with only the allowed attributes."""
     if len(el) or (el.attrib and not allowed.issuperset(el.attrib)):
         raise _StepAside
     return el.text
 
 
-def _children(parent: Any) -> Any:
+def _children(parent: etree._Element) -> Iterator[tuple[str, etree._Element]]:
     # Text between the children of a container would land in whatever feedparser has open: step aside.
     if parent.text and not parent.text.isspace():
         raise _StepAside
@@ -182,7 +182,7 @@ def _children(parent: Any) -> Any:
         yield tag, child
 
 
-def _rss2(root: Any, base: str) -> FastFeed:
+def _rss2(root: etree._Element, base: str) -> FastFeed:
     children = list(_children(root))
     if len(children) != 1 or children[0][0] != "channel" or children[0][1].attrib:
         raise _StepAside
@@ -219,7 +219,7 @@ def _rss2(root: Any, base: str) -> FastFeed:
     return "rss20", meta, entries
 
 
-def _image(image: Any) -> None:
+def _image(image: etree._Element) -> None:
     # Read for its shape only: feedparser keeps the image's children in feed.image, a field we do not use.
     if image.attrib:
         raise _StepAside
@@ -231,7 +231,7 @@ def _image(image: Any) -> None:
         _leaf(child, frozenset())
 
 
-def _item(item: Any, base: str) -> dict[str, Any]:
+def _item(item: etree._Element, base: str) -> dict[str, Any]:
     e: dict[str, Any] = {}
     seen: set[str] = set()
     authors: list[dict[str, str]] = []
@@ -358,7 +358,7 @@ _AUTHOR_PARTS = frozenset({_A["name"], _A["email"], _A["uri"]})
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
 
-def _text_type(el: Any) -> str:
+def _text_type(el: etree._Element) -> str:
     """feedparser's content type for an Atom text construct (type values are lower-cased, as feedparser does)."""
     kind = el.get("type")
     mapped = _TEXT_TYPES.get(kind.lower() if kind is not None else None)
@@ -367,16 +367,17 @@ def _text_type(el: Any) -> str:
     return mapped
 
 
-def _atom_link(el: Any, base: str) -> tuple[str, str, str]:
+def _atom_link(el: etree._Element, base: str) -> tuple[str, str, str]:
     """(rel, type, joined href) as _start_link sees them; a link without href steps aside (it would read text)."""
-    if len(el) or not _LINK_ATTRS.issuperset(el.attrib) or el.get("href") is None:
+    href = el.get("href")
+    if len(el) or not _LINK_ATTRS.issuperset(el.attrib) or href is None:
         raise _StepAside
     rel = (el.get("rel") or "alternate").lower()
     kind = (el.get("type") or ("application/atom+xml" if rel == "self" else "text/html")).lower()
-    return rel, _CONTENT_TYPES.get(kind, kind), _urljoin(base, el.get("href"))
+    return rel, _CONTENT_TYPES.get(kind, kind), _urljoin(base, href)
 
 
-def _atom_author(el: Any) -> str:
+def _atom_author(el: etree._Element) -> str:
     """The author's name, raw as _end_name keeps it; anything but one non-empty name (+ email, uri) steps aside."""
     if el.attrib:
         raise _StepAside
@@ -391,7 +392,7 @@ def _atom_author(el: Any) -> str:
     return names[0]
 
 
-def _atom(root: Any, base: str) -> FastFeed:
+def _atom(root: etree._Element, base: str) -> FastFeed:
     meta: dict[str, Any] = {}
     if lang := root.get(XML_LANG):
         meta["language"] = lang.replace("_", "-")
@@ -420,7 +421,7 @@ def _atom(root: Any, base: str) -> FastFeed:
     return "atom10", meta, entries
 
 
-def _atom_entry(entry: Any, base: str) -> dict[str, Any]:
+def _atom_entry(entry: etree._Element, base: str) -> dict[str, Any]:
     if entry.attrib:
         raise _StepAside
     e: dict[str, Any] = {}

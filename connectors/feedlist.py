@@ -129,6 +129,8 @@ def read_opml(opml_file: Path) -> list[FeedSpec]:
         raise SettingsError(f"{opml_file}: not a readable OPML file: {exc}") from exc
     except Exception as exc:  # defusedxml's refusals (entities, DTDs)
         raise SettingsError(f"{opml_file}: refused: {exc}") from exc
+    if root is None:  # the parser raises on a document without a root element; this is for the type checker
+        raise SettingsError(f"{opml_file}: not a readable OPML file: no root element")
     specs: list[FeedSpec] = []
 
     def walk(node: Any, folders: list[str]) -> None:

@@ -44,6 +44,29 @@ class ParsedFeed:
     published: list[datetime] = field(default_factory=list)  # every item's date, for the publishing cadence
 
 
+@dataclass(frozen=True, slots=True)
+class _Feed:
+    """What every item of one document carries: the feed (URL and title), its feed list entry and the fetch time."""
+
+    url: str
+    title: str | None
+    name: str | None
+    tags: list[str]
+    fetched_at: datetime
+
+    def item(self, *, guid: str | None, link: str | None, canonical_link: str | None, title: str | None,
+             summary: str | None, content: str | None, authors: list[str], categories: list[str],
+             published_at: datetime | None, published_raw: str | None, updated_at: datetime | None,
+             updated_raw: str | None, language: str | None, enclosures: list[str]) -> RawItem:
+        """The RawItem of one entry (every format's entries are read into these fields, then built here)."""
+        return RawItem(
+            feed_url=self.url, feed_title=self.title, feed_name=self.name, tags=self.tags, fetched_at=self.fetched_at,
+            guid=guid, link=link, canonical_link=canonical_link, title=title, summary=summary, content=content,
+            authors=authors, categories=categories, published_at=published_at, published_raw=published_raw,
+            updated_at=updated_at, updated_raw=updated_raw, language=language, enclosures=enclosures,
+        )
+
+
 def _utc(parsed: time.struct_time | None) -> datetime | None:
     # feedparser normalises every date it understands to a UTC struct_time.
     if not parsed:
@@ -113,6 +136,7 @@ def parse_feed(
     else:
         version, meta, entries = _feedparser(body, feed_url, base_url, content_type)
     feed_lang = language or meta.get("language") or None
+    feed = _Feed(feed_url, meta.get("title"), feed_name, tags or [], fetched_at)
     items = []
     published = []
     for e in entries:
@@ -124,7 +148,7 @@ def parse_feed(
             if identity(guid, None if guid else canonical_url(link), link, e.get("title"),
                         e.get("summary") or None) in skip_ids:
                 continue
-        items.append(_entry_item(e, feed_url, meta.get("title"), feed_name, tags or [], feed_lang, fetched_at))
+        items.append(_entry_item(e, feed, feed_lang))
     ttl = _int(meta.get("ttl"))
     period = _SY_PERIOD.get(str(meta.get("sy_updateperiod", "")).strip().lower())
     freq = _int(meta.get("sy_updatefrequency")) or 1
@@ -159,10 +183,7 @@ def _feedparser(
     return doc.get("version") or "unknown", doc.feed, list(doc.entries)
 
 
-def _entry_item(
-    e: Any, feed_url: str, feed_title: str | None, feed_name: str | None, tags: list[str],
-    language: str | None, fetched_at: datetime,
-) -> RawItem:
+def _entry_item(e: Any, feed: _Feed, language: str | None) -> RawItem:
     link = e.get("link")
     contents = e.get("content") or []
     # content:encoded / atom:content; prefer HTML and the longest when several are given.
@@ -173,10 +194,7 @@ def _entry_item(
         authors = [e["author"]]
     enclosures = [lk.get("href") for lk in e.get("links", []) if lk.get("rel") == "enclosure" and lk.get("href")]
     enclosures += [m.get("url") for m in e.get("media_content", []) if m.get("url") and m.get("url") not in enclosures]
-    return RawItem(
-        feed_url=feed_url,
-        feed_title=feed_title,
-        feed_name=feed_name,
+    return feed.item(
         guid=e.get("id") or None,
         link=link,
         canonical_link=canonical_url(link),
@@ -185,14 +203,12 @@ def _entry_item(
         content=content,
         authors=authors,
         categories=[t.get("term") for t in e.get("tags", []) if t.get("term")],
-        tags=tags,
         # RSS 1.0's dc:date reaches feedparser as "updated"; for an item without a separate
         # publication date it is the publication date.
         published_at=_utc(e.get("published_parsed") or e.get("updated_parsed")),
         published_raw=e.get("published") or e.get("updated"),
         updated_at=_utc(e.get("updated_parsed")),
         updated_raw=e.get("updated"),
-        fetched_at=fetched_at,
         language=language or e.get("language") or None,
         enclosures=enclosures,
     )
@@ -212,6 +228,7 @@ def _parse_json_feed(
         raise NotAFeed("a JSON document but not a JSON Feed (no jsonfeed.org version)", feed_url=feed_url)
     title_of_feed = doc.get("title") if isinstance(doc.get("title"), str) else None
     feed_lang = language or doc.get("language") or None
+    feed = _Feed(feed_url, title_of_feed, feed_name, tags, fetched_at)
     feed_authors = _json_authors(doc)
     items = []
     published = []
@@ -228,10 +245,7 @@ def _parse_json_feed(
         canonical = canonical_url(link)
         if skip_ids and identity(guid, canonical, link, title, summary) in skip_ids:
             continue
-        items.append(RawItem(
-            feed_url=feed_url,
-            feed_title=title_of_feed,
-            feed_name=feed_name,
+        items.append(feed.item(
             guid=guid,
             link=link,
             canonical_link=canonical,
@@ -240,12 +254,10 @@ def _parse_json_feed(
             content=raw.get("content_html") or raw.get("content_text") or None,
             authors=_json_authors(raw) or feed_authors,
             categories=[t for t in raw.get("tags") or [] if isinstance(t, str)],
-            tags=tags,
             published_at=when,
             published_raw=raw.get("date_published"),
             updated_at=_iso(raw.get("date_modified")),
             updated_raw=raw.get("date_modified"),
-            fetched_at=fetched_at,
             language=language or raw.get("language") or feed_lang,
             enclosures=[a["url"] for a in raw.get("attachments") or [] if isinstance(a, dict) and a.get("url")],
         ))

@@ -23,7 +23,7 @@ from connectors.refresh import RefreshOutcome, refresh_feed
 from connectors.state import FeedState, StateStore
 from pipeline.logs import get_logger
 from pipeline.metrics import FEED_FETCHES, FEED_POLL_SECONDS, FEEDS_FAILING
-from pipeline.procs import die_with_parent
+from pipeline.procs import pool_process_init
 from pipeline.settings import Settings
 
 __all__ = ["Connector", "PollSummary", "StopSignal"]
@@ -114,7 +114,7 @@ class Connector:
         # forkserver: the workers must not inherit the producer's threads and sockets.
         # Parse processes die with the connector (their parent is the fork server: the owner pid is checked).
         return ProcessPoolExecutor(self.poll.parse_processes, mp_context=multiprocessing.get_context("forkserver"),
-                                   initializer=die_with_parent, initargs=(os.getpid(),))
+                                   initializer=pool_process_init, initargs=(os.getpid(),))
 
     async def __aenter__(self) -> Connector:
         self.specs = self._load_specs()

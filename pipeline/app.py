@@ -75,7 +75,7 @@ class NewsflowApp(faust.App):
 
     def _json_table(self, name: str, help_: str, partitions: int = 1) -> Any:
         # JSON keys and values: str keys come back as str after a changelog recovery (raw would give bytes).
-        schema: faust.Schema = faust.Schema(key_serializer="json", value_serializer="json")
+        schema: faust.Schema[str, Any] = faust.Schema(key_serializer="json", value_serializer="json")
         return self.Table(name, default=None, partitions=partitions, schema=schema, help=help_)
 
 

@@ -15,5 +15,5 @@ def backoff_delay(attempt: int, *, initial_s: float, max_s: float, min_fraction:
     workers, channels or feeds failing together do not retry in lockstep. The feed schedule uses 0.5
     ("equal jitter": its delays are long and many feeds can fail at once); the stages keep close to the cap.
     """
-    delay = min(max_s, initial_s * (2 ** min(max(attempt, 0), 30)))
+    delay = min(max_s, initial_s * (2.0 ** min(max(attempt, 0), 30)))
     return delay * (rng or random).uniform(min_fraction, 1.0)

@@ -24,6 +24,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import lxml.etree
@@ -34,15 +35,16 @@ from trafilatura.settings import Document
 
 from pipeline.boilerplate import filter_paragraphs
 from pipeline.canonical import canonical_url, text_fingerprint
+from pipeline.dedupe import minhash_signature
 from pipeline.errors import ArticleDiscarded, CleanFailed
 from pipeline.extract import ENDS_LIKE_PROSE, block_paragraphs, extract_page, trafilatura_text
 from pipeline.language import detect_language
 from pipeline.logs import get_logger
-from pipeline.schemas import CleanArticle, RawItem
+from pipeline.schemas import CleanArticle, RawItem, encode_signature
 from pipeline.syndication import syndicated_from
 from pipeline.wordcount import count_words, first_words
 
-__all__ = ["MAX_HTML_CHARS", "clean_article", "html_to_text", "source_domain"]
+__all__ = ["MAX_HTML_CHARS", "SignedArticle", "clean_and_sign", "clean_article", "html_to_text", "source_domain"]
 
 log = get_logger(__name__)
 STAGE = "clean"
@@ -79,6 +81,11 @@ _HTML_NAMES = (
 _HTML_MARKUP = re.compile(rf"<(?:/?(?:{_HTML_NAMES})(?=[\s/>])[^<>]*>|!--|!doctype|\?xml)", re.IGNORECASE)
 _ESCAPED_MARKUP = re.compile(rf"&lt;/?(?:{_HTML_NAMES})(?:\s|/|&gt;)", re.IGNORECASE)
 _ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|[a-zA-Z]{2,8});")
+# WordPress's feed footer, "The post <title> appeared first on <site>.", flattened into a summary's last sentence
+# (a footer paragraph of its own is boilerplate.filter_paragraphs'). Only after a sentence end or a line start:
+# "... said the post office ..." is text.
+_FEED_FOOTER = re.compile(r"(?:^|(?<=[.!?…\]»\"”’)]\s)|(?<=\n))the\s+post\s.+\sappeared\s+first\s+on\s.*$",
+                          re.IGNORECASE)
 _PUBLISHED_XPATH = (
     '//meta[@property="article:published_time" or @name="article:published_time" or '
     '@property="og:published_time" or @name="pubdate" or @name="publish-date" or @itemprop="datePublished"]/@content'
@@ -119,6 +126,21 @@ def clean_article(item: RawItem, *, min_words: int, max_html_chars: int = MAX_HT
         raise
     except Exception as exc:  # the stage boundary: whatever a parser throws becomes one typed error
         raise CleanFailed(f"{type(exc).__name__}: {exc}"[:500], stage=STAGE) from exc
+
+
+class SignedArticle(NamedTuple):
+    """A clean article as the clean agent sends it on news.clean: nothing left for the agent to parse."""
+
+    key: str  # CleanArticle.key
+    value: str  # the CleanArticle JSON
+    signature: bytes  # the SIGNATURE_HEADER value: the MinHash of the body
+
+
+def clean_and_sign(item: RawItem, *, min_words: int, num_perm: int, shingle_size: int) -> SignedArticle:
+    """Pool-side: clean one item and sign its body (the clean agent's work, off the event loop)."""
+    article = clean_article(item, min_words=min_words)
+    signature = minhash_signature(article.body, num_perm=num_perm, shingle_size=shingle_size)
+    return SignedArticle(article.key, article.model_dump_json(), encode_signature(signature, num_perm, shingle_size))
 
 
 def _clean(item: RawItem, *, min_words: int, max_html_chars: int) -> CleanArticle:
@@ -230,7 +252,7 @@ def _unescape_escaped_markup(source: str) -> str:
 
 def _summary(value: str | None, *, title: str | None, names: tuple[str, ...]) -> str | None:
     """The feed summary as plain text, without the furniture feeds append ("The post ... appeared first on")."""
-    text = html_to_text(value)
+    text = _FEED_FOOTER.sub("", html_to_text(value)).rstrip()
     if not text:
         return None
     paragraphs = text.split("\n\n")

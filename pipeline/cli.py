@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -15,6 +14,9 @@ from pipeline.alerts.cli import alerts_app
 from pipeline.errors import NewsflowError, SearchRefused
 from pipeline.logs import configure_logging
 from pipeline.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from typer._click import Context as ClickContext  # typer vendors click; TyperGroup.invoke takes this Context
 
 
 class _State:
@@ -71,7 +73,7 @@ def _error_exit(exc: NewsflowError, command: str) -> typer.Exit:
     return fail(f"{exc.kind}: {exc}" if command in _KIND_SHOWN else str(exc), 2 if usage else 1)
 
 
-def _command(ctx: click.Context) -> str:
+def _command(ctx: ClickContext) -> str:
     """The command being run below this group, without the program name: ``clean``, ``alerts test``."""
     names = [ctx.invoked_subcommand or ""]
     while ctx.parent is not None:
@@ -84,7 +86,7 @@ class _Newsflow(TyperGroup):
     """Every group of the CLI: a NewsflowError from the settings or a command is handled here, by the innermost
     group, and nowhere else (commands do not catch them)."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
         except NewsflowError as exc:

@@ -139,6 +139,7 @@ class DedupeStore(Protocol):
     def signatures(self) -> Iterable[tuple[str, SignatureRecord]]: ...
     def signature_batches(self, num_perm: int, size: int) -> Iterator[tuple[list[str], list[int | None], np.ndarray]]:
         ...  # (ids, days, (n, num_perm) signatures) in batches, for a fast rebuild
+
     def delete_url(self, canonical_url: str) -> None: ...
     def delete_fingerprint(self, fingerprint: str) -> None: ...
     def delete_signature(self, article_id: str) -> None: ...
@@ -271,9 +272,10 @@ def article_id(article: CleanArticle) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _permutations(num_perm: int) -> tuple:
+def _permutations(num_perm: int) -> np.ndarray:
     # Building the permutation parameters costs more than hashing a short article: do it once per size.
-    return MinHash(num_perm=num_perm, seed=_SEED, scheme=_SCHEME).permutations
+    permutations: np.ndarray = MinHash(num_perm=num_perm, seed=_SEED, scheme=_SCHEME).permutations  # (2, num_perm)
+    return permutations
 
 
 def minhash_signature(text: str, *, num_perm: int, shingle_size: int) -> list[int]:
@@ -309,7 +311,9 @@ class Deduper:
     The LSH index (:class:`pipeline.dedupe_index.BandIndex`, ~212 bytes per article) is derived state:
     :meth:`rebuild` recreates it from the store (call it on start and whenever the store's content changed
     under it, e.g. on Faust partition assignment); :meth:`rebuild_steps` does the same in slices, so an event
-    loop can run between them.
+    loop can run between them. An owner whose store can change under it says so with :meth:`mark_stale` and
+    runs :meth:`refresh_steps` before each decision: a rebuild when one is due, else nothing. The index starts
+    stale (empty); a change marked during a rebuild, or a rebuild that failed or was abandoned, leaves it stale.
 
     Retention (``retention_days``; None keeps everything): an article is remembered for at least that many
     whole days after the day it was last decided (new, update or near-duplicate; replays do not extend it).
@@ -348,10 +352,27 @@ class Deduper:
         self._empty = MinHash(num_perm=num_perm, seed=_SEED, scheme=_SCHEME).hashvalues.tolist()
         self._day = self._today()
         self._expired: deque[tuple[int, list[str]]] = deque()
+        # Staleness as counts, not a flag: a rebuild records the count it started from when it completes, so a
+        # mark during it, or a rebuild that never completes, needs no clean-up to leave the index stale.
+        self._changes = 1
+        self._rebuilt_at = 0
 
     @property
     def index(self) -> BandIndex:
         return self._index
+
+    @property
+    def stale(self) -> bool:
+        """True until a rebuild that started after the last :meth:`mark_stale` has completed."""
+        return self._rebuilt_at != self._changes
+
+    def mark_stale(self) -> None:
+        """The store changed under the index (e.g. Faust tables recovered from their changelog after a rebalance)."""
+        self._changes += 1
+
+    def refresh_steps(self) -> Iterator[int]:
+        """:meth:`rebuild_steps` when the index is :attr:`stale`, else no step."""
+        return self.rebuild_steps() if self.stale else iter(())
 
     def _today(self) -> int:
         return int(self._clock() // 86400)
@@ -368,6 +389,7 @@ class Deduper:
     def rebuild_steps(self, batch: int = 20_000) -> Iterator[int]:
         """:meth:`rebuild` in slices: yields the records read so far after each batch of ``batch`` records."""
         started = time.perf_counter()
+        changes = self._changes
         self._index.clear()
         self._expired.clear()
         today = self._day = self._today()
@@ -396,6 +418,7 @@ class Deduper:
                 self._index.merge_day(day)
             yield count
         self._expired.extend(sorted(expired.items()))
+        self._rebuilt_at = changes
         log.info("dedupe index rebuilt", signatures=count, indexed=len(self._index),
                  seconds=round(time.perf_counter() - started, 2),
                  index_bytes=self._index.nbytes(), expired=sum(len(v) for v in expired.values()))

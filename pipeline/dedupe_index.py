@@ -37,7 +37,7 @@ def band_hashes(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """
     sig = np.ascontiguousarray(signatures[:, : bands * rows], dtype=np.uint64).reshape(len(signatures), bands, rows)
     mult = _multipliers(bands, rows)
-    h = sig[:, :, 0] * mult[:, 0]
+    h: np.ndarray = sig[:, :, 0] * mult[:, 0]
     for j in range(1, rows):  # explicit: much faster than a reduction over the last axis
         h += sig[:, :, j] * mult[:, j]
     h ^= h >> _SHIFT
@@ -195,7 +195,8 @@ class BandIndex:
 
     def keys(self, signature: Sequence[int] | np.ndarray) -> np.ndarray:
         """The band hashes of one signature."""
-        return band_hashes(np.asarray(signature, dtype=np.uint64)[None, :], self.bands, self.rows)[0]
+        keys: np.ndarray = band_hashes(np.asarray(signature, dtype=np.uint64)[None, :], self.bands, self.rows)[0]
+        return keys
 
     def add(self, day: int, article_id: str, keys: np.ndarray) -> None:
         """Index one article under ``day`` by its band hashes (:meth:`keys`); an older entry of the same id is

@@ -13,12 +13,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.canonical import text_fingerprint
 from pipeline.entities import Mention, entity_names, load_variants, normalise_entities
 from pipeline.errors import EnrichFailed
-from pipeline.keywords import extract_keywords
 from pipeline.logs import get_logger
 from pipeline.mention_cache import MentionCache, Mentions, paragraph_key
 from pipeline.schemas import DedupedArticle, EnrichedArticle, utcnow
@@ -27,7 +26,7 @@ from pipeline.settings import PipelineSettings
 if TYPE_CHECKING:
     from spacy.language import Language
 
-__all__ = ["DEFAULT_MODEL", "enrich_articles", "lead", "load_model", "mention_cache", "ner_units"]
+__all__ = ["DEFAULT_MODEL", "enrich_articles", "enrich_batch", "lead", "load_model", "mention_cache", "ner_units"]
 
 log = get_logger(__name__)
 
@@ -47,8 +46,8 @@ _CACHE = MentionCache(0)
 _SENTENCE_BREAK_BEFORE_CAPITAL = re.compile(r"(?<=[.!?])[\"”’)]?\s+(?=[\"“‘(]?[A-Z0-9])")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])[\"”’)]?\s+|\n+")
 _CAPITALISED = re.compile(r"(?<![\w'’])[A-Z][\w'’.&-]*")
-_TEASER = re.compile(r"\s*(?:\[?(?:…|\.\.\.)\]?|read more|continue reading|the post .* appeared first on .*)\s*$",
-                     re.IGNORECASE)
+# A teaser's ending ("[…]", "Read more"); the WordPress footer is already gone (the clean stage strips it).
+_TEASER = re.compile(r"\s*(?:\[?(?:…|\.\.\.)\]?|read more|continue reading)\s*$", re.IGNORECASE)
 
 
 def mention_cache(max_entries: int | None = None) -> MentionCache:
@@ -240,6 +239,10 @@ def enrich_articles(articles: Sequence[DedupedArticle], *, model: str = DEFAULT_
         EnrichFailed: the model cannot be loaded, or spaCy failed on the batch (the agent may retry the
             articles one by one to find the bad one).
     """
+    # Imported here: pipeline.keywords loads spaCy (its stop words), and the worker's own process imports this
+    # module for enrich_batch without ever enriching.
+    from pipeline.keywords import extract_keywords
+
     if not articles:
         return []
     nlp = load_model(model)
@@ -281,3 +284,11 @@ def enrich_articles(articles: Sequence[DedupedArticle], *, model: str = DEFAULT_
             )
         )
     return out
+
+
+def enrich_batch(articles: list[DedupedArticle], **options: Any) -> list[tuple[str, str]]:
+    """Pool-side: :func:`enrich_articles` with ``options`` (model, batch_size, variants_file, ner_max_words).
+
+    Returns ``(id, EnrichedArticle JSON)`` per article, in input order: what the enrich agent sends, unparsed.
+    """
+    return [(a.id, a.model_dump_json()) for a in enrich_articles(articles, **options)]

@@ -177,6 +177,13 @@ class EnrichFailed(StageError):
     kind = "enrich_failed"
 
 
+class PoolProcessDied(StageError):
+    """The pool process running this message died, and died again on a fresh pool: the message itself kills it
+    (a crash or a memory blow-up in a native parser or model), so it is dead-lettered rather than retried forever."""
+
+    kind = "pool_process_died"
+
+
 class ArticleDiscarded(StageError):
     """A typed reason to drop an article (too short, no text); counted, and dead-lettered for inspection."""
 

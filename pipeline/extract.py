@@ -126,7 +126,7 @@ def block_paragraphs(root: lxml.html.HtmlElement) -> list[str]:
 
 
 def _readability(source_html: str) -> list[str]:
-    from readability import Document as ReadabilityDocument  # type: ignore[import-untyped]
+    from readability import Document as ReadabilityDocument
 
     summary = ReadabilityDocument(source_html).summary(html_partial=True)
     try:

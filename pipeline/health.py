@@ -39,18 +39,20 @@ Check = Callable[[], str | None]
 
 def cached(check: Check, ttl_s: float = 3.0) -> Check:
     """``check`` evaluated at most once per ``ttl_s`` (probes may come every second)."""
-    state: dict[str, Any] = {"at": -1e9, "value": None}
+    at = -1e9
+    value: str | None = None
     lock = threading.Lock()
 
     def run() -> str | None:
+        nonlocal at, value
         with lock:
-            if time.monotonic() - state["at"] >= ttl_s:
+            if time.monotonic() - at >= ttl_s:
                 try:
-                    state["value"] = check()
+                    value = check()
                 except Exception as exc:  # a failing probe is a reason, never a crash of the server
-                    state["value"] = f"{type(exc).__name__}: {exc}"
-                state["at"] = time.monotonic()
-            return state["value"]
+                    value = f"{type(exc).__name__}: {exc}"
+                at = time.monotonic()
+            return value
 
     return run
 

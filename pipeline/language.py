@@ -63,5 +63,5 @@ def detect_language(text: str, *, hint: str | None = None) -> str | None:
     if hint_code and best.lang.split("-")[0] != hint_code:
         for other in guesses[1:]:
             if other.lang.split("-")[0] == hint_code and best.prob - other.prob <= _TIE_MARGIN:
-                return other.lang
-    return best.lang
+                return str(other.lang)
+    return str(best.lang)

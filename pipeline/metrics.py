@@ -27,6 +27,7 @@ __all__ = [
     "FEED_PARSE_ERRORS",
     "FEED_POLL_SECONDS",
     "FEED_PUBLISH_ERRORS",
+    "OFFLOAD_POOL_RESTARTS",
     "PUBLISH_TO_INDEX_LAG",
     "SINK_BACKLOG",
     "SINK_BULK_SECONDS",
@@ -53,6 +54,8 @@ STAGE_ERRORS = Counter("newsflow_stage_errors_total", "Messages a stage failed o
 STAGE_SECONDS = Histogram("newsflow_stage_seconds", "Time spent per article in a stage", ["stage"])
 ARTICLES_DEDUPED = Counter("newsflow_dedupe_decisions_total", "Dedupe decisions", ["decision"])
 DEAD_LETTERS = Counter("newsflow_dlq_letters_total", "Messages sent to news.dlq", ["stage", "kind"])
+OFFLOAD_POOL_RESTARTS = Counter("newsflow_offload_pool_restarts_total",
+                                "Offload pools replaced after one of their processes died")
 
 # sink
 SINK_DOCUMENTS = Counter("newsflow_sink_documents_total", "Documents by outcome", ["status"])

@@ -20,9 +20,10 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-from pipeline.errors import OffloadedError
+from pipeline.errors import OffloadedError, PoolProcessDied
 from pipeline.logs import get_logger
-from pipeline.procs import die_with_parent
+from pipeline.metrics import OFFLOAD_POOL_RESTARTS
+from pipeline.procs import pool_process_init
 
 __all__ = ["Offload"]
 
@@ -51,10 +52,11 @@ class Offload:
             if self.processes == 0:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsflow-offload")
             else:
-                # Pool processes die with the worker, even when it is killed with SIGKILL.
+                # Pool processes die with the worker, even when it is killed with SIGKILL, and leave stop
+                # signals to it.
                 self._executor = ProcessPoolExecutor(
                     max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=die_with_parent, initargs=(os.getpid(),),
+                    initializer=pool_process_init, initargs=(os.getpid(),),
                 )
             log.info("offload pool started", processes=self.processes)
         return self._executor
@@ -64,18 +66,30 @@ class Offload:
 
         ``fn`` and its arguments must be picklable: module-level functions and pydantic models are.
 
+        A pool process that dies under the call (OOM killer, a crash in a native library, a stray kill) breaks
+        the pool: it is replaced and the call runs once more on the fresh one. The death may have nothing to do
+        with this call, so failing it at once would dead-letter a good message.
+
         Raises:
             OffloadedError: ``fn`` raised; ``kind`` is the original error's kind (or class name).
+            PoolProcessDied: the call broke the pool twice: the input itself kills the process.
         """
         loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self.executor, functools.partial(_call, fn, args, kwargs))
-        except BrokenProcessPool:
-            # A pool process died (OOM killer, segfault in a native library): start a fresh pool for the
-            # next call; this call's message is dead-lettered by the caller's stage_guard.
-            log.error("offload pool broken, restarting it", processes=self.processes)
-            self.shutdown(wait=False)
-            raise
+        call = functools.partial(_call, fn, args, kwargs)
+        for attempt in (1, 2):
+            executor = self.executor
+            try:
+                return await loop.run_in_executor(executor, call)
+            except BrokenProcessPool as exc:
+                OFFLOAD_POOL_RESTARTS.inc()
+                log.error("offload pool broken, restarting it", processes=self.processes, attempt=attempt,
+                          call=getattr(fn, "__name__", repr(fn)))
+                if self._executor is executor:  # concurrent calls saw the same break: replace it once
+                    self.shutdown(wait=False)
+                if attempt == 2:
+                    raise PoolProcessDied(f"the pool process died twice running {getattr(fn, '__name__', fn)}; "
+                                          "the message is taken to cause it") from exc
+        raise AssertionError("unreachable")
 
     def shutdown(self, wait: bool = True) -> None:
         if self._executor is not None:

@@ -29,6 +29,7 @@ __all__ = [
     "die_with_run",
     "last_error_line",
     "pid_alive",
+    "pool_process_init",
 ]
 
 log = get_logger(__name__)
@@ -62,6 +63,18 @@ def die_with_parent(owner_pid: int | None = None) -> bool:
     if owner_pid is not None and os.getppid() != owner_pid and not pid_alive(owner_pid):
         os._exit(1)  # the owner died before the signal was armed
     return True
+
+
+def pool_process_init(owner_pid: int) -> None:
+    """Initializer of every pool process (the worker's offload pool, the connector's parse pool).
+
+    It dies with its owner (:func:`die_with_parent`), and it ignores SIGINT and SIGTERM: a stop signal sent to the
+    whole process group (Ctrl-C in a terminal, systemd, ``kill -- -PGID``) must let the owner stop it in order. A
+    pool process killed by it mid-task would break the pool under a message that did nothing wrong.
+    """
+    die_with_parent(owner_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def die_with_run() -> None:

@@ -240,7 +240,7 @@ def read_progress(settings: Settings, consumer: KafkaConsumer, es: Elasticsearch
     try:
         progress.documents_indexed = int(es.count(index=settings.es.alias)["count"])
         latest = es.search(index=settings.es.alias, size=20, sort=[{"indexed_at": "desc"}],
-                           source=["ingested_at", "indexed_at"])
+                           source={"includes": ["ingested_at", "indexed_at"]})
         progress.lag_s = _median_lag([h["_source"] for h in latest["hits"]["hits"]])
     except (TransportError, ApiError, ValueError, KeyError) as exc:  # not up yet, or no index yet
         log.debug("progress: elasticsearch not answering", error=str(exc))

@@ -13,10 +13,14 @@ Path of one article::
       -> enrich -> news.enriched (EnrichedArticle, key = id)
       -> sink (Elasticsearch) / alerts -> news.alerts (AlertEvent)
     any stage -> news.dlq (DeadLetter) -- `newsflow dlq replay` --> source topic; news.dlq.replayed (ReplayRecord)
+
+One header travels beside a message: the MinHash signature of a CleanArticle's body (:data:`SIGNATURE_HEADER`).
 """
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -33,6 +37,7 @@ __all__ = [
     "ENRICHED_TOPIC",
     "INDEXED_TOPIC",
     "RAW_TOPIC",
+    "SIGNATURE_HEADER",
     "AlertEvent",
     "CleanArticle",
     "DeadLetter",
@@ -42,6 +47,8 @@ __all__ = [
     "Entity",
     "RawItem",
     "ReplayRecord",
+    "decode_signature",
+    "encode_signature",
     "utcnow",
 ]
 
@@ -59,6 +66,23 @@ INDEXED_TOPIC = "news.indexed"
 ALERTS_SENT_TABLE = "alerts-sent"
 # DigestItem JSON, key = rule name: a digest rule's alerts, all on one partition (its window's owner).
 DIGESTS_TOPIC = "news.digests"
+
+# The MinHash signature travels from clean to dedupe in a Kafka header on news.clean, so the CPU work runs in
+# the parallel clean stage and the single dedupe consumer only looks things up. Readers that do not know it
+# ignore it.
+SIGNATURE_HEADER = "newsflow-minhash"
+
+
+def encode_signature(signature: Sequence[int], num_perm: int, shingle_size: int) -> bytes:
+    return f"{num_perm}/{shingle_size}:".encode() + struct.pack(f"<{len(signature)}Q", *signature)
+
+
+def decode_signature(value: bytes | None, num_perm: int, shingle_size: int) -> list[int] | None:
+    """The signature in a header, or None when absent or made with other parameters (then it is recomputed)."""
+    prefix = f"{num_perm}/{shingle_size}:".encode()
+    if not value or not value.startswith(prefix) or len(value) != len(prefix) + 8 * num_perm:
+        return None
+    return list(struct.unpack(f"<{num_perm}Q", value[len(prefix) :]))
 
 
 def utcnow() -> datetime:

@@ -33,6 +33,7 @@ import httpx
 from elasticsearch import ApiError, NotFoundError, TransportError
 from kafka.admin import KafkaAdminClient
 from kafka.errors import CoordinatorNotAvailableError, KafkaError
+from kafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.state import StateStore
@@ -191,7 +192,7 @@ def _lag(settings: Settings, reader: TopicReader) -> dict[str, Any]:
     try:
         for attempt in range(3):
             try:
-                committed = admin.list_group_offsets(group).get(group, {})
+                committed: dict[TopicPartition, OffsetAndMetadata] = admin.list_group_offsets(group).get(group, {})
                 break
             except CoordinatorNotAvailableError:
                 # Kafka creates __consumer_offsets on first use: the coordinator is found a moment later.
@@ -209,12 +210,14 @@ def _lag(settings: Settings, reader: TopicReader) -> dict[str, Any]:
             continue
         ends, starts = reader.end_offsets(tps), reader.beginning_offsets(tps)
         rows = []
+        topic_lag = 0
         for tp in tps:
             meta = committed.get(tp)
-            offset = meta.offset if meta is not None and meta.offset >= 0 else None
+            offset = meta.offset if meta is not None else None  # None or -1: never committed
+            offset = offset if offset is not None and offset >= 0 else None
             lag = ends[tp] - max(offset if offset is not None else starts[tp], starts[tp])
             rows.append({"partition": tp.partition, "committed": offset, "end": ends[tp], "lag": lag})
-        topic_lag = sum(r["lag"] for r in rows)
+            topic_lag += lag
         total += topic_lag
         topics[topic] = {"lag": topic_lag, "partitions": rows}
     return {"group": group, "total": total, "topics": topics}

@@ -65,13 +65,20 @@ class TopicReader:
     def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         return dict(self.consumer.beginning_offsets(tps)) if tps else {}
 
+    def _position(self, tp: TopicPartition) -> int:
+        """The consumer's next offset on ``tp``; kafka-python gives None when it could not fetch or reset one."""
+        position = self.consumer.position(tp)
+        if position is None:
+            raise KafkaUnavailable(f"{tp.topic}[{tp.partition}]: no position from Kafka")
+        return position
+
     def offsets_at(self, tps: list[TopicPartition], when: datetime) -> dict[TopicPartition, int]:
         """Per partition, the first offset whose record time is at or after ``when`` (the end when none is)."""
         if not tps:
             return {}
         found = self.consumer.offsets_for_times({tp: int(when.timestamp() * 1000) for tp in tps})
         ends = self.end_offsets(tps)
-        return {tp: (found[tp].offset if found.get(tp) is not None else ends[tp]) for tp in tps}
+        return {tp: (at.offset if (at := found.get(tp)) is not None else ends[tp]) for tp in tps}
 
     def count(self, topic: str) -> int | None:
         """Records currently held by the topic (end minus beginning); None when it does not exist."""
@@ -116,10 +123,10 @@ class TopicReader:
             idle = 0
             # The consumer's position, not the last record, says when the snapshot is read: compaction and
             # transaction markers leave offsets without records.
-            while self.consumer.position(tp) < ends[tp]:
+            while self._position(tp) < ends[tp]:
                 if idle >= _IDLE_POLLS:
                     raise KafkaUnavailable(f"{topic}[{tp.partition}]: read stopped at offset "
-                                     f"{self.consumer.position(tp)} of {ends[tp]}")
+                                     f"{self._position(tp)} of {ends[tp]}")
                 batch = self.consumer.poll(timeout_ms=_POLL_MS, max_records=500)
                 records = batch.get(tp, [])
                 idle = 0 if records else idle + 1

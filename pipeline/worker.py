@@ -16,6 +16,7 @@ import faust
 
 from pipeline.agents import register_agents
 from pipeline.app import NewsflowApp, create_app
+from pipeline.diagnostics import install_state_dump
 from pipeline.errors import KafkaUnavailable
 from pipeline.health import HealthServer, elasticsearch_check, kafka_check
 from pipeline.logs import get_logger
@@ -38,7 +39,7 @@ def build_worker_app(settings: Settings, *, name: str = "worker", web_port: int 
     """
     app = create_app(settings, worker_name=name, web_port=web_port)
     offload = Offload(settings.pipeline.offload_processes)
-    register_agents(app, offload)
+    register_agents(app, settings, offload)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types async receivers too narrowly
     async def _stop_pool(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -51,6 +52,10 @@ class _BoundedWorker(faust.Worker):
     """A Faust worker whose stop on SIGTERM/SIGINT ends within ``shutdown_timeout_s``, whatever Kafka does."""
 
     shutdown_timeout_s: float  # set from the settings before the worker starts
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        install_state_dump(self.app)  # kill -USR1 <pid>: pipeline/diagnostics.py
 
     def _on_sigterm(self) -> None:
         arm_shutdown_deadline(self.shutdown_timeout_s, "worker")
@@ -69,11 +74,11 @@ def _assignment_check(app: NewsflowApp) -> Any:
     async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
         state["rebalancing"] = True
 
-    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode types async receivers too narrowly
     async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         state["assigned"] = len(assigned)
 
-    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # mode types async receivers too narrowly
     async def _complete(sender: Any, *args: Any, **kwargs: Any) -> None:
         state["rebalancing"] = False
 

@@ -233,10 +233,9 @@ async def _alert_batch(events: Sequence[Any], settings: Settings, es: AsyncElast
     await asyncio.gather(*pending)
 
 
-def register_alerts(app: NewsflowApp, send_dead_letter: DeadLetterSender) -> Callable[[list[EnrichedArticle]],
-                                                                                        Awaitable[None]]:
+def register_alerts(app: NewsflowApp, settings: Settings, send_dead_letter: DeadLetterSender
+                    ) -> Callable[[list[EnrichedArticle]], Awaitable[None]]:
     """Add the ``alerts`` agent (when ``alerts.enabled``); return the index agent's after-acknowledgement hook."""
-    settings = app.settings
     # One view of the rules file for both agents (the digest agent looks rules up by name).
     watcher = RulesWatcher(rules_path(settings), msearch_chunk=settings.alerts.msearch_chunk)
 

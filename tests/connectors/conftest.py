@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from pipeline.settings import PollSettings
-from tests.feedserver import FeedServer
+from testkit.feedserver import FeedServer
 
 
 @pytest.fixture()

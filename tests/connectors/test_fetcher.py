@@ -10,7 +10,7 @@ import pytest
 from connectors.fetcher import Fetcher, parse_retry_after
 from pipeline.errors import AddressRefused, BodyTooLarge, FeedHTTPStatus, FeedTimeout, FeedUnreachable, TooManyRedirects
 from pipeline.settings import PollSettings
-from tests.feedserver import FeedServer, make_items
+from testkit.feedserver import FeedServer, make_items
 
 
 async def test_conditional_get_gives_304_and_sends_validators(feed_server: FeedServer, poll: PollSettings) -> None:

@@ -10,7 +10,7 @@ import pytest
 from connectors.parser import parse_feed, refuse_hostile_xml
 from pipeline.errors import HostileXML, NotAFeed
 from pipeline.settings import PROJECT_ROOT
-from tests.feedserver import make_items, render_feed
+from testkit.feedserver import make_items, render_feed
 
 DEMO = PROJECT_ROOT / "config" / "demo"
 URL = "https://feeds.example.com/feed"

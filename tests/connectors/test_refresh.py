@@ -20,7 +20,7 @@ from connectors.refresh import refresh_feed
 from connectors.state import FeedState, item_id
 from pipeline.schemas import RawItem
 from pipeline.settings import PollSettings
-from tests.feedserver import FeedServer, make_items
+from testkit.feedserver import FeedServer, make_items
 
 FEEDS = Path(__file__).resolve().parent.parent / "fixtures" / "feeds"
 

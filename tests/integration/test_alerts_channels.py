@@ -14,7 +14,7 @@ from pipeline.alerts.present import alert_event
 from pipeline.alerts.rules import Channels, Rule
 from pipeline.schemas import DeadLetter, EnrichedArticle
 from pipeline.settings import AlertSettings
-from tests.integration.alerts_corpus import Receiver
+from testkit.alerts_corpus import Receiver
 from tests.integration.test_alerts_pipeline import Mailbox, receiver, smtp  # noqa: F401 (fixtures)
 
 

@@ -15,9 +15,10 @@ import pytest
 from pipeline.schemas import RAW_TOPIC
 from pipeline.settings import Settings
 from pipeline.topic_reader import TopicReader
-from tests.integration.alerts_corpus import Receiver, wait_until
+from testkit.alerts_corpus import Receiver, wait_until
+from testkit.topics import create_topics
 from tests.integration.test_alerts_pipeline import NATO_QUERY, alerts_worker_env, receiver, remove_test_data  # noqa: F401
-from tests.integration.test_pipeline import WorkerProcess, create_topics, page_item, produce, raw_message
+from tests.integration.test_pipeline import WorkerProcess, group_progress, page_item, produce, raw_message
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +52,10 @@ def _window_opened(workers: list[WorkerProcess]) -> WorkerProcess:
 
 def _digest_delivered_once(stack: Settings, unique: str, receiver: Receiver, workers: list[WorkerProcess],  # noqa: F811
                            survivor: WorkerProcess, opened: float, url: str) -> None:
-    wait_until(lambda: receiver.to("/ok/digest"), 240, "the digest after the crash", survivor.check_alive)
+    try:
+        wait_until(lambda: receiver.to("/ok/digest"), 240, "the digest after the crash", survivor.check_alive)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{group_progress(stack.kafka.bootstrap, unique, *workers)}") from None
     [arrived] = [t for p, _h, _b, t in receiver.requests if p == "/ok/digest"]
     assert arrived >= opened + INTERVAL_S - 5  # at the end of the interval, not at once
     [(_headers, body)] = receiver.to("/ok/digest")

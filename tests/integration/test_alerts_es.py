@@ -15,7 +15,7 @@ from pipeline.cli import app
 from pipeline.index import make_async_client, make_client
 from pipeline.search import search_articles
 from pipeline.settings import Settings
-from tests.integration.alerts_corpus import corpus, generated_queries
+from testkit.alerts_corpus import corpus, generated_queries
 from tests.integration.es_index import indexed_articles
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.schemas import DLQ_TOPIC, INDEXED_TOPIC, RAW_TOPIC
 from pipeline.settings import Settings
-from tests.integration.alerts_corpus import Receiver, wait_until
+from testkit.alerts_corpus import Receiver, wait_until
+from testkit.topics import create_topics
 from tests.integration.test_alerts_pipeline import (  # noqa: F401 (receiver: a fixture)
     NATO_QUERY,
     alerts_worker_env,
@@ -24,7 +25,7 @@ from tests.integration.test_alerts_pipeline import (  # noqa: F401 (receiver: a 
     receiver,
     remove_test_data,
 )
-from tests.integration.test_pipeline import TopicReader, WorkerProcess, create_topics, page_item, produce, raw_message
+from tests.integration.test_pipeline import TopicReader, WorkerProcess, page_item, produce, raw_message
 
 pytestmark = pytest.mark.integration
 

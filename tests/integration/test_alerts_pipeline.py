@@ -27,12 +27,11 @@ from elasticsearch import Elasticsearch
 
 from pipeline.schemas import ALERTS_TOPIC, DLQ_TOPIC, INDEXED_TOPIC, RAW_TOPIC
 from pipeline.settings import Settings
-from tests.integration.alerts_corpus import Receiver, wait_until
+from testkit.alerts_corpus import Receiver, wait_until
+from testkit.topics import create_topics, delete_topics
 from tests.integration.test_pipeline import (
     TopicReader,
     WorkerProcess,
-    create_topics,
-    delete_topics,
     page_item,
     produce,
     raw_message,

@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from connectors import Connector, FeedSpec, run_connector
 from pipeline.schemas import RAW_TOPIC, RawItem
 from pipeline.settings import PROJECT_ROOT, Settings
-from tests.feedserver import FeedServer, make_items
+from testkit.feedserver import FeedServer, make_items
 
 pytestmark = pytest.mark.integration
 

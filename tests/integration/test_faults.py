@@ -15,13 +15,12 @@ import pytest
 
 from pipeline.schemas import DLQ_TOPIC, ENRICHED_TOPIC, RAW_TOPIC
 from pipeline.settings import Settings
+from testkit.topics import create_topics, delete_topics
 from tests.integration.test_pipeline import (
     TopicReader,
     WorkerProcess,
     _by_url,
     _filler_items,
-    create_topics,
-    delete_topics,
     group_progress,
     page_item,
     produce,
@@ -64,7 +63,7 @@ def test_broker_stopped_and_started_mid_stream_loses_nothing(
 
         expected = {i.canonical_link for i in before + after}
         messages = enriched.wait_for(lambda ms: set(_by_url(ms)) >= expected, 180, "every article",
-                                     worker.check_alive, lambda: group_progress(bootstrap, unique))
+                                     worker.check_alive, lambda: group_progress(bootstrap, unique, worker))
         _assert_each_once(messages, expected)
         dlq = TopicReader(bootstrap, prefix + DLQ_TOPIC)
         try:
@@ -102,7 +101,7 @@ def test_a_worker_added_and_another_removed_while_articles_flow(stack: Settings,
 
         expected = {seed.canonical_link, syndicated.canonical_link, *(i.canonical_link for i in fillers)}
         messages = enriched.wait_for(lambda ms: set(_by_url(ms)) >= expected, 180, "every article",
-                                     second.check_alive, lambda: group_progress(bootstrap, unique))
+                                     second.check_alive, lambda: group_progress(bootstrap, unique, first, second))
         _assert_each_once(messages, expected)
         latest = {m["canonical_url"]: m for m in messages}
         # The copy decided after the move joined the story decided before it: the tables moved with dedupe.

@@ -22,7 +22,8 @@ from pipeline.schemas import DLQ_REPLAYED_TOPIC, ENRICHED_TOPIC, DeadLetter, Enr
 from pipeline.settings import Settings, load_settings
 from pipeline.topic_reader import TopicReader
 from pipeline.topics import ensure_topics
-from tests.integration.test_pipeline import WorkerProcess, delete_topics, produce, worker_env
+from testkit.topics import delete_topics
+from tests.integration.test_pipeline import WorkerProcess, produce, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -136,7 +137,6 @@ def test_letter_keeps_the_original_bytes_for_replay() -> None:
     # Letters written before these fields existed still read, and replay their text.
     old = DeadLetter.model_validate({"stage": "clean", "kind": "invalid_message", "error": "x", "payload": "p"})
     assert old.payload_truncated is False and original_payload(old) == b"p"
-
 
 
 def test_list_filters_and_replay_skips_what_it_cannot_put_back(stack: Settings, unique: str) -> None:

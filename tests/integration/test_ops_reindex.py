@@ -18,7 +18,7 @@ from pipeline.schemas import ENRICHED_TOPIC, EnrichedArticle
 from pipeline.settings import Settings, load_settings
 from pipeline.sink import ElasticSink
 from pipeline.topics import ensure_topics
-from tests.integration.test_pipeline import delete_topics
+from testkit.topics import delete_topics
 
 pytestmark = pytest.mark.integration
 

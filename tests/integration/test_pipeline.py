@@ -25,7 +25,7 @@ from kafka.admin import KafkaAdminClient
 from pipeline.canonical import canonical_url
 from pipeline.schemas import DLQ_TOPIC, ENRICHED_TOPIC, RAW_TOPIC, RawItem
 from pipeline.settings import Settings
-from pipeline.topics import ensure_topics
+from testkit.topics import create_topics, delete_topics
 
 pytestmark = pytest.mark.integration
 
@@ -120,6 +120,15 @@ class WorkerProcess:
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=30)
 
+    def dump_state(self) -> str:
+        """The worker's state dump (SIGUSR1, pipeline/diagnostics.py): where it stands when it makes no progress."""
+        if self.proc is None or self.proc.poll() is not None:
+            return f"worker {self.name}: not running"
+        os.kill(self.proc.pid, signal.SIGUSR1)  # the main process only: the pool's processes die of SIGUSR1
+        time.sleep(2)
+        dumps = [line for line in self.log_path.read_text(errors="replace").splitlines() if "worker state dump" in line]
+        return f"worker {self.name}: {dumps[-1] if dumps else 'no dump written'}"
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -131,8 +140,9 @@ class WorkerProcess:
             self.proc.wait(timeout=30)
 
 
-def group_progress(bootstrap: str, unique: str) -> str:
-    """Where a stalled group stands: per topic partition, the group's committed offset against the end offset."""
+def group_progress(bootstrap: str, unique: str, *workers: WorkerProcess) -> str:
+    """Where a stalled group stands: per topic partition, the group's committed offset against the end offset, and
+    each worker's own state dump."""
     from kafka import TopicPartition
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
@@ -146,26 +156,10 @@ def group_progress(bootstrap: str, unique: str) -> str:
         for tp in sorted(parts):
             meta = committed.get(tp)
             rows.append(f"{tp.topic}[{tp.partition}] committed={meta.offset if meta else None} end={ends[tp]}")
+        rows.extend(worker.dump_state() for worker in workers)
         return "\n".join(rows)
     finally:
         consumer.close()
-        admin.close()
-
-
-def create_topics(stack: Settings, unique: str) -> None:
-    """Create the test's topics before producing (else the broker auto-creates news.raw with one partition)."""
-    kafka = stack.kafka.model_copy(update={"topic_prefix": f"t{unique}.", "partitions": 4})
-    ensure_topics(stack.model_copy(update={"kafka": kafka}))
-
-
-def delete_topics(bootstrap: str, unique: str) -> None:
-    """Remove the test's topics and the workers' changelog topics (all start with t<unique>)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        mine = [t for t in admin.list_topics() if t.startswith(f"t{unique}")]
-        if mine:
-            admin.delete_topics(mine)
-    finally:
         admin.close()
 
 
@@ -331,7 +325,7 @@ def test_kill_9_restart_and_two_workers_lose_nothing(stack: Settings, unique: st
             second.check_alive()
 
         messages = enriched.wait_for(lambda ms: set(_by_url(ms)) >= expected, 150, "every article", alive,
-                                     lambda: group_progress(bootstrap, unique))
+                                     lambda: group_progress(bootstrap, unique, first, second))
 
         # Nothing lost, and no article under two ids (replays re-emit the same id).
         ids = _by_url(messages)

@@ -1,7 +1,7 @@
 """The sink in a real Faust worker on the real broker and Elasticsearch: replay is idempotent, rejects go to the DLQ.
 
-The worker is a minimal ``faust.App`` (its own app id, topic prefix and index prefix) whose one agent calls
-:func:`pipeline.sink.index_stream`, run in a child process as ``faust.Worker`` runs in production.
+The worker (testkit/sink_worker.py) is a minimal ``faust.App`` (its own app id, topic prefix and index prefix) whose
+one agent calls :func:`pipeline.sink.index_stream`, run in a child process as ``faust.Worker`` runs in production.
 """
 
 from __future__ import annotations
@@ -25,37 +25,9 @@ from kafka.admin import NewTopic
 from pipeline.index import make_client
 from pipeline.schemas import DLQ_TOPIC, ENRICHED_TOPIC, DeadLetter, EnrichedArticle, Entity
 from pipeline.settings import PROJECT_ROOT, Settings, load_settings
+from testkit.sink_worker import WORKER
 
 pytestmark = pytest.mark.integration
-
-# The worker: the same wiring pipeline/agents.py uses for the index agent, nothing else.
-WORKER = r'''
-import sys
-import faust
-from pipeline.logs import configure_logging
-from pipeline.schemas import DLQ_TOPIC, ENRICHED_TOPIC
-from pipeline.settings import load_settings
-from pipeline.sink import index_stream
-
-settings = load_settings()
-configure_logging("info", "json")
-app = faust.App(settings.pipeline.app_id, broker=f"kafka://{settings.kafka.bootstrap}", store="memory://",
-                datadir=sys.argv[1], autodiscover=False, web_enabled=False, key_serializer="raw",
-                value_serializer="raw", consumer_auto_offset_reset="earliest", topic_disable_leader=True,
-                broker_commit_interval=0.5, topic_replication_factor=1)
-enriched = app.topic(settings.kafka.topic(ENRICHED_TOPIC), key_type=bytes, value_type=bytes)
-dlq = app.topic(settings.kafka.topic(DLQ_TOPIC), key_type=bytes, value_type=bytes)
-
-async def send_dead_letter(letter):
-    await (await dlq.send(key=(letter.key or "").encode(), value=letter.model_dump_json().encode()))
-
-@app.agent(enriched)
-async def index(stream):
-    await index_stream(stream, settings, send_dead_letter)
-
-worker = faust.Worker(app, loglevel="INFO", quiet=True, override_logging=False, redirect_stdouts=False)
-worker.execute_from_commandline()
-'''
 
 
 def make_article(n: int, **kw: object) -> EnrichedArticle:

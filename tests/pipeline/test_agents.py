@@ -1,15 +1,30 @@
-"""The agents' building blocks without a broker: signature header, table-backed store, stage_guard, offload."""
+"""The agents and their building blocks without a broker: signature header, table-backed store, stage_guard, offload,
+the pool-side adapters, and the agents themselves over a fake app."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
 import pytest
 
-from pipeline.agents import decode_signature, encode_signature
 from pipeline.dedupe import Deduper, MappingDedupeStore, SignatureRecord, UrlRecord, minhash_signature
 from pipeline.dlq import Origin, stage_guard
 from pipeline.errors import ArticleDiscarded, CleanFailed, OffloadedError
 from pipeline.offload import Offload
-from pipeline.schemas import CleanArticle, DeadLetter, RawItem, utcnow
+from pipeline.schemas import (
+    SIGNATURE_HEADER,
+    CleanArticle,
+    DeadLetter,
+    DedupedArticle,
+    EnrichedArticle,
+    RawItem,
+    decode_signature,
+    encode_signature,
+    utcnow,
+)
 
 
 def _signature(text: str) -> list[int]:
@@ -125,5 +140,167 @@ async def test_offload_runs_off_loop_and_carries_errors_back(processes: int) -> 
         with pytest.raises(OffloadedError) as info:
             await offload.run(_fails, "too short")
         assert info.value.kind == "discarded" and "too short" in str(info.value)
+    finally:
+        offload.shutdown()
+
+
+def test_pool_adapters_return_what_the_agents_send_without_parsing() -> None:
+    # The agents send these as they are: the key or id beside the JSON, so nothing is parsed twice.
+    from pipeline.clean import clean_and_sign
+    from pipeline.enrich import enrich_batch
+
+    body = " ".join(f"Sentence {n} of the story says the talks in Abu Dhabi went on late." for n in range(8))
+    item = RawItem(feed_url="https://f.example/rss", link="https://a.example/news/1?utm_source=x", title="Talks",
+                   content=f"<p>{body}</p>")
+    signed = clean_and_sign(item, min_words=20, num_perm=64, shingle_size=5)
+    article = CleanArticle.model_validate_json(signed.value)
+    assert signed.key == article.key == "https://a.example/news/1"
+    assert decode_signature(signed.signature, 64, 5) == _signature(article.body)
+
+    deduper = Deduper(MappingDedupeStore(), threshold=0.5, num_perm=64)
+    deduped = deduper.decide(article, _signature(article.body)).article
+    assert deduped is not None
+    [(article_id, value)] = enrich_batch([deduped], batch_size=1)
+    assert article_id == deduped.id == EnrichedArticle.model_validate_json(value).id
+
+
+# The agents themselves over a fake app and streams (no broker): what is sent where, what is dead-lettered.
+
+
+class _Topic:
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes | None, bytes, dict[str, bytes] | None]] = []
+
+    async def send(self, *, key: bytes | None, value: bytes, headers: dict[str, bytes] | None = None) -> Any:
+        self.sent.append((key, value, headers))
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+class _Signal:
+    def __init__(self) -> None:
+        self.receivers: list[Any] = []
+
+    def connect(self, fn: Any) -> Any:
+        self.receivers.append(fn)
+        return fn
+
+
+class _Producer:
+    async def flush(self) -> None:
+        pass
+
+
+class _App:
+    def __init__(self) -> None:
+        self.raw_topic, self.clean_topic, self.deduped_topic = _Topic(), _Topic(), _Topic()
+        self.enriched_topic, self.dlq_topic = _Topic(), _Topic()
+        self.url_table: dict = {}
+        self.fingerprint_table: dict = {}
+        self.signature_table: dict = {}
+        self.on_rebalance_complete = _Signal()
+        self.producer = _Producer()
+
+    def letters(self) -> list[tuple[str, str]]:
+        return [(d.stage, d.kind) for d in (DeadLetter.model_validate_json(v) for _, v, _ in self.dlq_topic.sent)]
+
+
+@dataclass
+class _Message:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+    def decref(self) -> None:
+        pass
+
+
+@dataclass
+class _Event:
+    value: bytes
+    headers: dict[str, bytes] | None
+    message: _Message
+
+
+class _Stream:
+    def __init__(self, sent: list[tuple[bytes | None, bytes, dict[str, bytes] | None]] | list[bytes]) -> None:
+        self.items = [s if isinstance(s, tuple) else (None, s, None) for s in sent]
+
+    def _events(self) -> list[_Event]:
+        return [_Event(v, h, _Message("t", 0, n, k, v)) for n, (k, v, h) in enumerate(self.items)]
+
+    async def events(self) -> AsyncIterator[_Event]:
+        for event in self._events():
+            yield event
+
+    async def take_events(self, n: int, within: float) -> AsyncIterator[list[_Event]]:
+        events = self._events()
+        for i in range(0, len(events), n):
+            yield events[i : i + n]
+
+
+def _pipeline_settings(**update: Any) -> Any:
+    from pipeline.settings import load_settings
+
+    settings = load_settings()
+    p = settings.pipeline.model_copy(update={"min_words": 20, **update})
+    return settings.model_copy(update={"pipeline": p})
+
+
+def _raw(n: int) -> bytes:
+    body = " ".join(f"Sentence {i} of story {n} says the talks in Abu Dhabi went on until late." for i in range(8))
+    return RawItem(feed_url="https://f.example/rss", link=f"https://a.example/news/{n}", title=f"Talks {n}",
+                   content=f"<p>{body}</p>").model_dump_json().encode()
+
+
+def _enrich_failing_on_boom(articles: list[Any], **options: Any) -> list[tuple[str, str]]:
+    from pipeline.errors import EnrichFailed
+
+    if any(a.title == "boom" for a in articles):
+        raise EnrichFailed("spaCy failed on the batch", stage="enrich")
+    return [(a.id, a.model_dump_json()) for a in articles]
+
+
+async def test_agents_send_along_the_path_and_dead_letter_bad_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline import agents
+
+    settings = _pipeline_settings(nlp_batch_size=8)
+    p = settings.pipeline
+    app = _App()
+    offload = Offload(0)
+
+    async def dead_letter(letter: DeadLetter) -> None:
+        await app.dlq_topic.send(key=None, value=letter.model_dump_json().encode())
+
+    try:
+        # clean: a good item, bad JSON and a too-short item.
+        short = RawItem(feed_url="https://f.example/rss", link="https://a.example/s", content="<p>Too short.</p>")
+        raw = [_raw(1), b"{not json", short.model_dump_json().encode(), _raw(2)]
+        await agents.clean_agent(app, p, offload, dead_letter)(_Stream(raw))
+        assert [k for k, _, _ in app.clean_topic.sent] == [b"https://a.example/news/1", b"https://a.example/news/2"]
+        assert all(h is not None and SIGNATURE_HEADER in h for _, _, h in app.clean_topic.sent)
+        assert app.letters() == [("clean", "invalid_message"), ("clean", "discarded")]
+
+        # dedupe: with the header, without it (recomputed), a replay and bad JSON; stale again after a rebalance.
+        key, value, _ = app.clean_topic.sent[1]
+        await agents.dedupe_agent(app, p, offload, dead_letter)(
+            _Stream([app.clean_topic.sent[0], (key, value, None), app.clean_topic.sent[0], (None, b"[]", None)]))
+        ids = [k for k, _, _ in app.deduped_topic.sent]
+        assert len(ids) == 3 and ids[0] == ids[2] != ids[1]  # the replay re-emits the same id
+        assert app.letters()[2:] == [("dedupe", "invalid_message")]
+        [mark_stale] = app.on_rebalance_complete.receivers
+        await mark_stale(app, signal=None)
+
+        # enrich: one batch of the two articles, bad JSON and one the pool fails on: only that one is dead-lettered.
+        good = [v for _, v, _ in app.deduped_topic.sent[:2]]
+        boom = DedupedArticle.model_validate_json(good[0]).model_copy(update={"title": "boom", "id": "boom"})
+        monkeypatch.setattr(agents, "enrich_batch", _enrich_failing_on_boom)
+        await agents.enrich_agent(app, settings, offload, dead_letter)(
+            _Stream([good[0], b"{}", boom.model_dump_json().encode(), good[1]]))
+        assert [k for k, _, _ in app.enriched_topic.sent] == [k for k, _, _ in app.deduped_topic.sent[:2]]
+        assert app.letters()[3:] == [("enrich", "invalid_message"), ("enrich", "enrich_failed")]
     finally:
         offload.shutdown()

@@ -203,6 +203,20 @@ def test_summary_loses_feed_furniture() -> None:
     assert article.summary == lede
 
 
+def test_summary_loses_the_feed_footer_flattened_into_its_last_sentence() -> None:
+    # Feeds that strip the markup leave WordPress's footer in the summary's last sentence: clean removes it (enrich
+    # relies on that), and only the footer: "the post office" in the text stays.
+    lede = "NATO Secretary-General Mark Rutte arrived in Kiev on Tuesday and visited the post office there."
+    body = f"<article><p>{lede} " * 3 + "</p></article>"
+    for footer in ("The post NATO signals compromise appeared first on Example News.",
+                   "The post U.S. talks: what comes next? appeared first on Example.com."):
+        article = _clean(_item(body, summary=f"{lede} [&#8230;] {footer}"))
+        assert article.summary == f"{lede} […]"
+        assert _clean(_item(body, summary=footer)).summary is None
+    kept = "Officials said the post office appeared first on the list of buildings to reopen after the storm."
+    assert _clean(_item(body, summary=kept)).summary == kept
+
+
 def test_language_is_detected_not_assumed() -> None:
     german = (
         "<p>Die Verhandlungen zwischen den beiden Delegationen wurden am Donnerstag in Abu Dhabi fortgesetzt. "

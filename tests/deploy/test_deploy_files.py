@@ -26,7 +26,7 @@ from packaging.specifiers import SpecifierSet
 from pipeline.cli import app
 from pipeline.settings import PipelineSettings, Settings, StackSettings, load_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 DOCKERFILE = DEPLOY / "Dockerfile"
 COMPOSE = DEPLOY / "compose" / "docker-compose.yml"

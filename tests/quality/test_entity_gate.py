@@ -1,24 +1,20 @@
-"""The entity quality gate (bench/eval_entities.py) as a test: floors hold and enrich beats raw spaCy."""
+"""The entity quality gate as a test: floors hold and enrich beats raw spaCy.
+
+The gate is testkit/quality/entities.py (its command line: bench/eval_entities.py).
+"""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "eval_entities.py"
+from testkit.quality import entities
 
 
 @pytest.fixture(scope="module")
-def gate():
-    spec = importlib.util.spec_from_file_location("eval_entities", BENCH)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["eval_entities"] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+def gate() -> ModuleType:
+    return entities
 
 
 def test_corpus_has_at_least_ten_annotated_articles(gate):

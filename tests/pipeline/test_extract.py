@@ -1,4 +1,9 @@
-"""Issue 11: the clean stage is never worse than trafilatura alone. One test per cause found, each failing before."""
+"""Issue 11: the clean stage is never worse than trafilatura alone. One test per cause found, each failing before.
+
+The causes were fixed in the extraction chain (pipeline.extract: empty spacers, the prose check, the fallbacks, tables)
+and in what it relies on (pipeline.wordcount for text without spaces, pipeline.clean.html_to_text for angle brackets
+in text); each test goes through clean_article as the worker does.
+"""
 
 from __future__ import annotations
 
@@ -154,17 +159,3 @@ def test_cause5_a_table_that_is_the_article_is_kept() -> None:
     for club, played, points in rows:
         assert club in article.body and points in article.body and played in article.body
     assert "Points" in article.body
-
-
-def test_rights_lines_stamps_and_reporter_emails_go_in_any_language() -> None:
-    first, last = "A long first paragraph that is clearly a sentence.", "The end of the story, with a full stop."
-    dropped = [
-        "Copyright © 한빛일보. 무단전재 및 재배포 금지",
-        "版权所有 © 华南时报社 未经授权禁止转载",
-        "© 2026 Вечерний вестник. Все права защищены.",
-        "입력 2026.02.04 18:40　수정 2026.02.04 19:05",
-        "Aktualisiert am 04.02.2026 um 19:05 Uhr",
-        "박지훈 기자 jhpark@hanbit.example",
-    ]
-    kept = ["Die Rechte der Mieter wurden 2024 gestärkt, alle Rechte bleiben gewahrt, sagte sie am 04.02.2026."]
-    assert filter_paragraphs([first, *dropped, *kept, last]) == [first, *kept, last]

@@ -310,7 +310,7 @@ def _handler_for(server: FeedServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-if __name__ == "__main__":  # a manual server: python tests/feedserver.py
+if __name__ == "__main__":  # a manual server: python -m testkit.feedserver
     with FeedServer() as demo:
         demo.set_feed("/feed.xml", make_items(5))
         print(f"serving {demo.url('/feed.xml')} (Ctrl-C to stop)")

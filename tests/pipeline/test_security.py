@@ -214,7 +214,7 @@ def test_no_kafka_client_is_built_without_the_security_config() -> None:
 
     pipeline/stack/ is exempt: it manages the local PLAINTEXT development broker only.
     """
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     pattern = re.compile(r"\b(KafkaProducer|KafkaConsumer|KafkaAdminClient)\(")
     calls = 0
     for path in [*root.glob("pipeline/*.py"), *root.glob("connectors/*.py")]:

@@ -117,7 +117,7 @@ def test_ordinary_rss_with_a_charset_takes_the_fast_path(name: str) -> None:
 @pytest.mark.parametrize("name", ["wire.xml", "gazette.atom", "generated-rss", "generated-atom"])
 def test_ordinary_feeds_take_the_fast_path(name: str) -> None:
     from pipeline.settings import PROJECT_ROOT
-    from tests.feedserver import make_items, render_feed
+    from testkit.feedserver import make_items, render_feed
 
     if name.startswith("generated-"):
         body = render_feed(make_items(5), name.removeprefix("generated-"), ttl=30)

@@ -1,30 +1,17 @@
-"""Quality gates from bench/: CI fails when a measured quality drops below the floor pinned in bench/floors/."""
+"""The extraction quality gate: CI fails when a measured quality drops below the floor pinned in bench/floors/.
+
+The gate is testkit/quality/extraction.py (its command line: bench/eval_extraction.py).
+"""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-def _bench_module(name: str) -> ModuleType:
-    # bench/ holds runnable scripts, not a package: load the gate by path.
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+from testkit.quality import extraction as gate
 
 
 def test_extraction_gate() -> None:
     # Floors, and never below trafilatura alone on the corpus or on any language group (issue 11).
-    gate = _bench_module("eval_extraction")
     scores, pages, problems, table = gate.run_gate()
     assert len(pages) >= 80
     languages = set(table) - {"all"}
@@ -35,7 +22,6 @@ def test_extraction_gate() -> None:
 
 
 def test_extraction_gate_fails_below_trafilatura_alone() -> None:
-    gate = _bench_module("eval_extraction")
     ours = {"precision": 0.99, "recall": 0.9, "f1": 0.943, "min_page_f1": 0.5, "pages": 3}
     ref = {"precision": 0.95, "recall": 0.99, "f1": 0.9696, "min_page_f1": 0.9}
     table = {"all": {gate.NEWSFLOW: ours, gate.TRAFILATURA: ref}, "ja": {gate.NEWSFLOW: ref, gate.TRAFILATURA: ref},
@@ -47,7 +33,6 @@ def test_extraction_gate_fails_below_trafilatura_alone() -> None:
 
 
 def test_extraction_gate_refuses_to_lower_a_floor(tmp_path: Path) -> None:
-    gate = _bench_module("eval_extraction")
     floors = tmp_path / "extraction.json"
     perfect = {"precision": 1.0, "recall": 1.0, "f1": 1.0, "min_page_f1": 1.0}
     assert gate.update(perfect, "digest", allow_regression=False, path=floors) == []

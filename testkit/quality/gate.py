@@ -1,4 +1,4 @@
-"""Quality-gate floors shared by the eval scripts (in the spirit of trafilatura's eval_gate).
+"""Quality-gate floors shared by the extraction and entity gates (in the spirit of trafilatura's eval_gate).
 
 Floors are pinned in a JSON file together with a digest of the corpus they were measured on. A run fails when a
 score drops below its floor or the corpus changed since pinning; ``--update`` raises floors freely but lowers one

@@ -1,0 +1,62 @@
+"""Digest windows (pipeline.alerts.digest) on a recorded changelog, without Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+from pipeline.alerts.digest import DigestWindows
+from pipeline.alerts.matcher import Match
+from pipeline.alerts.present import alert_event, webhook_body
+from pipeline.alerts.rules import Channels, Rule
+from pipeline.schemas import DigestItem, EnrichedArticle, Entity
+
+
+def _article(**kw: object) -> EnrichedArticle:
+    base: dict[str, object] = dict(
+        id="a1", story_id="s1", feed_url="http://f", url="https://example.com/1", title="Energy <truce> holds",
+        body="The energy truce holds.", source="Reuters", ingested_at=datetime.now(UTC), text_fingerprint="fp",
+        entities=[Entity(name="Kyiv", label="GPE", count=1), Entity(name="Mark Rutte", label="PERSON", count=3)],
+        entity_names=["Kyiv", "Mark Rutte"])
+    return EnrichedArticle.model_validate(base | kw)
+
+
+class _Changelog:
+    """Records what DigestWindows writes to the table's changelog topic (the Kafka side has its own test)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, object, int, str]] = []
+
+    async def send(self, *, key: str, value: object, partition: int, key_serializer: str,
+                   value_serializer: str) -> asyncio.Future[None]:
+        self.sent.append((key, value, partition, value_serializer))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+async def test_digest_windows_group_per_rule_in_their_partition() -> None:
+    now = [0.0]
+    table = SimpleNamespace(data={}, changelog_topic=_Changelog())
+    windows = DigestWindows(table, clock=lambda: now[0])
+    rule = Rule(name="d", query="q", mode="digest", digest="30m", channels=Channels(log=True))
+    other = Rule(name="e", query="q", mode="digest", digest="1h", channels=Channels(log=True))
+    for n in range(3):
+        event = alert_event(Match(rule, _article().model_copy(update={"story_id": f"s{n}"})), copies=1,
+                            indexed_at=None, top_entities=3).model_copy(update={"article_id": f"a{n}"})
+        assert await windows.add(DigestItem(rule="d", alert=event, interval_s=1800), partition=2)
+    assert not await windows.add(DigestItem(rule="d", alert=event, interval_s=1800), partition=2)  # a replay
+    await windows.add(DigestItem(rule="e", alert=alert_event(Match(other, _article()), copies=1, indexed_at=None,
+                                                             top_entities=3), interval_s=3600), partition=1)
+    assert windows.due({1, 2}) == [] and len(windows) == 4
+    assert {(k, p) for k, _v, p, _s in table.changelog_topic.sent} == {("d", 2), ("e", 1)}
+    now[0] = 1800
+    assert windows.due({0, 1}) == []  # another worker owns partition 2
+    [(name, partition, alerts)] = windows.due({2})
+    assert (name, partition) == ("d", 2) and [a.article_id for a in alerts] == ["a0", "a1", "a2"]
+    assert json.loads(webhook_body(rule, alerts))["kind"] == "digest"
+    await windows.remove("d", 2)
+    assert table.changelog_topic.sent[-1] == ("d", None, 2, "raw")  # a tombstone
+    assert len(windows) == 1 and windows.due({0, 1, 2}, now=3600)[0][0] == "e"

@@ -1,0 +1,36 @@
+"""The alert payload (pipeline.alerts.present): alert id, webhook, Slack and e-mail renderings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+
+from pipeline.alerts.matcher import Match
+from pipeline.alerts.present import alert_event, alert_id, email_bodies, slack_body, webhook_body
+from pipeline.alerts.rules import Channels, Rule
+from pipeline.schemas import EnrichedArticle, Entity
+
+
+def _article(**kw: object) -> EnrichedArticle:
+    base: dict[str, object] = dict(
+        id="a1", story_id="s1", feed_url="http://f", url="https://example.com/1", title="Energy <truce> holds",
+        body="The energy truce holds.", source="Reuters", ingested_at=datetime.now(UTC), text_fingerprint="fp",
+        entities=[Entity(name="Kyiv", label="GPE", count=1), Entity(name="Mark Rutte", label="PERSON", count=3)],
+        entity_names=["Kyiv", "Mark Rutte"])
+    return EnrichedArticle.model_validate(base | kw)
+
+
+def test_payload_alert_id_and_renderings() -> None:
+    rule = Rule(name="energy", query="energy truce", channels=Channels(log=True))
+    match = Match(rule, _article(), {"body": ["The <em>energy</em> <em>truce</em> holds."]})
+    event = alert_event(match, copies=3, indexed_at=datetime.now(UTC), top_entities=1)
+    assert event.alert_id == alert_id("energy", "s1") == hashlib.sha256(b"energy\x1fs1").hexdigest()[:32]
+    assert alert_id("energy", "s1") != alert_id("energy", "s2") != alert_id("other", "s1")
+    assert event.entities == ["Mark Rutte"] and event.copies == 3 and event.fragments
+    body = json.loads(webhook_body(rule, [event]))
+    assert body["kind"] == "alert" and body["alert"]["alert_id"] == event.alert_id
+    assert "*energy*" in json.loads(slack_body(rule, [event]))["text"]
+    plain, html = email_bodies(rule, [event])
+    assert "<em>" not in plain and "Energy <truce> holds" in plain
+    assert "Energy &lt;truce&gt; holds" in html and "<em>energy</em>" in html
