@@ -26,7 +26,16 @@ from pipeline.settings import PipelineSettings
 if TYPE_CHECKING:
     from spacy.language import Language
 
-__all__ = ["DEFAULT_MODEL", "enrich_articles", "enrich_batch", "lead", "load_model", "mention_cache", "ner_units"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "article_from_text",
+    "enrich_articles",
+    "enrich_batch",
+    "lead",
+    "load_model",
+    "mention_cache",
+    "ner_units",
+]
 
 log = get_logger(__name__)
 
