@@ -22,7 +22,7 @@ from pipeline.metrics import FEED_FETCHES, FEED_ITEMS_SKIPPED, FEED_PARSE_ERRORS
 from pipeline.schemas import RawItem
 from pipeline.settings import PollSettings
 
-__all__ = ["RefreshOutcome", "refresh_feed"]
+__all__ = ["RefreshOutcome", "failed", "refresh_feed"]
 
 log = get_logger(__name__)
 
@@ -151,9 +151,20 @@ def _failed(state: FeedState, outcome: RefreshOutcome, exc: FeedError, now: date
     if not isinstance(exc, PublishFailed):
         FEED_FETCHES.labels(status="error", kind=exc.kind).inc()
     retry_after = exc.retry_after_s if isinstance(exc, FeedHTTPStatus) else None
-    state.record_failure(kind, str(exc), now)
-    delay = backoff_delay(poll, state.error_count, retry_after_s=retry_after, base_s=base)
-    state.next_check_at = now + timedelta(seconds=delay)
+    delay = failed(state, kind, str(exc), now, poll, base, retry_after_s=retry_after)
     outcome.status, outcome.kind, outcome.error, outcome.delay_s = "error", kind, str(exc), delay
     log.warning("feed refresh failed", feed_url=state.url, kind=kind, error=str(exc),
                 error_count=state.error_count, retry_in_s=round(delay, 1))
+
+
+def failed(state: FeedState, kind: str, error: str, now: datetime, poll: PollSettings, base_s: float, *,
+           retry_after_s: float | None = None) -> float:
+    """Record a failed refresh and schedule the next try with backoff; returns the delay in seconds.
+
+    Every failure goes through here, a feed's own error or a crash of the refresh itself: a feed that fails
+    without a next check time would be retried on every tick of the service loop.
+    """
+    state.record_failure(kind, error, now)
+    delay = backoff_delay(poll, state.error_count, retry_after_s=retry_after_s, base_s=base_s)
+    state.next_check_at = now + timedelta(seconds=delay)
+    return delay

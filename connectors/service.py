@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from connectors.feedlist import FeedSpec, load_feeds
 from connectors.fetcher import Fetcher
 from connectors.publisher import Publisher
-from connectors.refresh import RefreshOutcome, refresh_feed
+from connectors.refresh import RefreshOutcome, failed, refresh_feed
 from connectors.state import FeedState, StateStore
 from pipeline.logs import get_logger
 from pipeline.metrics import FEED_FETCHES, FEED_POLL_SECONDS, FEEDS_FAILING
@@ -177,8 +177,10 @@ class Connector:
                 # A parse worker died (a pathological feed, OOM): later feeds need a fresh pool.
                 self._parse_executor = self._new_parse_pool()
             FEED_FETCHES.labels(status="error", kind="internal").inc()
-            state.record_failure("internal", repr(exc), datetime.now(UTC))
-            outcome = RefreshOutcome(feed_url=spec.url, status="error", kind="internal", error=repr(exc))
+            delay = failed(state, "internal", repr(exc), datetime.now(UTC), self.poll,
+                           float(spec.interval or self.poll.interval_s))
+            outcome = RefreshOutcome(feed_url=spec.url, status="error", kind="internal", error=repr(exc),
+                                     delay_s=delay)
         await asyncio.to_thread(self.store.save, state)
         FEED_POLL_SECONDS.observe(time.perf_counter() - started)
         (self._failing.add if outcome.status == "error" else self._failing.discard)(spec.url)
