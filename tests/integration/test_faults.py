@@ -25,6 +25,7 @@ from tests.integration.test_pipeline import (
     page_item,
     produce,
     raw_message,
+    trace_missing,
     worker_env,
 )
 from tests.integration.test_service import private_kafka  # noqa: F401  (fixture)
@@ -63,7 +64,9 @@ def test_broker_stopped_and_started_mid_stream_loses_nothing(
 
         expected = {i.canonical_link for i in before + after}
         messages = enriched.wait_for(lambda ms: set(_by_url(ms)) >= expected, 180, "every article",
-                                     worker.check_alive, lambda: group_progress(bootstrap, unique, worker))
+                                     worker.check_alive,
+                                     lambda: trace_missing(bootstrap, unique, expected, enriched.messages) + "\n"
+                                     + group_progress(bootstrap, unique, worker))
         _assert_each_once(messages, expected)
         dlq = TopicReader(bootstrap, prefix + DLQ_TOPIC)
         try:
@@ -101,7 +104,9 @@ def test_a_worker_added_and_another_removed_while_articles_flow(stack: Settings,
 
         expected = {seed.canonical_link, syndicated.canonical_link, *(i.canonical_link for i in fillers)}
         messages = enriched.wait_for(lambda ms: set(_by_url(ms)) >= expected, 180, "every article",
-                                     second.check_alive, lambda: group_progress(bootstrap, unique, first, second))
+                                     second.check_alive,
+                                     lambda: trace_missing(bootstrap, unique, expected, enriched.messages) + "\n"
+                                     + group_progress(bootstrap, unique, first, second))
         _assert_each_once(messages, expected)
         latest = {m["canonical_url"]: m for m in messages}
         # The copy decided after the move joined the story decided before it: the tables moved with dedupe.

@@ -140,6 +140,33 @@ class WorkerProcess:
             self.proc.wait(timeout=30)
 
 
+def trace_missing(bootstrap: str, unique: str, expected: set[str], messages: list[dict]) -> str:
+    """For each expected canonical URL missing from ``messages``: the topics it reached, with the ids it had."""
+    missing = sorted(expected - set(_by_url(messages)))
+    if not missing:
+        return "nothing missing"
+    seen: dict[str, list[str]] = {url: [] for url in missing}
+    for topic in (RAW_TOPIC, "news.clean", "news.deduped", DLQ_TOPIC):
+        reader = TopicReader(bootstrap, f"t{unique}.{topic}")
+        try:
+            for _ in range(6):
+                reader.poll()
+            for m in reader.messages:
+                payload = m
+                if topic == DLQ_TOPIC:
+                    try:
+                        payload = json.loads(m.get("payload") or "{}")
+                    except ValueError:
+                        continue
+                url = payload.get("canonical_url") or payload.get("canonical_link")
+                if url in seen:
+                    seen[url].append(f"{topic}(id={payload.get('id')}, story={payload.get('story_id')}, "
+                                     f"dup_of={payload.get('duplicate_of')}, kind={m.get('kind')})")
+        finally:
+            reader.close()
+    return "missing:\n" + "\n".join(f"  {url}: {' '.join(where) or 'nowhere'}" for url, where in seen.items())
+
+
 def group_progress(bootstrap: str, unique: str, *workers: WorkerProcess) -> str:
     """Where a stalled group stands: per topic partition, the group's committed offset against the end offset, and
     each worker's own state dump."""
@@ -325,7 +352,8 @@ def test_kill_9_restart_and_two_workers_lose_nothing(stack: Settings, unique: st
             second.check_alive()
 
         messages = enriched.wait_for(lambda ms: set(_by_url(ms)) >= expected, 150, "every article", alive,
-                                     lambda: group_progress(bootstrap, unique, first, second))
+                                     lambda: trace_missing(bootstrap, unique, expected, enriched.messages) + "\n"
+                                     + group_progress(bootstrap, unique, first, second))
 
         # Nothing lost, and no article under two ids (replays re-emit the same id).
         ids = _by_url(messages)
