@@ -35,6 +35,7 @@ __all__ = [
     "STAGE_ERRORS",
     "STAGE_MESSAGES",
     "STAGE_SECONDS",
+    "STALL_REPAIRS",
     "serve_metrics",
 ]
 
@@ -54,6 +55,8 @@ STAGE_ERRORS = Counter("newsflow_stage_errors_total", "Messages a stage failed o
 STAGE_SECONDS = Histogram("newsflow_stage_seconds", "Time spent per article in a stage", ["stage"])
 ARTICLES_DEDUPED = Counter("newsflow_dedupe_decisions_total", "Dedupe decisions", ["decision"])
 DEAD_LETTERS = Counter("newsflow_dlq_letters_total", "Messages sent to news.dlq", ["stage", "kind"])
+STALL_REPAIRS = Counter("newsflow_consumer_stall_repairs_total",
+                        "Partitions sought back because fetched records never reached their stream (stall guard)")
 OFFLOAD_POOL_RESTARTS = Counter("newsflow_offload_pool_restarts_total",
                                 "Offload pools replaced after one of their processes died")
 

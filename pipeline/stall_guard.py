@@ -1,0 +1,81 @@
+"""The stall guard: re-fetch records that Faust took from the consumer but never gave to a stream.
+
+Seen here on the real broker (tests/integration: a worker killed with SIGKILL and restarted with a second one, a
+worker added and another removed): after a rebalance, aiokafka returned a partition's records to Faust's
+consumer, so its fetch position moved to the end, but Faust's fetch loop dropped them on the way to the stream
+(its read offset never moved) and nothing seeks back. The partition then stalls for good: no error, no lag on the
+other partitions, a worker that reports ready. The worker state dump (pipeline/diagnostics.py) shows it as
+``position`` far ahead of ``read``/``committed`` with nothing in flight.
+
+Every ``pipeline.stall_check_interval_s`` the guard looks at the worker; when it is idle (no rebalance, no table
+recovery, flow running, no message in flight) and a stream partition's position is ahead of the next offset Faust
+expects for it, at two checks in a row with nothing changed, it seeks that partition back to that offset. The
+records come again; processing is at-least-once and every stage idempotent, so a rare repeat is harmless.
+Counted in ``newsflow_consumer_stall_repairs_total`` and logged with the offsets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.logs import get_logger
+from pipeline.metrics import STALL_REPAIRS
+
+__all__ = ["StallGuard"]
+
+log = get_logger(__name__)
+
+
+class StallGuard:
+    """Call :meth:`check` periodically (a Faust timer) with the running app."""
+
+    def __init__(self) -> None:
+        # tp -> the offset its stream expected at the previous check, for partitions that looked stalled then
+        self._suspects: dict[Any, int] = {}
+
+    def _idle(self, app: Any) -> bool:
+        consumer = app.consumer
+        return bool(
+            not app.rebalancing and not app.in_recovery and app.tables.recovery.completed.is_set()
+            and app.flow_control.is_active() and consumer.flow_active
+            and not consumer._unacked_messages
+        )
+
+    def stalled(self, app: Any) -> dict[Any, tuple[int, int]]:
+        """Stream partitions whose fetch position is ahead of the next offset their stream expects: tp ->
+        (position, expected). Empty while the worker is not idle."""
+        consumer = app.consumer
+        client = getattr(getattr(consumer, "_thread", None), "_consumer", None)
+        if client is None or not self._idle(app):
+            return {}
+        paused = client.paused()
+        active = consumer._active_partitions or set()
+        found = {}
+        for tp in client.assignment():
+            if tp in paused or tp not in active or consumer._is_changelog_tp(tp):
+                continue
+            read = consumer._read_offset.get(tp)
+            expected = read + 1 if read is not None else consumer._committed_offset.get(tp)
+            try:
+                position = client._subscription.subscription.assignment.state_value(tp).position
+            except Exception:  # no valid position (being reset): nothing to judge
+                continue
+            if expected is not None and position is not None and position > expected:
+                found[tp] = (position, expected)
+        return found
+
+    async def check(self, app: Any) -> int:
+        """Seek back the partitions found stalled at this check and at the previous one, their stream expecting the
+        same offset both times (it received nothing meanwhile); returns how many."""
+        now = self.stalled(app)
+        repaired = 0
+        for tp, (position, expected) in now.items():
+            if self._suspects.get(tp) != expected:
+                continue
+            log.warning("partition stalled: records fetched but never delivered to the stream; fetching them again",
+                        topic=tp.topic, partition=tp.partition, position=position, next_offset=expected)
+            await app.consumer.seek(tp, expected)
+            STALL_REPAIRS.inc()
+            repaired += 1
+        self._suspects = {tp: expected for tp, (_, expected) in now.items() if self._suspects.get(tp) != expected}
+        return repaired

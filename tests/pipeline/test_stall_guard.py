@@ -1,0 +1,95 @@
+"""The stall guard over a stand-in for Faust's consumer: it seeks back a partition whose records were fetched but
+never delivered, only when the worker is idle and only after two checks agree, and leaves everything else alone."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from types import SimpleNamespace
+from typing import Any
+
+from pipeline.metrics import STALL_REPAIRS
+from pipeline.stall_guard import StallGuard
+
+TP = namedtuple("TP", "topic partition")
+RAW0, RAW1, CHANGELOG = TP("news.raw", 0), TP("news.raw", 1), TP("app-dedupe-urls-changelog", 0)
+
+
+class _Flag:
+    def __init__(self, value: bool) -> None:
+        self.value = value
+
+    def is_set(self) -> bool:
+        return self.value
+
+    is_active = is_set
+
+
+def _app(positions: dict[TP, int], read: dict[TP, int | None], committed: dict[TP, int | None]) -> Any:
+    sought: list[tuple[TP, int]] = []
+
+    async def seek(tp: TP, offset: int) -> None:
+        sought.append((tp, offset))
+        read[tp] = offset  # as Faust's Consumer.seek does
+
+    client = SimpleNamespace(
+        paused=lambda: set(),
+        assignment=lambda: set(positions),
+        _subscription=SimpleNamespace(subscription=SimpleNamespace(assignment=SimpleNamespace(
+            state_value=lambda tp: SimpleNamespace(position=positions[tp])))),
+    )
+    consumer = SimpleNamespace(
+        _thread=SimpleNamespace(_consumer=client), _active_partitions=set(positions), _read_offset=read,
+        _committed_offset=committed, _unacked_messages=set(), flow_active=True,
+        _is_changelog_tp=lambda tp: tp.topic.endswith("-changelog"), seek=seek,
+    )
+    return SimpleNamespace(consumer=consumer, rebalancing=False, in_recovery=False, flow_control=_Flag(True),
+                           tables=SimpleNamespace(recovery=SimpleNamespace(completed=_Flag(True))), sought=sought)
+
+
+async def test_a_partition_fetched_but_never_delivered_is_sought_back_after_two_checks() -> None:
+    # raw:0: aiokafka returned offsets 1..18 (position 19) but the stream never got them (read None, committed 1);
+    # raw:1 is up to date; the changelog is read by table recovery, not by a stream: never judged.
+    app = _app({RAW0: 19, RAW1: 21, CHANGELOG: 40}, {RAW0: None, RAW1: 20, CHANGELOG: 3}, {RAW0: 1, RAW1: 21})
+    guard = StallGuard()
+    repairs = STALL_REPAIRS._value.get()
+    assert guard.stalled(app) == {RAW0: (19, 1)}
+    assert await guard.check(app) == 0  # first sighting: could be a batch on its way
+    assert await guard.check(app) == 1
+    assert app.sought == [(RAW0, 1)]
+    assert STALL_REPAIRS._value.get() == repairs + 1
+    # After the seek Faust expects offset 1 again and aiokafka's position is back there: nothing to do.
+    app.consumer._thread._consumer._subscription.subscription.assignment.state_value = \
+        lambda tp: SimpleNamespace(position={RAW0: 1, RAW1: 21, CHANGELOG: 40}[tp])
+    assert await guard.check(app) == 0 and await guard.check(app) == 0
+
+
+async def test_a_partition_that_progresses_between_checks_is_left_alone() -> None:
+    read: dict[TP, int | None] = {RAW0: 5}
+    app = _app({RAW0: 19}, read, {RAW0: 1})
+    guard = StallGuard()
+    assert await guard.check(app) == 0
+    read[RAW0] = 9  # the stream received more meanwhile: a batch being delivered, not a stall
+    assert await guard.check(app) == 0
+    assert app.sought == []
+
+
+async def test_nothing_is_judged_while_the_worker_is_busy_or_rebalancing() -> None:
+    for busy in ("unacked", "rebalancing", "in_recovery", "recovery", "flow"):
+        app = _app({RAW0: 19}, {RAW0: None}, {RAW0: 1})
+        if busy == "unacked":
+            app.consumer._unacked_messages = {object()}  # a message in flight: its batch may hold raw:0's records
+        elif busy == "recovery":
+            app.tables.recovery.completed = _Flag(False)
+        elif busy == "flow":
+            app.flow_control = _Flag(False)
+        else:
+            setattr(app, busy, True)
+        guard = StallGuard()
+        assert [await guard.check(app) for _ in range(3)] == [0, 0, 0], busy
+        assert app.sought == [], busy
+
+
+async def test_an_unknown_start_offset_is_not_judged() -> None:
+    app = _app({RAW0: 19}, {RAW0: None}, {RAW0: None})  # never committed: where it should start is not known here
+    guard = StallGuard()
+    assert [await guard.check(app) for _ in range(3)] == [0, 0, 0]
