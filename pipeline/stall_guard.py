@@ -41,16 +41,18 @@ class StallGuard:
             and not consumer._unacked_messages
         )
 
-    def stalled(self, app: Any) -> dict[Any, tuple[int, int]]:
+    def stalled(self, app: Any) -> dict[Any, tuple[int, int | None]]:
         """Stream partitions whose fetch position is ahead of the next offset their stream expects: tp ->
-        (position, expected). Empty while the worker is not idle."""
+        (position, expected). ``expected`` is None for a partition the group never committed and this worker never
+        read: its stream starts at the partition's earliest offset (``auto_offset_reset=earliest``), which
+        :meth:`check` asks the broker for. Empty while the worker is not idle."""
         consumer = app.consumer
         client = getattr(getattr(consumer, "_thread", None), "_consumer", None)
         if client is None or not self._idle(app):
             return {}
         paused = client.paused()
         active = consumer._active_partitions or set()
-        found = {}
+        found: dict[Any, tuple[int, int | None]] = {}
         for tp in client.assignment():
             if tp in paused or tp not in active or consumer._is_changelog_tp(tp):
                 continue
@@ -60,7 +62,7 @@ class StallGuard:
                 position = client._subscription.subscription.assignment.state_value(tp).position
             except Exception:  # no valid position (being reset): nothing to judge
                 continue
-            if expected is not None and position is not None and position > expected:
+            if position is not None and (expected is None or position > expected):
                 found[tp] = (position, expected)
         return found
 
@@ -68,6 +70,13 @@ class StallGuard:
         """Seek back the partitions found stalled at this check and at the previous one, their stream expecting the
         same offset both times (it received nothing meanwhile); returns how many."""
         now = self.stalled(app)
+        unknown = [tp for tp, (_, expected) in now.items() if expected is None]
+        if unknown:
+            earliest = await app.consumer.earliest_offsets(*unknown)
+            for tp in unknown:
+                now[tp] = (now[tp][0], earliest.get(tp))
+        now = {tp: (position, expected) for tp, (position, expected) in now.items()
+               if expected is not None and position > expected}
         repaired = 0
         for tp, (position, expected) in now.items():
             if self._suspects.get(tp) != expected:
@@ -77,5 +86,6 @@ class StallGuard:
             await app.consumer.seek(tp, expected)
             STALL_REPAIRS.inc()
             repaired += 1
-        self._suspects = {tp: expected for tp, (_, expected) in now.items() if self._suspects.get(tp) != expected}
+        self._suspects = {tp: expected for tp, (_, expected) in now.items()
+                          if expected is not None and self._suspects.get(tp) != expected}
         return repaired

@@ -52,7 +52,7 @@ async def test_a_partition_fetched_but_never_delivered_is_sought_back_after_two_
     app = _app({RAW0: 19, RAW1: 21, CHANGELOG: 40}, {RAW0: None, RAW1: 20, CHANGELOG: 3}, {RAW0: 1, RAW1: 21})
     guard = StallGuard()
     repairs = STALL_REPAIRS._value.get()
-    assert guard.stalled(app) == {RAW0: (19, 1)}
+    assert guard.stalled(app) == {RAW0: (19, 1)}  # raw:1 is at 21, expecting 21
     assert await guard.check(app) == 0  # first sighting: could be a batch on its way
     assert await guard.check(app) == 1
     assert app.sought == [(RAW0, 1)]
@@ -89,7 +89,18 @@ async def test_nothing_is_judged_while_the_worker_is_busy_or_rebalancing() -> No
         assert app.sought == [], busy
 
 
-async def test_an_unknown_start_offset_is_not_judged() -> None:
-    app = _app({RAW0: 19}, {RAW0: None}, {RAW0: None})  # never committed: where it should start is not known here
+async def test_a_partition_never_committed_is_judged_from_its_earliest_offset() -> None:
+    # Never committed by the group and never read here: the stream starts at the earliest offset the broker keeps.
+    app = _app({RAW0: 19, RAW1: 3}, {RAW0: None, RAW1: None}, {RAW0: None, RAW1: None})
+    asked: list[tuple[TP, ...]] = []
+
+    async def earliest_offsets(*tps: TP) -> dict[TP, int]:
+        asked.append(tps)
+        return {RAW0: 0, RAW1: 3}
+
+    app.consumer.earliest_offsets = earliest_offsets
     guard = StallGuard()
-    assert [await guard.check(app) for _ in range(3)] == [0, 0, 0]
+    assert await guard.check(app) == 0
+    assert await guard.check(app) == 1
+    assert app.sought == [(RAW0, 0)]  # raw:1 sits at its earliest offset: nothing was fetched, nothing to redo
+    assert sorted(asked[0]) == [RAW0, RAW1]
