@@ -14,6 +14,7 @@ from typing import Any
 
 import faust
 
+from pipeline import commit_guard
 from pipeline.agents import register_agents
 from pipeline.app import NewsflowApp, create_app
 from pipeline.diagnostics import install_state_dump
@@ -42,6 +43,7 @@ def build_worker_app(settings: Settings, *, name: str = "worker", web_port: int 
     offload = Offload(settings.pipeline.offload_processes)
     register_agents(app, settings, offload)
 
+    commit_guard.install(app.consumer)  # Faust's commit arithmetic can skip an unprocessed offset
     if settings.pipeline.stall_check_interval_s:
         guard = StallGuard()
 

@@ -1,0 +1,68 @@
+"""The corrected commit arithmetic against Faust's own, on Faust's real consumer bookkeeping (no broker)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from types import SimpleNamespace
+from typing import Any
+
+from faust.types import TP
+from intervaltree import IntervalTree
+
+from pipeline import commit_guard
+
+RAW = TP("news.raw", 0)
+
+
+class _Message:  # what the guard reads of a Faust message in flight (hashable, like Faust's, for its WeakSet)
+    def __init__(self, offset: int) -> None:
+        self.tp, self.offset = RAW, offset
+
+
+def _consumer(acked: list[int], committed: int | None, in_flight: tuple[int, ...] = ()) -> Any:
+    consumer = SimpleNamespace(
+        _acked=defaultdict(list, {RAW: list(acked)}), _acked_index=defaultdict(set, {RAW: set(acked)}),
+        _gap=defaultdict(IntervalTree), _committed_offset=defaultdict(lambda: None, {RAW: committed}),
+        _unacked_messages={_Message(o) for o in in_flight},
+    )
+    commit_guard.install(consumer)
+    return consumer
+
+
+def test_faust_commits_past_an_offset_still_in_flight_and_the_guard_does_not() -> None:
+    from faust.transport.consumer import Consumer
+
+    # Next to process: 36. 37 and 38 are done (a second agent instance was faster); 36 is still running.
+    faust = _consumer([37, 38], committed=36, in_flight=(36,))
+    assert Consumer._new_offset(faust, RAW) == 39  # Faust's own: a crash now loses offset 36
+    guarded = _consumer([37, 38], committed=36, in_flight=(36,))
+    assert guarded._new_offset(RAW) is None
+    # 36 finishes: now all three commit at once.
+    guarded._acked[RAW].append(36)
+    guarded._unacked_messages.clear()
+    assert guarded._new_offset(RAW) == 39 and guarded._acked[RAW] == []
+
+
+def test_a_dropped_message_at_the_committed_offset_holds_the_commit_back() -> None:
+    # 36 never reached the stream (nothing in flight for it), 37 was processed: committing 38 would skip 36.
+    assert _consumer([37], committed=36)._new_offset(RAW) is None
+
+
+def test_nothing_committed_yet_never_passes_a_message_in_flight() -> None:
+    # Faust skips its check when nothing was committed: offsets 0 and 1 running, 2..4 done.
+    consumer = _consumer([2, 3, 4], committed=None, in_flight=(0, 1))
+    assert consumer._new_offset(RAW) is None
+    consumer = _consumer([0, 1, 2, 5], committed=None, in_flight=(4,))
+    assert consumer._new_offset(RAW) == 3  # the run 0..2; 5 waits for 4
+    assert consumer._acked[RAW] == [5]
+
+
+def test_the_ordinary_case_is_unchanged() -> None:
+    assert _consumer([10, 11, 12, 14], committed=10)._new_offset(RAW) == 13
+    assert _consumer([], committed=10)._new_offset(RAW) is None
+
+
+def test_gaps_count_as_processed_as_in_faust() -> None:
+    consumer = _consumer([10, 13], committed=10)
+    consumer._gap[RAW].addi(11, 13)  # 11 and 12 do not exist on the topic (compaction, transaction markers)
+    assert consumer._new_offset(RAW) == 14
