@@ -8,8 +8,10 @@ loses the partition in a rebalance leaves the window in the changelog, and the n
 
 The window opens with the rule's first alert and closes ``digest`` later (wall clock, so it survives a
 restart). Then the owner delivers it (one message per channel, the rule's current version; dead-lettered
-like any alert when a channel keeps failing) and only then removes the entry. A crash between the delivery
-and the removal delivers that digest once more (same ``alert_id`` values). See docs/alerting.md.
+like any alert when a channel keeps failing) and only then closes the entry, keeping the ids it sent so that a
+replay of one of them (from a worker that died before committing it) is not sent again in a new window. A crash
+between the delivery and the close delivers that digest once more (same ``alert_id`` values). See
+docs/alerting.md.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ FLUSH_EVERY_S = 1.0  # how often the owner looks for windows that closed: the di
 class DigestWindows:
     """The open windows in the Faust table; each entry written to (and removed from) its own changelog partition.
 
-    Entry: ``{"partition": p, "closes_at": epoch seconds, "alerts": [AlertEvent JSON, ...]}``.
+    Entry: ``{"partition": p, "closes_at": epoch seconds, "alerts": [AlertEvent JSON, ...], "sent": [alert_id, ...]}``;
+    between windows ``closes_at`` is None and ``sent`` holds the ids the last window delivered.
     """
 
     def __init__(self, table: Any, clock: Callable[[], float] = time.time) -> None:
@@ -49,11 +52,17 @@ class DigestWindows:
         self._clock = clock
 
     async def add(self, item: DigestItem, partition: int) -> bool:
-        """Add the alert to its rule's window (opening one); False when the window already holds it (a replay)."""
+        """Add the alert to its rule's window (opening one); False when it is a replay: already in the open window,
+        or delivered with the window that closed last."""
         entry = self.table.data.get(item.rule)
-        if entry is None:
-            entry = {"partition": partition, "closes_at": self._clock() + item.interval_s, "alerts": []}
-        if any(a.get("alert_id") == item.alert.alert_id for a in entry["alerts"]):
+        alert_id = item.alert.alert_id
+        if entry is not None and alert_id in entry.get("sent", ()):
+            return False
+        if entry is None or entry["closes_at"] is None:
+            entry = {"partition": entry["partition"] if entry else partition,
+                     "closes_at": self._clock() + item.interval_s, "alerts": [],
+                     "sent": entry.get("sent", []) if entry else []}
+        if any(a.get("alert_id") == alert_id for a in entry["alerts"]):
             return False
         entry = {**entry, "alerts": [*entry["alerts"], item.alert.model_dump(mode="json")]}
         await self._write(item.rule, entry, entry["partition"])
@@ -64,11 +73,19 @@ class DigestWindows:
         now = self._clock() if now is None else now
         closed = []
         for rule, entry in list(self.table.data.items()):
-            if entry and entry["partition"] in partitions and entry["closes_at"] <= now:
+            if entry and entry["closes_at"] is not None and entry["partition"] in partitions \
+                    and entry["closes_at"] <= now:
                 closed.append((rule, entry["partition"], [AlertEvent.model_validate(a) for a in entry["alerts"]]))
         return closed
 
+    async def close(self, rule: str, partition: int, sent: list[str]) -> None:
+        """The window was delivered: keep only the ids it sent. An alert of it replayed later (its news.digests
+        offset was not committed when the worker that added it died) is then recognised, not sent again in a new
+        window. The next window carries the ids until it closes in turn."""
+        await self._write(rule, {"partition": partition, "closes_at": None, "alerts": [], "sent": sent}, partition)
+
     async def remove(self, rule: str, partition: int) -> None:
+        """Forget the rule's window (a tombstone in the changelog): for a rule that no longer exists."""
         self.table.data.pop(rule, None)
         await self._write(rule, None, partition)
 
@@ -109,12 +126,13 @@ async def digests_stream(stream: Any, table: Any, *, deliverer: Deliverer,
                     rule = watcher.rules.get(name)
                     if rule is None:
                         log.warning("digest dropped: its rule was removed", rule=name, alerts=len(alerts))
-                    else:
-                        try:
-                            await deliverer.deliver(rule, alerts)
-                        except Exception as exc:  # the deliverer dead-letters failures itself: a bug's last net
-                            log.error("digest not delivered", rule=name, alerts=len(alerts), error=str(exc)[:300])
-                    await windows.remove(name, partition)
+                        await windows.remove(name, partition)
+                        continue
+                    try:
+                        await deliverer.deliver(rule, alerts)
+                    except Exception as exc:  # the deliverer dead-letters failures itself: a bug's last net
+                        log.error("digest not delivered", rule=name, alerts=len(alerts), error=str(exc)[:300])
+                    await windows.close(name, partition, [a.alert_id for a in alerts])
                     log.info("digest window closed", rule=name, alerts=len(alerts))
 
     background = asyncio.create_task(flush())

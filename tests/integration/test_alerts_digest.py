@@ -69,11 +69,14 @@ def _digest_delivered_once(stack: Settings, unique: str, receiver: Receiver, wor
     assert len(receiver.to("/ok/digest")) == 1
     # The survivor recovered the window from the changelog: a replayed match is not added twice.
     assert sum(w.log_path.read_text().count("digest window extended") for w in workers) == 1
-    # The table's changelog: the window written once, then removed (a tombstone) after the delivery.
+    # The table's changelog: the window written once, then closed after the delivery, keeping the id it sent.
     with TopicReader(stack, "test") as reader:
         records = [(json.loads(r.key), r.value) for r in reader.scan(f"t{unique}-alerts-digests-changelog")]
-    assert [key for key, _ in records] == ["nato-daily", "nato-daily"] and records[-1][1] is None
-    assert [a["url"] for a in json.loads(records[0][1])["alerts"]] == [url]
+    assert [key for key, _ in records] == ["nato-daily", "nato-daily"]
+    opened_entry, closed_entry = (json.loads(value) for _, value in records)
+    assert [a["url"] for a in opened_entry["alerts"]] == [url]
+    assert closed_entry["closes_at"] is None and closed_entry["alerts"] == []
+    assert closed_entry["sent"] == [alert["alert_id"]]
 
 
 def test_digest_window_survives_sigkill(stack: Settings, unique: str, tmp_path: Path,

@@ -57,6 +57,19 @@ async def test_digest_windows_group_per_rule_in_their_partition() -> None:
     [(name, partition, alerts)] = windows.due({2})
     assert (name, partition) == ("d", 2) and [a.article_id for a in alerts] == ["a0", "a1", "a2"]
     assert json.loads(webhook_body(rule, alerts))["kind"] == "digest"
-    await windows.remove("d", 2)
-    assert table.changelog_topic.sent[-1] == ("d", None, 2, "raw")  # a tombstone
+    await windows.close("d", 2, [a.alert_id for a in alerts])
+    key, value, partition, serializer = table.changelog_topic.sent[-1]
+    assert (key, partition, serializer) == ("d", 2, "json") and value["closes_at"] is None and value["alerts"] == []
     assert len(windows) == 1 and windows.due({0, 1, 2}, now=3600)[0][0] == "e"
+    # A replay of a delivered alert (its offset not committed when its worker died) opens no new window...
+    assert not await windows.add(DigestItem(rule="d", alert=event, interval_s=1800), partition=2)
+    assert windows.due({2}, now=10_000) == [(n, p, a) for n, p, a in windows.due({2}, now=10_000) if n == "e"]
+    # ... while a new alert does, in the rule's partition, and the window still knows the ids sent last time.
+    fresh = event.model_copy(update={"alert_id": "new-alert", "article_id": "a9"})
+    assert await windows.add(DigestItem(rule="d", alert=fresh, interval_s=1800), partition=2)
+    assert not await windows.add(DigestItem(rule="d", alert=event, interval_s=1800), partition=2)
+    now[0] = 3700
+    assert [(n, p, [a.article_id for a in al]) for n, p, al in windows.due({2})] == [("d", 2, ["a9"])]
+    # A rule that is gone is forgotten: a tombstone.
+    await windows.remove("d", 2)
+    assert table.changelog_topic.sent[-1] == ("d", None, 2, "raw")
