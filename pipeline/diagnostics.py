@@ -46,6 +46,7 @@ def worker_state(app: Any) -> dict[str, Any]:
         "rebalancing": app.rebalancing,
         "in_recovery": app.in_recovery,
         "recovery_completed": app.tables.recovery.completed.is_set(),
+        "in_flight": sorted(f"{m.tp.topic}:{m.tp.partition}@{m.offset}" for m in list(consumer._unacked_messages))[:50],
         "recovery_active_remaining": {str(tp): n for tp, n in app.tables.recovery.active_remaining().items()},
         "tasks": _task_stacks(asyncio.get_running_loop()),
     }

@@ -33,37 +33,54 @@ class StallGuard:
         # tp -> the offset its stream expected at the previous check, for partitions that looked stalled then
         self._suspects: dict[Any, int] = {}
 
-    def _idle(self, app: Any) -> bool:
-        consumer = app.consumer
+    def _settled(self, app: Any) -> bool:
+        """No rebalance or table recovery under way, and the flow running."""
         return bool(
             not app.rebalancing and not app.in_recovery and app.tables.recovery.completed.is_set()
-            and app.flow_control.is_active() and consumer.flow_active
-            and not consumer._unacked_messages
+            and app.flow_control.is_active() and app.consumer.flow_active
         )
 
     def stalled(self, app: Any) -> dict[Any, tuple[int, int | None]]:
-        """Stream partitions whose fetch position is ahead of the next offset their stream expects: tp ->
-        (position, expected). ``expected`` is None for a partition the group never committed and this worker never
-        read: its stream starts at the partition's earliest offset (``auto_offset_reset=earliest``), which
-        :meth:`check` asks the broker for. Empty while the worker is not idle."""
+        """Stream partitions with records their stream never got: tp -> (position, offset to fetch again from).
+
+        Two signs, looked for only while the worker is settled:
+
+        - a *hole*: offsets after the committed one were processed, the committed one was not and is not in flight
+          (Faust marked it read but never delivered it, e.g. a delivery cut short by a rebalance); the commit guard
+          holds the commit there, so the partition would never move on;
+        - a partition fetched *ahead*: its position is past the next offset its stream expects and no message at
+          all is in flight (so no fetched batch is still being handed over). The offset is None for a partition the
+          group never committed and this worker never read: its stream starts at the earliest offset
+          (``auto_offset_reset=earliest``), which :meth:`check` asks the broker for.
+        """
         consumer = app.consumer
         client = getattr(getattr(consumer, "_thread", None), "_consumer", None)
-        if client is None or not self._idle(app):
+        if client is None or not self._settled(app):
             return {}
+        in_flight = [(m.tp, m.offset) for m in list(consumer._unacked_messages)]
         paused = client.paused()
         active = consumer._active_partitions or set()
         found: dict[Any, tuple[int, int | None]] = {}
         for tp in client.assignment():
             if tp in paused or tp not in active or consumer._is_changelog_tp(tp):
                 continue
-            read = consumer._read_offset.get(tp)
-            expected = read + 1 if read is not None else consumer._committed_offset.get(tp)
             try:
                 position = client._subscription.subscription.assignment.state_value(tp).position
             except Exception:  # no valid position (being reset): nothing to judge
                 continue
-            if position is not None and (expected is None or position > expected):
-                found[tp] = (position, expected)
+            if position is None:
+                continue
+            committed = consumer._committed_offset.get(tp)
+            acked = consumer._acked.get(tp) or ()
+            if committed is not None and acked and min(acked) > committed and (tp, committed) not in in_flight:
+                found[tp] = (position, committed)  # a hole
+                continue
+            if in_flight:
+                continue
+            read = consumer._read_offset.get(tp)
+            expected = read + 1 if read is not None else committed
+            if expected is None or position > expected:
+                found[tp] = (position, expected)  # fetched ahead
         return found
 
     async def check(self, app: Any) -> int:

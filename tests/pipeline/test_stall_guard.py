@@ -14,6 +14,11 @@ TP = namedtuple("TP", "topic partition")
 RAW0, RAW1, CHANGELOG = TP("news.raw", 0), TP("news.raw", 1), TP("app-dedupe-urls-changelog", 0)
 
 
+class _InFlight:  # a Faust message delivered to a stream and not acked yet (hashable, as in Faust's WeakSet)
+    def __init__(self, tp: TP, offset: int) -> None:
+        self.tp, self.offset = tp, offset
+
+
 class _Flag:
     def __init__(self, value: bool) -> None:
         self.value = value
@@ -39,7 +44,7 @@ def _app(positions: dict[TP, int], read: dict[TP, int | None], committed: dict[T
     )
     consumer = SimpleNamespace(
         _thread=SimpleNamespace(_consumer=client), _active_partitions=set(positions), _read_offset=read,
-        _committed_offset=committed, _unacked_messages=set(), flow_active=True,
+        _committed_offset=committed, _unacked_messages=set(), _acked={}, flow_active=True,
         _is_changelog_tp=lambda tp: tp.topic.endswith("-changelog"), seek=seek,
     )
     return SimpleNamespace(consumer=consumer, rebalancing=False, in_recovery=False, flow_control=_Flag(True),
@@ -77,7 +82,8 @@ async def test_nothing_is_judged_while_the_worker_is_busy_or_rebalancing() -> No
     for busy in ("unacked", "rebalancing", "in_recovery", "recovery", "flow"):
         app = _app({RAW0: 19}, {RAW0: None}, {RAW0: 1})
         if busy == "unacked":
-            app.consumer._unacked_messages = {object()}  # a message in flight: its batch may hold raw:0's records
+            # a message in flight: the fetched batch it came in may still hold raw:0's records
+            app.consumer._unacked_messages = {_InFlight(RAW1, 7)}
         elif busy == "recovery":
             app.tables.recovery.completed = _Flag(False)
         elif busy == "flow":
@@ -104,3 +110,23 @@ async def test_a_partition_never_committed_is_judged_from_its_earliest_offset() 
     assert await guard.check(app) == 1
     assert app.sought == [(RAW0, 0)]  # raw:1 sits at its earliest offset: nothing was fetched, nothing to redo
     assert sorted(asked[0]) == [RAW0, RAW1]
+
+
+async def test_a_hole_at_the_committed_offset_is_fetched_again() -> None:
+    # raw:0: 12..18 processed and acked, 11 (the committed offset) marked read but never delivered: the commit
+    # guard holds the commit at 11, so without a seek the partition never moves on.
+    app = _app({RAW0: 19}, {RAW0: 18}, {RAW0: 11})
+    app.consumer._acked = {RAW0: [12, 13, 14, 15, 16, 17, 18]}
+    app.consumer._unacked_messages = {_InFlight(RAW1, 40)}  # other work in flight does not hide a hole
+    guard = StallGuard()
+    assert guard.stalled(app) == {RAW0: (19, 11)}
+    assert [await guard.check(app), await guard.check(app)] == [0, 1]
+    assert app.sought == [(RAW0, 11)]
+
+
+async def test_a_hole_whose_message_is_still_in_flight_is_left_alone() -> None:
+    app = _app({RAW0: 19}, {RAW0: 18}, {RAW0: 11})
+    app.consumer._acked = {RAW0: [12, 13]}
+    app.consumer._unacked_messages = {_InFlight(RAW0, 11)}  # slow (Elasticsearch down, a long article), not lost
+    guard = StallGuard()
+    assert [await guard.check(app) for _ in range(3)] == [0, 0, 0]
