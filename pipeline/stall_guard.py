@@ -43,7 +43,8 @@ class StallGuard:
     def stalled(self, app: Any) -> dict[Any, tuple[int, int | None]]:
         """Stream partitions with records their stream never got: tp -> (position, offset to fetch again from).
 
-        Two signs, looked for only while the worker is settled:
+        During a table recovery: :meth:`_recovery_stalled`. Otherwise two signs, looked for only while the worker
+        is settled:
 
         - a *hole*: offsets after the committed one were processed, the committed one was not and is not in flight
           (Faust marked it read but never delivered it, e.g. a delivery cut short by a rebalance); the commit guard
@@ -55,7 +56,11 @@ class StallGuard:
         """
         consumer = app.consumer
         client = getattr(getattr(consumer, "_thread", None), "_consumer", None)
-        if client is None or not self._settled(app):
+        if client is None:
+            return {}
+        if app.in_recovery:
+            return self._recovery_stalled(app, client)
+        if not self._settled(app):
             return {}
         in_flight = [(m.tp, m.offset) for m in list(consumer._unacked_messages)]
         paused = client.paused()
@@ -81,6 +86,26 @@ class StallGuard:
             expected = read + 1 if read is not None else committed
             if expected is None or position > expected:
                 found[tp] = (position, expected)  # fetched ahead
+        return found
+
+    @staticmethod
+    def _recovery_stalled(app: Any, client: Any) -> dict[Any, tuple[int, int | None]]:
+        """Changelog partitions a table recovery waits on although their records were fetched: the recovery's
+        next offset is behind the fetch position (the same drop, on the way to the recovery's queue instead of a
+        stream). Recovery then waits forever ("No event received for active tp ... since recovery start")."""
+        recovery = app.tables.recovery
+        found: dict[Any, tuple[int, int | None]] = {}
+        for tp, left in recovery.active_remaining().items():
+            if left <= 0:
+                continue
+            applied = recovery.active_offsets.get(tp)
+            expected = applied + 1 if applied is not None and applied >= 0 else None
+            try:
+                position = client._subscription.subscription.assignment.state_value(tp).position
+            except Exception:
+                continue
+            if position is not None and (expected is None or position > expected):
+                found[tp] = (position, expected)
         return found
 
     async def check(self, app: Any) -> int:

@@ -48,7 +48,9 @@ def _app(positions: dict[TP, int], read: dict[TP, int | None], committed: dict[T
         _is_changelog_tp=lambda tp: tp.topic.endswith("-changelog"), seek=seek,
     )
     return SimpleNamespace(consumer=consumer, rebalancing=False, in_recovery=False, flow_control=_Flag(True),
-                           tables=SimpleNamespace(recovery=SimpleNamespace(completed=_Flag(True))), sought=sought)
+                           tables=SimpleNamespace(recovery=SimpleNamespace(
+                               completed=_Flag(True), active_remaining=lambda: {}, active_offsets={})),
+                           sought=sought)
 
 
 async def test_a_partition_fetched_but_never_delivered_is_sought_back_after_two_checks() -> None:
@@ -130,3 +132,33 @@ async def test_a_hole_whose_message_is_still_in_flight_is_left_alone() -> None:
     app.consumer._unacked_messages = {_InFlight(RAW0, 11)}  # slow (Elasticsearch down, a long article), not lost
     guard = StallGuard()
     assert [await guard.check(app) for _ in range(3)] == [0, 0, 0]
+
+
+async def test_a_table_recovery_waiting_on_records_already_fetched_is_fed_again() -> None:
+    # Recovery wants offset 0 of the changelog (nothing applied yet: -1), aiokafka's position is already 1: the
+    # record was fetched and lost on its way to the recovery queue, which now waits forever.
+    app = _app({CHANGELOG: 1, RAW0: 5}, {CHANGELOG: None, RAW0: None}, {CHANGELOG: None, RAW0: 1})
+    app.in_recovery = True
+    app.tables.recovery.active_remaining = lambda: {CHANGELOG: 1}
+    app.tables.recovery.active_offsets = {CHANGELOG: -1}
+
+    async def earliest_offsets(*tps: TP) -> dict[TP, int]:
+        return dict.fromkeys(tps, 0)
+
+    app.consumer.earliest_offsets = earliest_offsets
+    guard = StallGuard()
+    assert [await guard.check(app), await guard.check(app)] == [0, 1]
+    assert app.sought == [(CHANGELOG, 0)]  # stream partitions are not judged during a recovery
+
+
+async def test_a_recovery_that_progresses_is_left_alone() -> None:
+    app = _app({CHANGELOG: 900}, {CHANGELOG: None}, {CHANGELOG: None})
+    app.in_recovery = True
+    applied = {CHANGELOG: 100}
+    app.tables.recovery.active_remaining = lambda: {CHANGELOG: 1000 - applied[CHANGELOG]}
+    app.tables.recovery.active_offsets = applied
+    guard = StallGuard()
+    assert await guard.check(app) == 0
+    applied[CHANGELOG] = 400  # a big changelog being applied: fetched ahead, but moving
+    assert await guard.check(app) == 0
+    assert app.sought == []
