@@ -2,20 +2,27 @@
 and at the end every item is on ``news.enriched`` (and, where the worker indexes, in Elasticsearch) exactly once
 by canonical URL, under one id, with the dedupe state intact. The faults here: the Kafka broker stopped and
 started mid-stream; a rebalance (a worker added, another removed) while articles flow; ``kill -9`` of the
-connector mid-publish, then a restart. Others live beside the code they hit: kill -9 of a worker
-(test_pipeline.py), kill -9 of ``newsflow run`` (test_service.py), Elasticsearch down for 60 s
-(test_sink_es_down.py); docs/guarantees.md lists them all.
+connector mid-publish, then a restart; ``kill -9`` of a worker while its bulk request to Elasticsearch is in
+flight (held by a proxy: Elasticsearch indexed it, the worker never saw the answer). Others live beside the code
+they hit: kill -9 of a worker (test_pipeline.py), kill -9 of ``newsflow run`` (test_service.py), Elasticsearch
+down for 60 s (test_sink_es_down.py); docs/guarantees.md lists them all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import socket
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from elasticsearch import Elasticsearch
@@ -347,3 +354,187 @@ def test_connector_killed_mid_publish_and_restarted_misses_nothing(stack: Settin
         es.close()
         remove_test_data(stack, unique)
 
+
+# -- kill -9 of a worker during a bulk request to Elasticsearch --------------------------------------------------
+
+_BULK_REQUEST = re.compile(rb"(?:POST|PUT) /[^ \r\n]*_bulk[^ \r\n]* HTTP/1\.[01]\r\n")
+_BULK_ID = re.compile(rb'"_id"\s*:\s*"([^"]+)"')
+
+
+@dataclass
+class _Connection:
+    in_bulk: bool = False  # the next bytes from Elasticsearch answer a bulk request sent while armed
+    request: bytearray = field(default_factory=bytearray)  # that bulk request
+
+
+class BulkHoldingProxy:
+    """A TCP proxy on loopback in front of Elasticsearch that can hold back the answer to one ``_bulk`` request.
+
+    Armed (:meth:`hold_next_bulk`), it forwards bulk requests untouched, so Elasticsearch indexes them, and keeps back
+    the answer to the first one that carries at least ``min_documents`` documents, until :meth:`release`: the client
+    is then provably inside a bulk request whose documents are already indexed. Everything else passes through.
+    No HTTP parsing is needed beyond spotting the request line: a keep-alive HTTP/1.1 client sends its next request
+    only after the whole answer, so a connection's next bytes from upstream are the answer to its last request.
+    """
+
+    def __init__(self, upstream_url: str) -> None:
+        parts = urlsplit(upstream_url)
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 9200)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._lock = threading.Lock()
+        self._armed = 0  # hold the answer to the next bulk of at least this many documents (0: hold nothing)
+        self._held = threading.Event()
+        self._release = threading.Event()
+        self._held_request = b""
+        self._sockets: list[socket.socket] = []
+
+    def start(self) -> BulkHoldingProxy:
+        threading.Thread(target=self._accept, name="es-proxy", daemon=True).start()
+        return self
+
+    def hold_next_bulk(self, min_documents: int = 1) -> None:
+        with self._lock:
+            self._armed = min_documents
+
+    def wait_held(self, timeout_s: float, alive: Callable[[], None]) -> list[str]:
+        """The ids in the held bulk request, once Elasticsearch has answered it and the answer is held."""
+        deadline = time.monotonic() + timeout_s
+        while not self._held.wait(0.5):
+            alive()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no bulk request within {timeout_s:.0f}s")
+        return [m.decode() for m in _BULK_ID.findall(self._held_request)]
+
+    def release(self) -> None:
+        self._release.set()
+
+    def close(self) -> None:
+        self._release.set()
+        with self._lock:
+            for sock in [self._listener, *self._sockets]:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            try:
+                upstream = socket.create_connection(self._upstream, timeout=10)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            conn = _Connection()
+            with self._lock:
+                self._sockets += [client, upstream]
+            threading.Thread(target=self._requests, args=(client, upstream, conn), daemon=True).start()
+            threading.Thread(target=self._answers, args=(upstream, client, conn), daemon=True).start()
+
+    def _requests(self, client: socket.socket, upstream: socket.socket, conn: _Connection) -> None:
+        try:
+            while data := client.recv(65536):
+                if self._armed and _BULK_REQUEST.search(data):
+                    conn.in_bulk, conn.request = True, bytearray()
+                if conn.in_bulk:
+                    conn.request += data
+                upstream.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                upstream.shutdown(socket.SHUT_WR)
+
+    def _answers(self, upstream: socket.socket, client: socket.socket, conn: _Connection) -> None:
+        try:
+            while data := upstream.recv(65536):
+                if conn.in_bulk:  # Elasticsearch answered the bulk: it is indexed, the client waits for this answer
+                    conn.in_bulk = False
+                    with self._lock:
+                        hold = 0 < self._armed <= len(_BULK_ID.findall(conn.request))
+                        if hold:
+                            self._armed = 0
+                    if hold:
+                        self._held_request = bytes(conn.request)
+                        self._held.set()
+                        self._release.wait()
+                client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_RDWR)
+
+
+def _enriched_offsets(bootstrap: str, topic: str) -> dict[str, list[tuple[int, int]]]:
+    """Article id -> where its messages are on news.enriched (partition, offset)."""
+    where: dict[str, list[tuple[int, int]]] = {}
+    for partition, offset, value in read_to_end(bootstrap, topic):
+        where.setdefault(value["id"], []).append((partition, offset))
+    return where
+
+
+def test_worker_killed_during_a_bulk_request_indexes_every_item_once(stack: Settings, unique: str,
+                                                                       tmp_path: Path) -> None:
+    """The kill lands while the worker waits for the answer to a bulk request Elasticsearch has already executed (a
+    proxy holds the answer back): those documents are in the index, but their offsets on news.enriched were never
+    committed, so the restarted worker indexes them again. ``_id`` = id makes that an overwrite: one document per
+    canonical URL, each item's count exactly one, ids and story ids as before the kill."""
+    bootstrap = stack.kafka.bootstrap
+    prefix = f"t{unique}."
+    alias = f"t{unique}"
+    create_topics(stack, unique)
+    proxy = BulkHoldingProxy(stack.es.url).start()
+    env = worker_env(bootstrap, unique, tmp_path / "data", NEWSFLOW_ES_URL=proxy.url, **_index_env(unique))
+    worker = WorkerProcess(env, "a", tmp_path)
+    enriched = TopicReader(bootstrap, prefix + ENRICHED_TOPIC)
+    es = Elasticsearch(stack.es.url)  # the test itself reads Elasticsearch directly, never through the proxy
+    try:
+        fillers = _filler_items(80)
+        first, second = fillers[:20], fillers[20:]
+        worker.start()
+        produce(bootstrap, prefix + RAW_TOPIC, [raw_message(i) for i in first])
+        hits = _wait_indexed(es, alias, {i.canonical_link for i in first if i.canonical_link}, worker.check_alive)
+        before = {h["_source"]["canonical_url"]: (h["_id"], h["_source"]["story_id"]) for h in hits}
+
+        proxy.hold_next_bulk(min_documents=8)
+        produce(bootstrap, prefix + RAW_TOPIC, [raw_message(i) for i in second])
+        held = proxy.wait_held(120, worker.check_alive)
+        assert held and set(held) <= {stable_id(i.canonical_link or "") for i in second}, held
+        es.indices.refresh(index=alias)
+        assert es.count(index=alias, query={"ids": {"values": held}})["count"] == len(held), \
+            "the held bulk is not in the index: the kill would not land after Elasticsearch executed it"
+        worker.kill9()
+        proxy.release()  # its reader is dead: the answer goes nowhere
+
+        # Nothing of the held bulk was acknowledged to Kafka: none of its offsets on news.enriched is committed.
+        enriched_topic = prefix + ENRICHED_TOPIC
+        committed, _ends = _committed(bootstrap, f"t{unique}", [enriched_topic])
+        where = _enriched_offsets(bootstrap, enriched_topic)
+        acked = [(i, p, o) for i in held for p, o in where[i]
+                 if (committed[TopicPartition(enriched_topic, p)] or 0) > o]
+        assert not acked, f"offsets committed for documents whose bulk never answered: {acked[:5]}"
+        print(f"\nheld bulk: {len(held)} documents indexed by Elasticsearch, not acknowledged to the worker, "
+              f"offsets not committed (committed: {sorted((tp.partition, o) for tp, o in committed.items())})")
+
+        worker.start()
+        expected = {i.canonical_link for i in fillers if i.canonical_link}
+        enriched.wait_for(lambda ms: set(_by_url(ms)) >= expected, 180, "every article", worker.check_alive,
+                          lambda: group_progress(bootstrap, unique, worker))
+        _wait_settled(bootstrap, unique, worker)
+        hits = _wait_indexed(es, alias, expected, worker.check_alive)
+        _assert_one_article_per_url(enriched.poll(), hits, expected, before)
+        # The held documents were indexed a second time after the restart (replayed), into the same documents.
+        versions = {h["_id"]: h["_version"] for h in hits}
+        assert all(versions[i] >= 2 for i in held), {i: versions[i] for i in held}
+        _assert_no_dead_letters(bootstrap, prefix)
+    finally:
+        worker.stop()
+        proxy.close()
+        enriched.close()
+        es.close()
+        remove_test_data(stack, unique)
