@@ -98,18 +98,21 @@ class WorkerProcess:
         self.log_path = log_dir / f"worker-{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "pipeline.cli", "worker", "--name", self.name, "--web-port", "0"]
+
     def start(self) -> WorkerProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "worker", "--name", self.name, "--web-port", "0"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            self.command(), env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         log.close()
         return self
 
     def check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"worker {self.name} exited with {self.proc.returncode}:\n{self.tail()}")
+            raise AssertionError(f"{self.log_path.stem} exited with {self.proc.returncode}:\n{self.tail()}")
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
