@@ -46,7 +46,10 @@ def new_offset(consumer: Any, tp: Any) -> int | None:
     if committed is not None and acked[0] > committed:
         return None  # the message at the committed offset is not done yet
     batch = list(next(consecutive_numbers(acked)))
-    in_flight = [m.offset for m in list(consumer._unacked_messages) if m.tp == tp]
+    # A message delivered twice (fetched again after a seek) leaves its second copy unacked although its offset
+    # is done: only offsets not acknowledged yet hold the commit back.
+    done = consumer._acked_index[tp]
+    in_flight = [m.offset for m in list(consumer._unacked_messages) if m.tp == tp and m.offset not in done]
     if in_flight:
         lowest = min(in_flight)
         batch = [o for o in batch if o < lowest]

@@ -62,7 +62,8 @@ class StallGuard:
             return self._recovery_stalled(app, client)
         if not self._settled(app):
             return {}
-        in_flight = [(m.tp, m.offset) for m in list(consumer._unacked_messages)]
+        in_flight = [(m.tp, m.offset) for m in list(consumer._unacked_messages)
+                     if m.offset not in consumer._acked_index.get(m.tp, ())]  # not a done message's second copy
         paused = client.paused()
         active = consumer._active_partitions or set()
         found: dict[Any, tuple[int, int | None]] = {}

@@ -66,3 +66,8 @@ def test_gaps_count_as_processed_as_in_faust() -> None:
     consumer = _consumer([10, 13], committed=10)
     consumer._gap[RAW].addi(11, 13)  # 11 and 12 do not exist on the topic (compaction, transaction markers)
     assert consumer._new_offset(RAW) == 14
+
+
+def test_a_second_copy_of_a_done_message_does_not_hold_the_commit() -> None:
+    # Offset 18 was delivered twice (once more after a seek); the first copy was acked, the second never is.
+    assert _consumer([18], committed=18, in_flight=(18,))._new_offset(RAW) == 19

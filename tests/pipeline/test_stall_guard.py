@@ -44,7 +44,7 @@ def _app(positions: dict[TP, int], read: dict[TP, int | None], committed: dict[T
     )
     consumer = SimpleNamespace(
         _thread=SimpleNamespace(_consumer=client), _active_partitions=set(positions), _read_offset=read,
-        _committed_offset=committed, _unacked_messages=set(), _acked={}, flow_active=True,
+        _committed_offset=committed, _unacked_messages=set(), _acked={}, _acked_index={}, flow_active=True,
         _is_changelog_tp=lambda tp: tp.topic.endswith("-changelog"), seek=seek,
     )
     return SimpleNamespace(consumer=consumer, rebalancing=False, in_recovery=False, flow_control=_Flag(True),
