@@ -55,11 +55,27 @@ def origin_of(event: Any) -> Origin:
 
 
 def error_kind(exc: BaseException) -> str:
-    """The ``kind`` of a newsflow error; ``invalid_message`` for bad JSON or schema; else the class name."""
+    """The ``kind`` of a newsflow error; ``invalid_message`` for bad JSON or schema; ``message_too_large`` for an
+    output Kafka refused for its size; else the class name."""
     if isinstance(exc, ValidationError):
         return "invalid_message"
+    if _too_large(exc):
+        return "message_too_large"
     kind = getattr(exc, "kind", None)
     return kind if isinstance(kind, str) else type(exc).__name__
+
+
+def _too_large(exc: BaseException) -> bool:
+    """Kafka refused a message for its size: the producer before sending it (Faust raises ProducerSendError from
+    aiokafka's error) or the broker. Both Kafka clients name the error MessageSizeTooLargeError."""
+    cause: BaseException | None = exc
+    for _ in range(5):
+        if cause is None:
+            return False
+        if type(cause).__name__ == "MessageSizeTooLargeError":
+            return True
+        cause = cause.__cause__
+    return False
 
 
 # Kafka's default message limit is 1 MB (the broker's max.message.bytes; the worker's producer refuses a record of

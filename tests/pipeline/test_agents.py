@@ -157,6 +157,23 @@ def test_a_huge_key_is_cut_too_and_the_letter_is_not_replayed() -> None:
     assert len(letter.model_dump_json().encode()) + len(letter.key.encode()) < 100_000
 
 
+def test_a_message_kafka_refuses_for_its_size_is_a_message_too_large() -> None:
+    from aiokafka.errors import MessageSizeTooLargeError
+    from faust.exceptions import ProducerSendError
+
+    from pipeline.dlq import error_kind
+
+    try:  # as Faust raises it when aiokafka's producer refuses the record before sending it
+        try:
+            raise MessageSizeTooLargeError("The message is 1001515 bytes when serialized")
+        except MessageSizeTooLargeError as exc:
+            raise ProducerSendError(f"Error while sending: {exc!r}") from exc
+    except ProducerSendError as exc:
+        assert error_kind(exc) == "message_too_large"
+    assert error_kind(MessageSizeTooLargeError()) == "message_too_large"  # the broker's answer, from the future
+    assert error_kind(ProducerSendError("Error while sending: KafkaTimeoutError()")) == "ProducerSendError"
+
+
 def test_a_small_message_that_is_not_utf8_keeps_its_bytes_for_replay() -> None:
     from pipeline.dlq import dead_letter_for, original_payload
 
