@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -21,8 +22,8 @@ from pipeline.logs import get_logger
 from pipeline.metrics import DEAD_LETTERS, STAGE_ERRORS, STAGE_MESSAGES, STAGE_SECONDS
 from pipeline.schemas import DeadLetter
 
-__all__ = ["MAX_PAYLOAD_CHARS", "DeadLetterSender", "Origin", "dead_letter_for", "deliver_dead_letter", "error_kind",
-           "origin_of", "original_payload", "stage_guard"]
+__all__ = ["MAX_KEY_CHARS", "MAX_PAYLOAD_BYTES", "MAX_PAYLOAD_CHARS", "DeadLetterSender", "Origin", "dead_letter_for",
+           "deliver_dead_letter", "error_kind", "origin_of", "original_payload", "stage_guard"]
 
 log = get_logger(__name__)
 
@@ -54,29 +55,59 @@ def origin_of(event: Any) -> Origin:
 
 
 def error_kind(exc: BaseException) -> str:
-    """The ``kind`` of a newsflow error; ``invalid_message`` for bad JSON or schema; else the class name."""
+    """The ``kind`` of a newsflow error; ``invalid_message`` for bad JSON or schema; ``message_too_large`` for an
+    output Kafka refused for its size; else the class name."""
     if isinstance(exc, ValidationError):
         return "invalid_message"
+    if _too_large(exc):
+        return "message_too_large"
     kind = getattr(exc, "kind", None)
     return kind if isinstance(kind, str) else type(exc).__name__
 
 
-# Kafka's default message limit is 1 MB: a dead letter must fit even when its payload was the largest message
-# the source topic accepted, or the dead letter itself could not be written.
+def _too_large(exc: BaseException) -> bool:
+    """Kafka refused a message for its size: the producer before sending it (Faust raises ProducerSendError from
+    aiokafka's error) or the broker. Both Kafka clients name the error MessageSizeTooLargeError."""
+    cause: BaseException | None = exc
+    for _ in range(5):
+        if cause is None:
+            return False
+        if type(cause).__name__ == "MessageSizeTooLargeError":
+            return True
+        cause = cause.__cause__
+    return False
+
+
+# Kafka's default message limit is 1 MB (the broker's max.message.bytes; the worker's producer refuses a record of
+# more than 1,000,000 bytes before sending it): a dead letter must fit even when the message that failed was far
+# larger (10 MB of compressible bytes fits a topic), or the dead letter could not be written and the stage would
+# fail on it. So the payload is bounded in characters and in bytes as the letter's JSON writes it (UTF-8: U+FFFD,
+# which stands for each byte that is not UTF-8, takes 3 bytes; an escaped control character 6), its base64 copy
+# included; and the key, which a letter carries twice (in its JSON and as its Kafka key), is bounded too.
 MAX_PAYLOAD_CHARS = 400_000
+MAX_PAYLOAD_BYTES = 600_000
+MAX_KEY_CHARS = 4096
 
 
 def dead_letter_for(stage: str, exc: BaseException, origin: Origin) -> DeadLetter:
-    payload = Origin.text(origin.payload) or ""
+    text = Origin.text(origin.payload) or ""
     error = str(exc)[:2000] or type(exc).__name__
-    truncated = len(payload) > MAX_PAYLOAD_CHARS
-    if truncated:
-        error += f" (payload truncated from {len(payload)} characters)"
-        payload = payload[:MAX_PAYLOAD_CHARS]
+    payload = text[:MAX_PAYLOAD_CHARS]
     # Replay must put back the very bytes that failed; text decoding with replacement would alter non-UTF-8 ones.
     raw_b64 = None
-    if isinstance(origin.payload, bytes) and not truncated and not _is_utf8(origin.payload):
+    if isinstance(origin.payload, bytes) and len(payload) == len(text) and not _is_utf8(origin.payload):
         raw_b64 = base64.b64encode(origin.payload).decode("ascii")
+    if _json_bytes(payload) + len(raw_b64 or "") > MAX_PAYLOAD_BYTES:
+        raw_b64 = None
+        payload = _cut_to_json_bytes(payload, MAX_PAYLOAD_BYTES)
+    truncated = len(payload) < len(text)
+    if truncated:
+        error += f" (payload truncated from {len(text)} characters)"
+    key = Origin.text(origin.key)
+    if key is not None and len(key) > MAX_KEY_CHARS:
+        error += f" (key truncated from {len(key)} characters)"
+        key = key[:MAX_KEY_CHARS]
+        truncated = True  # replay could not put the message back as it was
     return DeadLetter(
         stage=stage,
         kind=error_kind(exc),
@@ -84,11 +115,26 @@ def dead_letter_for(stage: str, exc: BaseException, origin: Origin) -> DeadLette
         topic=origin.topic,
         partition=origin.partition,
         offset=origin.offset,
-        key=Origin.text(origin.key),
+        key=key,
         payload=payload,
         payload_base64=raw_b64,
         payload_truncated=truncated,
     )
+
+
+def _json_bytes(text: str) -> int:
+    """The size of ``text`` as a JSON string in a letter (pydantic escapes what ``json.dumps`` does)."""
+    return len(json.dumps(text, ensure_ascii=False).encode("utf-8", errors="surrogatepass"))
+
+
+def _cut_to_json_bytes(text: str, limit: int) -> str:
+    """The longest-enough prefix of ``text`` whose JSON takes at most ``limit`` bytes (each pass cuts in
+    proportion, so it ends in a few passes)."""
+    size = _json_bytes(text)
+    while size > limit:
+        text = text[: len(text) * limit // size]
+        size = _json_bytes(text)
+    return text
 
 
 def _is_utf8(value: bytes) -> bool:

@@ -3,7 +3,9 @@
 Hook: the index agent, after Elasticsearch acknowledged a batch and before its offsets become committable,
 sends each acknowledged article to ``news.indexed`` (key = story id) and waits for the broker
 (:func:`register_alerts` returns that hook). So an article is alerted only once it is indexed, a worker crash
-between the two replays the batch, and indexing pays only one broker round trip per bulk for alerting.
+between the two replays the batch, and indexing pays only one broker round trip per bulk for alerting. An article
+larger than a Kafka message (a title of a megabyte) is indexed but cannot be sent: it is dead-lettered (stage
+alert, kind message_too_large) and the batch goes on.
 
 Once per story per rule: the table ``alerts-sent`` maps ``"<rule>|<story_id>"`` to the first alert. news.indexed
 is keyed by story id, so every copy of a story is on one partition and each entry is written to the changelog
@@ -35,7 +37,7 @@ from pipeline.alerts.matcher import Match, Matcher, story_copies
 from pipeline.alerts.present import alert_event, alert_id
 from pipeline.alerts.rules import Rule, load_rules, rules_path
 from pipeline.backoff import backoff_delay
-from pipeline.dlq import DeadLetterSender
+from pipeline.dlq import DeadLetterSender, Origin, dead_letter_for, deliver_dead_letter, error_kind
 from pipeline.errors import NewsflowError
 from pipeline.index import make_async_client
 from pipeline.logs import get_logger
@@ -243,8 +245,25 @@ def register_alerts(app: NewsflowApp, settings: Settings, send_dead_letter: Dead
         await asyncio.gather(*pending)
 
     async def on_indexed(articles: list[EnrichedArticle]) -> None:
-        await deliver([await app.indexed_topic.send(key=a.story_id.encode(), value=a.model_dump_json().encode())
-                       for a in articles])
+        pending = []
+        for a in articles:
+            value = a.model_dump_json().encode()
+            try:
+                pending.append(await app.indexed_topic.send(key=a.story_id.encode(), value=value))
+            except Exception as exc:
+                if error_kind(exc) != "message_too_large":
+                    raise
+                await _not_alerted(a, value, exc)
+        await deliver(pending)
+
+    async def _not_alerted(article: EnrichedArticle, value: bytes, exc: BaseException) -> None:
+        # Indexed, but larger than a Kafka message (a title of a megabyte): it cannot be matched. Said in news.dlq
+        # and the batch goes on; raising would crash the index agent and leave its batch unacknowledged for good.
+        letter = dead_letter_for("alert", exc, Origin(payload=value, topic=app.indexed_topic.get_topic_name(),
+                                                      key=article.story_id))
+        log.warning("message dead-lettered", stage="alert", kind=letter.kind, article_id=article.id,
+                    error=letter.error[:300], topic=letter.topic)
+        await deliver_dead_letter(send_dead_letter, letter)
 
     async def send_topic(key: bytes, value: bytes) -> None:
         await deliver([await app.alerts_topic.send(key=key, value=value)])

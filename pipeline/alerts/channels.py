@@ -45,8 +45,10 @@ def sign(secret: str, body: bytes) -> str:
 
 async def dead_letter_event(event: Any, exc: BaseException, send_dead_letter: DeadLetterSender) -> None:
     """Send a consumed message the alert agents cannot use to news.dlq (stage alert), as it came."""
-    letter = dead_letter_for("alert", exc, origin_of(event))
-    log.warning("message dead-lettered", stage="alert", kind=letter.kind, error=letter.error[:300])
+    origin = origin_of(event)
+    letter = dead_letter_for("alert", exc, origin)
+    log.warning("message dead-lettered", stage="alert", kind=letter.kind, error=letter.error[:300],
+                topic=origin.topic, partition=origin.partition, offset=origin.offset)
     await send_dead_letter(letter)
     DEAD_LETTERS.labels("alert", letter.kind).inc()
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pydantic import ValidationError
 
 from pipeline.alerts.channels import Deliverer, dead_letter_event
-from pipeline.dlq import DeadLetterSender
+from pipeline.dlq import DeadLetterSender, error_kind
 from pipeline.logs import get_logger
 from pipeline.schemas import AlertEvent, DigestItem
 
@@ -64,8 +64,17 @@ class DigestWindows:
                      "sent": entry.get("sent", []) if entry else []}
         if any(a.get("alert_id") == alert_id for a in entry["alerts"]):
             return False
+        previous = self.table.data.get(item.rule)
         entry = {**entry, "alerts": [*entry["alerts"], item.alert.model_dump(mode="json")]}
-        await self._write(item.rule, entry, entry["partition"])
+        try:
+            await self._write(item.rule, entry, entry["partition"])
+        except BaseException:
+            # Not in the changelog (a window grown past a Kafka message, or a shutdown): not kept here either.
+            if previous is None:
+                self.table.data.pop(item.rule, None)
+            else:
+                self.table.data[item.rule] = previous
+            raise
         return True
 
     def due(self, partitions: set[int], *, now: float | None = None) -> list[tuple[str, int, list[AlertEvent]]]:
@@ -144,7 +153,16 @@ async def digests_stream(stream: Any, table: Any, *, deliverer: Deliverer,
                 await dead_letter_event(event, exc, send_dead_letter)
                 continue
             async with lock:
-                if await windows.add(item, event.message.partition):
+                try:
+                    added = await windows.add(item, event.message.partition)
+                except Exception as exc:
+                    if error_kind(exc) != "message_too_large":
+                        raise
+                    # The window with this alert would not fit a Kafka message (an alert of megabytes, or a window
+                    # of thousands): the alert goes to news.dlq, the window stays as it was, the agent goes on.
+                    await dead_letter_event(event, exc, send_dead_letter)
+                    continue
+                if added:
                     log.info("digest window extended", rule=item.rule, alert_id=item.alert.alert_id)
     finally:
         background.cancel()

@@ -98,3 +98,13 @@ def test_manifest_names_are_unique_and_every_case_has_an_outcome_or_a_test() -> 
     assert len(names) == len(set(names))
     for case in _CASES:
         assert "expect" in case or "covered_by" in case, case["name"]
+
+
+def test_every_covered_by_names_a_test_that_exists() -> None:
+    root = Path(__file__).resolve().parents[2]
+    for case in _CASES:
+        if "covered_by" in case:
+            path, _, name = case["covered_by"].partition("::")
+            source = root / path
+            assert source.is_file(), case["name"]
+            assert f"def {name}(" in source.read_text(encoding="utf-8"), case["name"]

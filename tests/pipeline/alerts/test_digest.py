@@ -73,3 +73,53 @@ async def test_digest_windows_group_per_rule_in_their_partition() -> None:
     # A rule that is gone is forgotten: a tombstone.
     await windows.remove("d", 2)
     assert table.changelog_topic.sent[-1] == ("d", None, 2, "raw")
+
+
+class _SizeLimitedChangelog(_Changelog):
+    """Refuses an entry larger than a Kafka message, as aiokafka's producer does (Faust wraps the error)."""
+
+    async def send(self, *, key: str, value: object, partition: int, key_serializer: str,
+                   value_serializer: str) -> asyncio.Future[None]:
+        from aiokafka.errors import MessageSizeTooLargeError
+        from faust.exceptions import ProducerSendError
+
+        if len(json.dumps(value)) > 1_000_000:
+            try:
+                raise MessageSizeTooLargeError("The message is too large")
+            except MessageSizeTooLargeError as exc:
+                raise ProducerSendError(f"Error while sending: {exc!r}") from exc
+        return await super().send(key=key, value=value, partition=partition, key_serializer=key_serializer,
+                                  value_serializer=value_serializer)
+
+
+async def test_an_alert_the_window_cannot_hold_is_dead_lettered_and_the_window_kept() -> None:
+    from pipeline.alerts.digest import digests_stream
+    from pipeline.schemas import DeadLetter
+
+    table = SimpleNamespace(data={}, changelog_topic=_SizeLimitedChangelog())
+    rule = Rule(name="d", query="q", mode="digest", digest="30m", channels=Channels(log=True))
+
+    def item(n: int, title: str) -> bytes:
+        event = alert_event(Match(rule, _article(id=f"a{n}", story_id=f"s{n}", title=title)), copies=1,
+                            indexed_at=None, top_entities=3)
+        return DigestItem(rule="d", alert=event, interval_s=1800).model_dump_json().encode()
+
+    values = [item(0, "Small"), item(1, "A" * 2_000_000), item(2, "Small again")]
+    events = [SimpleNamespace(value=v, message=SimpleNamespace(partition=0, topic="news.digests", offset=n, value=v,
+                                                               key=b"d")) for n, v in enumerate(values)]
+
+    class _Stream:
+        async def events(self):  # type: ignore[no-untyped-def]
+            for event in events:
+                yield event
+
+    letters: list[DeadLetter] = []
+
+    async def send_dead_letter(letter: DeadLetter) -> None:
+        letters.append(letter)
+
+    watcher = SimpleNamespace(rules={"d": rule}, reload=lambda: False)
+    await digests_stream(_Stream(), table, deliverer=SimpleNamespace(), send_dead_letter=send_dead_letter,
+                         owned=lambda: None, watcher=watcher)  # type: ignore[arg-type]
+    assert [(d.stage, d.kind, d.offset) for d in letters] == [("alert", "message_too_large", 1)]
+    assert [a["article_id"] for a in table.data["d"]["alerts"]] == ["a0", "a2"]  # the agent went on
