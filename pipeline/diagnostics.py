@@ -29,10 +29,19 @@ def _task_stacks(loop: asyncio.AbstractEventLoop | None) -> list[str]:
         tasks = asyncio.all_tasks(loop)
     out = []
     for task in sorted(tasks, key=lambda t: t.get_name()):
-        frames = task.get_stack(limit=12)
-        where = " <- ".join(f"{f.f_code.co_name}@{f.f_code.co_filename.rsplit('/', 2)[-1]}:{f.f_lineno}"
-                            for f in reversed(frames))
-        out.append(f"{task.get_name()}: {where or repr(task.get_coro())}")
+        # Task.get_stack() gives one frame for a suspended task; following cr_await gives where it really waits.
+        frames: list[str] = []
+        coro: Any = task.get_coro()
+        depth = 0
+        while coro is not None and depth < 12:
+            frame = (getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+                     or getattr(coro, "ag_frame", None))
+            if frame is not None:
+                frames.append(f"{frame.f_code.co_name}@{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno}")
+            coro = (getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+                    or getattr(coro, "ag_await", None))
+            depth += 1
+        out.append(f"{task.get_name()}: {' -> '.join(frames) or repr(task.get_coro())}")
     return out
 
 

@@ -34,7 +34,8 @@ async def test_state_names_the_waiting_tasks_and_the_flow(app: NewsflowApp) -> N
         parked.set()
         await task
     [line] = [t for t in state["tasks"] if t.startswith("parked-agent:")]
-    assert "parked_agent@test_diagnostics.py" in line  # the coroutine and where it waits
+    assert "parked_agent@test_diagnostics.py" in line  # the coroutine...
+    assert line.index("parked_agent@") < line.index("wait@locks.py")  # ... and, inside it, where it waits
     assert state["flow_control_active"] is False  # an app that never started has not resumed its flow
     assert state["recovery_completed"] is False
     assert "partitions" not in state  # no consumer client yet: nothing assigned to report
