@@ -43,12 +43,13 @@ def _teaser(n: int) -> str:
     )
 
 
-def build_page(rng: random.Random, pool: list[str], n: int) -> tuple[str, int]:
-    """One page with an article of 300-1,500 words; returns (html, article words)."""
+def build_page(rng: random.Random, pool: list[str], n: int, *, body: list[str] | None = None) -> tuple[str, int]:
+    """One page with an article of 300-1,500 words drawn from ``pool`` (or exactly the paragraphs ``body``);
+    returns (html, article words)."""
     target = rng.randint(300, 1500)
     chosen, words = [], 0
-    for paragraph in rng.sample(pool, len(pool)):
-        if words >= target:
+    for paragraph in body if body is not None else rng.sample(pool, len(pool)):
+        if body is None and words >= target:
             break
         chosen.append(paragraph)
         words += len(paragraph.split())
