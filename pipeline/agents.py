@@ -5,8 +5,9 @@ sends on, and dead-letters what fails.
 
 Delivery guarantee: at-least-once with idempotent results. An event is acked (its offset becomes committable)
 only after everything it produced has been acknowledged by the broker: each agent awaits the delivery of its
-sends, and dedupe also flushes its table changelog writes. A worker killed at any point therefore replays
-from the last committed offset, and a replay yields the same output: ``clean`` is deterministic, ``dedupe``
+sends, and dedupe also flushes its table changelog writes; each agent holds its events (:func:`pipeline.acks.held`)
+so that one cancelled or crashing half-way never acks what it did not finish. A worker killed at any point therefore
+replays from the last committed offset, and a replay yields the same output: ``clean`` is deterministic, ``dedupe``
 re-emits an already-decided article with exactly the ids it was first given (:attr:`Decision.existing`),
 ``enrich`` is deterministic and the index sink writes with ``_id = id``.
 """
@@ -18,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from pipeline.acks import held
 from pipeline.clean import clean_and_sign
 from pipeline.dedupe import Deduper, MappingDedupeStore, minhash_signature
 from pipeline.dlq import DeadLetterSender, origin_of, stage_guard
@@ -62,13 +64,15 @@ def clean_agent(app: NewsflowApp, p: PipelineSettings, offload: Offload, dead_le
 
     async def clean(stream: Any) -> None:
         async for event in stream.events():
-            async with stage_guard("clean", origin_of(event), dead_letter):
-                item = RawItem.model_validate_json(event.value)
-                signed = await offload.run(clean_and_sign, item, min_words=p.min_words,
-                                           num_perm=p.minhash_permutations, shingle_size=p.shingle_size)
-                await _delivered([await app.clean_topic.send(
-                    key=signed.key.encode(), value=signed.value.encode(), headers={SIGNATURE_HEADER: signed.signature},
-                )])
+            with held(event):
+                async with stage_guard("clean", origin_of(event), dead_letter):
+                    item = RawItem.model_validate_json(event.value)
+                    signed = await offload.run(clean_and_sign, item, min_words=p.min_words,
+                                               num_perm=p.minhash_permutations, shingle_size=p.shingle_size)
+                    await _delivered([await app.clean_topic.send(
+                        key=signed.key.encode(), value=signed.value.encode(),
+                        headers={SIGNATURE_HEADER: signed.signature},
+                    )])
 
     return clean
 
@@ -85,29 +89,32 @@ def dedupe_agent(app: NewsflowApp, p: PipelineSettings, offload: Offload, dead_l
         # worker took over news.clean): rebuild it before the next decision.
         deduper.mark_stale()
 
+    async def decide(event: Any) -> None:
+        article = CleanArticle.model_validate_json(event.value)
+        signature = decode_signature(_header(event, SIGNATURE_HEADER), p.minhash_permutations, p.shingle_size)
+        if signature is None:
+            signature = await offload.run(minhash_signature, article.body, num_perm=p.minhash_permutations,
+                                          shingle_size=p.shingle_size)
+        # In slices: the loop keeps serving the other agents and the consumer's heartbeats.
+        for _ in deduper.refresh_steps():
+            await asyncio.sleep(0)
+        # A decision that fails half-way needs no rebuild: an index entry is only ever a candidate, checked
+        # against the signature table, and a rebuild would index the same signature record anyway.
+        decision = deduper.decide(article, signature)
+        ARTICLES_DEDUPED.labels(decision.action).inc()
+        out = decision.article or decision.existing
+        log.debug("dedupe decided", action=decision.action, article_id=out.id if out else None,
+                  story_id=out.story_id if out else None)
+        if out is not None:
+            await app.deduped_topic.send(key=out.id.encode(), value=out.model_dump_json().encode())
+        # Output and the tables' changelog writes are both on the broker before this event is acked.
+        await app.producer.flush()
+
     async def dedupe(stream: Any) -> None:
         async for event in stream.events():
-            async with stage_guard("dedupe", origin_of(event), dead_letter):
-                article = CleanArticle.model_validate_json(event.value)
-                signature = decode_signature(_header(event, SIGNATURE_HEADER), p.minhash_permutations,
-                                             p.shingle_size)
-                if signature is None:
-                    signature = await offload.run(minhash_signature, article.body, num_perm=p.minhash_permutations,
-                                                  shingle_size=p.shingle_size)
-                # In slices: the loop keeps serving the other agents and the consumer's heartbeats.
-                for _ in deduper.refresh_steps():
-                    await asyncio.sleep(0)
-                # A decision that fails half-way needs no rebuild: an index entry is only ever a candidate, checked
-                # against the signature table, and a rebuild would index the same signature record anyway.
-                decision = deduper.decide(article, signature)
-                ARTICLES_DEDUPED.labels(decision.action).inc()
-                out = decision.article or decision.existing
-                log.debug("dedupe decided", action=decision.action, article_id=out.id if out else None,
-                          story_id=out.story_id if out else None)
-                if out is not None:
-                    await app.deduped_topic.send(key=out.id.encode(), value=out.model_dump_json().encode())
-                # Output and the tables' changelog writes are both on the broker before this event is acked.
-                await app.producer.flush()
+            with held(event):
+                async with stage_guard("dedupe", origin_of(event), dead_letter):
+                    await decide(event)
 
     return dedupe
 
@@ -120,21 +127,22 @@ def enrich_agent(app: NewsflowApp, settings: Settings, offload: Offload, dead_le
 
     async def enrich(stream: Any) -> None:
         async for events in stream.take_events(p.nlp_batch_size, within=p.nlp_batch_timeout_s):
-            start = time.perf_counter()
-            # count=False: a batch stage counts its messages once, after the batch (failures are counted as they
-            # happen).
-            batch: list[tuple[Any, DedupedArticle]] = []
-            for event in events:
-                async with stage_guard("enrich", origin_of(event), dead_letter, count=False):
-                    batch.append((event, DedupedArticle.model_validate_json(event.value)))
-            if not batch:
-                continue
-            pending = []
-            for event, (article_id, value) in await _enrich_isolating(batch, offload, options, dead_letter):
-                async with stage_guard("enrich", origin_of(event), dead_letter, count=False):
-                    pending.append(await app.enriched_topic.send(key=article_id.encode(), value=value.encode()))
-            await _delivered(pending)
-            _count_batch("enrich", start, len(pending))
+            with held(*events):
+                start = time.perf_counter()
+                # count=False: a batch stage counts its messages once, after the batch (failures are counted as they
+                # happen).
+                batch: list[tuple[Any, DedupedArticle]] = []
+                for event in events:
+                    async with stage_guard("enrich", origin_of(event), dead_letter, count=False):
+                        batch.append((event, DedupedArticle.model_validate_json(event.value)))
+                if not batch:
+                    continue
+                pending = []
+                for event, (article_id, value) in await _enrich_isolating(batch, offload, options, dead_letter):
+                    async with stage_guard("enrich", origin_of(event), dead_letter, count=False):
+                        pending.append(await app.enriched_topic.send(key=article_id.encode(), value=value.encode()))
+                await _delivered(pending)
+                _count_batch("enrich", start, len(pending))
 
     return enrich
 

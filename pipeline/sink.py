@@ -16,10 +16,10 @@ Ack-after-bulk in Faust (faust-streaming 0.15, ``faust/streams.py`` ``Stream.tak
 of a batch are acked in the generator's ``finally`` when the agent asks for the next batch, so an agent
 that awaits the bulk before moving on only acks indexed documents. But that ``finally`` also runs when
 the agent is cancelled or crashes mid-bulk (worker shutdown while Elasticsearch is down), which would
-mark un-indexed messages committable. So each message of a batch gets one extra reference
-(``message.incref()``) that is released only after Elasticsearch acknowledged it: on the failure path
-take_events' ack leaves the refcount at 1, the offset is never committed, and the message is consumed
-again after restart (at-least-once; ``_id`` = article id makes the replay harmless).
+mark un-indexed messages committable. So each message of a batch is held (:func:`pipeline.acks.held`, one extra
+reference) until Elasticsearch acknowledged it: on the failure path take_events' ack leaves the refcount at 1,
+the offset is never committed, and the message is consumed again after restart (at-least-once; ``_id`` =
+article id makes the replay harmless).
 
 Routing: a document goes to the monthly index of ``published_at`` (falling back to ``ingested_at``),
 except when the id already lives in another index behind the alias (a correction whose feed moved the
@@ -43,6 +43,7 @@ from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, Transport
 from elasticsearch.helpers import async_streaming_bulk
 from pydantic import ValidationError
 
+from pipeline.acks import held
 from pipeline.backoff import backoff_delay
 from pipeline.dlq import DeadLetterSender, Origin, dead_letter_for, deliver_dead_letter, origin_of
 from pipeline.errors import DocumentRejected, ElasticUnavailable
@@ -281,15 +282,17 @@ async def index_events(events: Sequence[Any], sink: ElasticSink, send_dead_lette
                        on_indexed: OnIndexed | None = None) -> None:
     """Index one batch of Faust events; return once every one is indexed or dead-lettered.
 
-    Steps: 1. hold each message (incref) so nothing can ack it before Elasticsearch did; 2. parse,
+    Steps: 1. hold each message (:func:`pipeline.acks.held`) so nothing can ack it before Elasticsearch did; 2. parse,
     dead-lettering what is not an EnrichedArticle; 3. bulk (waits while ES is down); 4. dead-letter
     rejections; 4b. hand the acknowledged articles to ``on_indexed`` (the alerts hook: it must return only
-    once they are safely passed on); 5. release the holds: take_events then acks the batch and the offsets
-    become committable.
+    once they are safely passed on); 5. release the holds: the batch is acked and its offsets become committable.
     """
-    # 1.
-    for event in events:
-        event.message.incref()
+    with held(*events):  # 1. and 5.
+        await _index_held(events, sink, send_dead_letter, on_indexed)
+
+
+async def _index_held(events: Sequence[Any], sink: ElasticSink, send_dead_letter: DeadLetterSender,
+                      on_indexed: OnIndexed | None) -> None:
     # 2.
     articles: list[EnrichedArticle] = []
     origins: list[Origin] = []
@@ -320,9 +323,6 @@ async def index_events(events: Sequence[Any], sink: ElasticSink, send_dead_lette
         acked = [a for i, a in enumerate(articles) if i not in rejected]
         if acked:
             await on_indexed(acked)
-    # 5.
-    for event in events:
-        event.message.decref()
 
 
 async def index_stream(stream: Any, settings: Settings, send_dead_letter: DeadLetterSender,

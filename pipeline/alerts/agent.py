@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 from pydantic import ValidationError
 
+from pipeline.acks import held
 from pipeline.alerts.channels import Deliverer, dead_letter_event
 from pipeline.alerts.digest import register_digests
 from pipeline.alerts.matcher import Match, Matcher, story_copies
@@ -131,9 +132,10 @@ async def alerts_stream(stream: Any, settings: Settings, table: Any, *, send_top
     background = asyncio.create_task(watch())
     try:
         async for events in stream.take_events(a.batch_size, within=a.batch_timeout_s):
-            await _alert_batch(events, settings, es, watcher.matcher, sent, deliverer, send_digest,
-                               send_dead_letter)
-            await flush()  # table entries (changelog) and news.alerts sends acknowledged before the ack
+            with held(*events):
+                await _alert_batch(events, settings, es, watcher.matcher, sent, deliverer, send_digest,
+                                   send_dead_letter)
+                await flush()  # table entries (changelog) and news.alerts sends acknowledged before the ack
     finally:
         background.cancel()
         with contextlib.suppress(BaseException):

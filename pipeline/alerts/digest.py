@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import ValidationError
 
+from pipeline.acks import held
 from pipeline.alerts.channels import Deliverer, dead_letter_event
 from pipeline.dlq import DeadLetterSender, error_kind
 from pipeline.logs import get_logger
@@ -147,23 +148,24 @@ async def digests_stream(stream: Any, table: Any, *, deliverer: Deliverer,
     background = asyncio.create_task(flush())
     try:
         async for event in stream.events():
-            try:
-                item = DigestItem.model_validate_json(event.value)
-            except (ValidationError, ValueError) as exc:
-                await dead_letter_event(event, exc, send_dead_letter)
-                continue
-            async with lock:
+            with held(event):
                 try:
-                    added = await windows.add(item, event.message.partition)
-                except Exception as exc:
-                    if error_kind(exc) != "message_too_large":
-                        raise
-                    # The window with this alert would not fit a Kafka message (an alert of megabytes, or a window
-                    # of thousands): the alert goes to news.dlq, the window stays as it was, the agent goes on.
+                    item = DigestItem.model_validate_json(event.value)
+                except (ValidationError, ValueError) as exc:
                     await dead_letter_event(event, exc, send_dead_letter)
                     continue
-                if added:
-                    log.info("digest window extended", rule=item.rule, alert_id=item.alert.alert_id)
+                async with lock:
+                    try:
+                        added = await windows.add(item, event.message.partition)
+                    except Exception as exc:
+                        if error_kind(exc) != "message_too_large":
+                            raise
+                        # The window with this alert would not fit a Kafka message (an alert of megabytes, or a window
+                        # of thousands): the alert goes to news.dlq, the window stays as it was, the agent goes on.
+                        await dead_letter_event(event, exc, send_dead_letter)
+                        continue
+                    if added:
+                        log.info("digest window extended", rule=item.rule, alert_id=item.alert.alert_id)
     finally:
         background.cancel()
         with contextlib.suppress(BaseException):

@@ -7,6 +7,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -275,8 +276,11 @@ class _Message:
     key: bytes | None
     value: bytes
 
-    def decref(self) -> None:
-        pass
+    refcount: int = 1
+    acked: bool = False
+
+    def incref(self) -> None:
+        self.refcount += 1
 
 
 @dataclass
@@ -285,22 +289,55 @@ class _Event:
     headers: dict[str, bytes] | None
     message: _Message
 
+    def ack(self) -> None:  # as Faust's Message.ack: the last reference released acks
+        self.message.refcount -= 1
+        self.message.acked = self.message.refcount == 0
+
 
 class _Stream:
+    """Faust's stream as the agents see it, acks included: each event is acked in a ``finally`` when the agent
+    moves on, also when the agent was interrupted (faust-streaming 0.15.3 does exactly that)."""
+
     def __init__(self, sent: list[tuple[bytes | None, bytes, dict[str, bytes] | None]] | list[bytes]) -> None:
         self.items = [s if isinstance(s, tuple) else (None, s, None) for s in sent]
+        self.delivered: list[_Event] = []
+        self.iterators: list[Any] = []
+
+    async def stop(self) -> None:
+        """Close the iterators handed out, as Faust's ``Stream.on_stop`` does: their ``finally`` blocks run."""
+        for it in self.iterators:
+            await it.aclose()
 
     def _events(self) -> list[_Event]:
-        return [_Event(v, h, _Message("t", 0, n, k, v)) for n, (k, v, h) in enumerate(self.items)]
+        self.delivered = [_Event(v, h, _Message("t", 0, n, k, v)) for n, (k, v, h) in enumerate(self.items)]
+        return self.delivered
 
-    async def events(self) -> AsyncIterator[_Event]:
-        for event in self._events():
-            yield event
+    def acked(self) -> list[int]:
+        return [e.message.offset for e in self.delivered if e.message.acked]
 
-    async def take_events(self, n: int, within: float) -> AsyncIterator[list[_Event]]:
-        events = self._events()
-        for i in range(0, len(events), n):
-            yield events[i : i + n]
+    def events(self) -> AsyncIterator[_Event]:
+        async def it() -> AsyncIterator[_Event]:
+            for event in self._events():
+                try:
+                    yield event
+                finally:
+                    event.ack()
+
+        self.iterators.append(it())
+        return self.iterators[-1]
+
+    def take_events(self, n: int, within: float) -> AsyncIterator[list[_Event]]:
+        async def it() -> AsyncIterator[list[_Event]]:
+            events = self._events()
+            for i in range(0, len(events), n):
+                try:
+                    yield events[i : i + n]
+                finally:
+                    for event in events[i : i + n]:
+                        event.ack()
+
+        self.iterators.append(it())
+        return self.iterators[-1]
 
 
 def _pipeline_settings(**update: Any) -> Any:
@@ -340,7 +377,9 @@ async def test_agents_send_along_the_path_and_dead_letter_bad_messages(monkeypat
         # clean: a good item, bad JSON and a too-short item.
         short = RawItem(feed_url="https://f.example/rss", link="https://a.example/s", content="<p>Too short.</p>")
         raw = [_raw(1), b"{not json", short.model_dump_json().encode(), _raw(2)]
-        await agents.clean_agent(app, p, offload, dead_letter)(_Stream(raw))
+        stream = _Stream(raw)
+        await agents.clean_agent(app, p, offload, dead_letter)(stream)
+        assert stream.acked() == [0, 1, 2, 3]  # sent on or dead-lettered: done
         assert [k for k, _, _ in app.clean_topic.sent] == [b"https://a.example/news/1", b"https://a.example/news/2"]
         assert all(h is not None and SIGNATURE_HEADER in h for _, _, h in app.clean_topic.sent)
         assert app.letters() == [("clean", "invalid_message"), ("clean", "discarded")]
@@ -359,9 +398,51 @@ async def test_agents_send_along_the_path_and_dead_letter_bad_messages(monkeypat
         good = [v for _, v, _ in app.deduped_topic.sent[:2]]
         boom = DedupedArticle.model_validate_json(good[0]).model_copy(update={"title": "boom", "id": "boom"})
         monkeypatch.setattr(agents, "enrich_batch", _enrich_failing_on_boom)
-        await agents.enrich_agent(app, settings, offload, dead_letter)(
-            _Stream([good[0], b"{}", boom.model_dump_json().encode(), good[1]]))
+        stream = _Stream([good[0], b"{}", boom.model_dump_json().encode(), good[1]])
+        await agents.enrich_agent(app, settings, offload, dead_letter)(stream)
+        assert stream.acked() == [0, 1, 2, 3]
         assert [k for k, _, _ in app.enriched_topic.sent] == [k for k, _, _ in app.deduped_topic.sent[:2]]
         assert app.letters()[3:] == [("enrich", "invalid_message"), ("enrich", "enrich_failed")]
+    finally:
+        offload.shutdown()
+
+
+@pytest.mark.parametrize("agent", ["clean", "enrich"])
+async def test_an_agent_cancelled_half_way_acks_nothing_it_did_not_finish(agent: str) -> None:
+    """A worker stopping (SIGTERM) cancels its agents; Faust's stream then acks the event being processed in its
+    ``finally``, and the consumer commits it: the article was lost. The agents hold their events (pipeline/acks.py)."""
+    from pipeline import agents
+
+    settings = _pipeline_settings(nlp_batch_size=2, nlp_batch_timeout_s=0.01)
+    app = _App()
+    started = asyncio.Event()
+
+    class _Stuck(Offload):
+        async def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+            started.set()
+            await asyncio.sleep(3600)  # the pool call in flight when the worker stops
+
+    async def dead_letter(letter: DeadLetter) -> None:
+        raise AssertionError(f"nothing is dead-lettered: {letter}")
+
+    offload = _Stuck(0)
+    try:
+        if agent == "clean":
+            stream = _Stream([_raw(1)])
+            body = agents.clean_agent(app, settings.pipeline, offload, dead_letter)(stream)
+        else:
+            article = DedupedArticle(url="https://a.example/1", feed_url="https://f.example/rss", title="T",
+                                     body="Talks went on. " * 20, ingested_at=datetime.now(UTC),
+                                     text_fingerprint="f", id="1", story_id="1")
+            stream = _Stream([article.model_dump_json().encode()])
+            body = agents.enrich_agent(app, settings, offload, dead_letter)(stream)
+        task = asyncio.ensure_future(body)
+        await asyncio.wait_for(started.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await stream.stop()
+        assert stream.delivered and stream.acked() == []  # Faust's finally ran, yet the message is not acked
+        assert stream.delivered[0].message.refcount == 1  # the hold stays: the offset is never committable
     finally:
         offload.shutdown()

@@ -1,0 +1,36 @@
+"""Ack an event only when its work is done: a hold on each message for the length of the agent's block.
+
+Faust acks an event when the stream moves past it, in a ``finally`` (faust-streaming 0.15.3: the Cython stream
+iterator's ``after`` for ``stream.events()``, the generator's ``finally`` in ``Stream.take_events``). That
+``finally`` also runs when the agent is cancelled or crashes half-way, for instance while a worker stops
+(SIGTERM: agents are cancelled, then the consumer commits what was acked): the message being cleaned, enriched
+or matched was marked done and its offset committed, and the article was lost without a dead letter. The
+fault suite's worker-removed-while-articles-flow test found it.
+
+:func:`held` gives each message one more reference (``message.incref()``) for the length of a ``with`` block and
+releases it (``event.ack()``) only when the block ends normally. Faust's own ack then only drops its
+reference; the message is acked by whichever release comes last. When the block is left by an exception
+(cancellation, a crash), the hold stays: the message is never acked, its offset is never committed (see
+:mod:`pipeline.commit_guard`), and it is processed again after the restart or the rebalance.
+
+A block that dead-letters a message has finished with it: :func:`pipeline.dlq.stage_guard` inside the hold
+turns a failure into a delivered dead letter, and the hold is released.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["held"]
+
+
+@contextmanager
+def held(*events: Any) -> Iterator[None]:
+    """Hold ``events`` (Faust events) unacked until the block completes; an exception leaves them unacked."""
+    for event in events:
+        event.message.incref()
+    yield  # an exception here propagates and skips the release below: that is the point
+    for event in events:
+        event.ack()
