@@ -10,8 +10,10 @@ fault suite's worker-removed-while-articles-flow test found it.
 :func:`held` gives each message one more reference (``message.incref()``) for the length of a ``with`` block and
 releases it (``event.ack()``) only when the block ends normally. Faust's own ack then only drops its
 reference; the message is acked by whichever release comes last. When the block is left by an exception
-(cancellation, a crash), the hold stays: the message is never acked, its offset is never committed (see
-:mod:`pipeline.commit_guard`), and it is processed again after the restart or the rebalance.
+(cancellation, a crash), the hold stays: the message is never acked and its offset is recorded as abandoned,
+which :mod:`pipeline.commit_guard` never commits past until a later copy of it is done (the stall guard seeks
+back to it when the worker is idle; a restart or rebalance reads it again from the committed offset). It is
+also taken out of Faust's in-flight set, whose ``wait_empty`` would otherwise wait for it at every rebalance.
 
 A block that dead-letters a message has finished with it: :func:`pipeline.dlq.stage_guard` inside the hold
 turns a failure into a delivered dead letter, and the hold is released.
@@ -19,11 +21,15 @@ turns a failure into a delivered dead letter, and the hold is released.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["held"]
+__all__ = ["abandoned", "held"]
+
+# Offsets whose processing was interrupted, per topic-partition (one Faust consumer per worker process).
+abandoned: defaultdict[Any, set[int]] = defaultdict(set)
 
 
 @contextmanager
@@ -31,6 +37,22 @@ def held(*events: Any) -> Iterator[None]:
     """Hold ``events`` (Faust events) unacked until the block completes; an exception leaves them unacked."""
     for event in events:
         event.message.incref()
-    yield  # an exception here propagates and skips the release below: that is the point
+    try:
+        yield
+    except BaseException:
+        for event in events:
+            _abandon(event)
+        raise
     for event in events:
         event.ack()
+
+
+def _abandon(event: Any) -> None:
+    message = event.message
+    tp = getattr(message, "tp", None)
+    if tp is not None:
+        abandoned[tp].add(message.offset)
+    consumer = getattr(getattr(event, "app", None), "consumer", None)
+    unacked = getattr(consumer, "_unacked_messages", None)
+    if unacked is not None:
+        unacked.discard(message)

@@ -14,7 +14,8 @@ it: a worker stopped while articles flowed, one `news.raw` item never reached `n
 was committed, with nothing dead-lettered.
 
 :func:`install` replaces the method on one consumer with the same arithmetic, corrected: the run must start at
-the committed offset, and it never reaches a message of that partition still in flight.
+the committed offset, and it never reaches a message of that partition still in flight or abandoned half-way by
+an agent (:data:`pipeline.acks.abandoned`) and not done since.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import types
 from typing import Any
 
 from faust.utils.functional import consecutive_numbers
+
+from pipeline.acks import abandoned
 
 __all__ = ["install", "new_offset"]
 
@@ -49,7 +52,12 @@ def new_offset(consumer: Any, tp: Any) -> int | None:
     # A message delivered twice (fetched again after a seek) leaves its second copy unacked although its offset
     # is done: only offsets not acknowledged yet hold the commit back.
     done = consumer._acked_index[tp]
-    in_flight = [m.offset for m in list(consumer._unacked_messages) if m.tp == tp and m.offset not in done]
+    floor = committed if committed is not None else -1  # below the committed offset everything is done
+    in_flight = [m.offset for m in list(consumer._unacked_messages)
+                 if m.tp == tp and m.offset not in done and m.offset >= floor]
+    if tp in abandoned:
+        left = abandoned[tp] = {o for o in abandoned[tp] if o not in done and o >= floor}
+        in_flight.extend(left)
     if in_flight:
         lowest = min(in_flight)
         batch = [o for o in batch if o < lowest]

@@ -71,3 +71,35 @@ def test_gaps_count_as_processed_as_in_faust() -> None:
 def test_a_second_copy_of_a_done_message_does_not_hold_the_commit() -> None:
     # Offset 18 was delivered twice (once more after a seek); the first copy was acked, the second never is.
     assert _consumer([18], committed=18, in_flight=(18,))._new_offset(RAW) == 19
+
+
+def test_an_offset_abandoned_by_an_interrupted_agent_holds_the_commit_until_a_copy_is_done() -> None:
+    from faust.types.tuples import ConsumerMessage
+
+    from pipeline import acks
+
+    # Nothing committed yet (a new group), offsets 0 and 2 done, 1 abandoned half-way by a crashing agent: its
+    # message left Faust's in-flight set (pipeline/acks.py), so only the abandoned record holds the commit.
+    message = ConsumerMessage(RAW.topic, RAW.partition, 1, 0.0, 0, [], b"k", b"v", None)
+    event = SimpleNamespace(message=message, app=SimpleNamespace(consumer=SimpleNamespace(_unacked_messages=set())))
+    event.app.consumer._unacked_messages.add(message)
+    try:
+        try:
+            with acks.held(event):
+                raise RuntimeError("the agent crashed")
+        except RuntimeError:
+            pass
+        assert not message.acked and message.refcount == 1 and not event.app.consumer._unacked_messages
+        consumer = _consumer([0, 2], committed=None)
+        assert consumer._new_offset(RAW) == 1  # offset 0 only
+        assert consumer._new_offset(RAW) is None  # 1 is not done: 2 waits
+        consumer._acked[RAW].append(1)  # a later copy of 1 (re-read after a seek back) is done
+        consumer._acked_index[RAW].add(1)
+        assert consumer._new_offset(RAW) == 3 and not acks.abandoned[RAW]
+    finally:
+        acks.abandoned.clear()
+
+
+def test_a_stale_message_below_the_committed_offset_does_not_hold_the_commit() -> None:
+    # A message object left over from before a rebalance, its offset long committed: it is done by definition.
+    assert _consumer([40, 41], committed=40, in_flight=(12,))._new_offset(RAW) == 42
