@@ -60,7 +60,9 @@ class DlqEntry:
         return replay_key(self.partition, self.offset)
 
     def as_dict(self, *, payload: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {"partition": self.partition, "offset": self.offset,
+        # The letter's own place on news.dlq (what `dlq show` takes) apart from its source's topic, partition and
+        # offset, which are fields of the letter itself.
+        out: dict[str, Any] = {"dlq_partition": self.partition, "dlq_offset": self.offset,
                                "timestamp": self.timestamp.isoformat(), "replayed": self.replayed}
         if self.letter is None:
             out["unreadable"] = self.unreadable

@@ -82,16 +82,16 @@ def test_poison_dead_lettered_cause_fixed_replay_indexes_it(stack: Settings, uni
         assert listed["kind"] == "document_rejected" and listed["topic"] == topic and not listed["replayed"]
         assert listed["key"] == poison.id and "payload" not in listed
         assert _cli(env, "dlq", "list", "--stage", "clean", "--json").strip() == ""
-        shown = json.loads(_cli(env, "dlq", "show", str(listed["offset"]), "--json"))
+        shown = json.loads(_cli(env, "dlq", "show", str(listed["dlq_offset"]), "--json"))
         assert EnrichedArticle.model_validate_json(shown["payload"]) == poison
-        human = _cli(env, "dlq", "show", str(listed["offset"]))
+        human = _cli(env, "dlq", "show", str(listed["dlq_offset"]))
         assert "document_rejected" in human and poison.title in human
 
         # The cause fixed, the letter replayed: the article is indexed; meanwhile a good one went straight through.
         es.indices.put_settings(index=month_index, settings={"index.blocks.write": False})
         produce(settings.kafka.bootstrap, topic, [(good.id.encode(), good.model_dump_json().encode())])
         out = _cli(env, "dlq", "replay", "--stage", "sink")
-        assert f"replayed {listed['offset']} (sink/document_rejected) -> {topic}" in out
+        assert f"replayed {listed['dlq_offset']} (sink/document_rejected) -> {topic}" in out
         assert "-- 1 replayed, 0 skipped, 0 already replayed before" in out
 
         def hits() -> dict[str, dict]:
@@ -108,11 +108,11 @@ def test_poison_dead_lettered_cause_fixed_replay_indexes_it(stack: Settings, uni
         [after] = [json.loads(line) for line in _cli(env, "dlq", "list", "--json").splitlines()]
         assert after["replayed"] is True
         human = _cli(env, "dlq", "list")
-        assert f"{listed['offset']:>8}" in human and "document_rejected" in human and "[replayed]" in human
+        assert f"{listed['dlq_offset']:>8}" in human and "document_rejected" in human and "[replayed]" in human
         assert "-- 1 dead letters, 1 replayed" in human
         with TopicReader(settings, "test") as reader:
             records = list(reader.scan(settings.kafka.topic(DLQ_REPLAYED_TOPIC)))
-        assert [r.key for r in records] == [f"0:{listed['offset']}".encode()]
+        assert [r.key for r in records] == [f"0:{listed['dlq_offset']}".encode()]
         assert len(list_letters(settings)) == 1  # the replayed article did not fail again
     finally:
         worker.stop()

@@ -242,6 +242,9 @@ def test_dlq_lines() -> None:
         "-- 3 dead letters, 1 replayed"]
     listed = [json.loads(line) for line in present.dlq_list_lines(entries, as_json=True)]
     assert [d.get("stage") for d in listed] == ["clean", None, "sink"] and "payload" not in listed[0]
+    # Where the letter is on news.dlq (for `dlq show`), apart from where its message came from.
+    assert [(d["dlq_offset"], d.get("offset")) for d in listed] == [(5, 17), (6, None), (7, 17)]
+    assert listed[0]["topic"] == "news.raw" and listed[0]["partition"] == 1 and listed[0]["dlq_partition"] == 0
     shown = present.dlq_entry_lines(entries[0], as_json=False)
     assert "timestamp: 2026-02-04T12:00:00+00:00" in shown and "stage: clean" in shown and "replayed: False" in shown
     assert not any(line.startswith("payload_base64") for line in shown)  # None values are left out
