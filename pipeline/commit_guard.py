@@ -15,7 +15,8 @@ was committed, with nothing dead-lettered.
 
 :func:`install` replaces the method on one consumer with the same arithmetic, corrected: the run must start at
 the committed offset, and it never reaches a message of that partition still in flight or abandoned half-way by
-an agent (:data:`pipeline.acks.abandoned`) and not done since.
+an agent (:data:`pipeline.acks.abandoned`) and not done since. Offsets Faust's fetch loop skipped (its *gaps*)
+are not counted as processed either (:func:`_forget_gaps`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,12 @@ from typing import Any
 from faust.utils.functional import consecutive_numbers
 
 from pipeline.acks import abandoned
+from pipeline.logs import get_logger
+from pipeline.metrics import FETCH_GAPS
 
 __all__ = ["install", "new_offset"]
+
+log = get_logger(__name__)
 
 
 def new_offset(consumer: Any, tp: Any) -> int | None:
@@ -35,15 +40,7 @@ def new_offset(consumer: Any, tp: Any) -> int | None:
     acked: list[int] = consumer._acked[tp]
     if not acked:
         return None
-    # Gaps (offsets the fetch loop saw missing: compaction, transaction markers) count as processed, as in Faust.
-    gap_for_tp = consumer._gap[tp]
-    if gap_for_tp:
-        max_offset = max(acked)
-        candidates = sorted(gap_for_tp.overlap(0, max_offset), key=lambda x: x.begin)
-        if candidates:
-            extra = [o for entry in candidates for o in range(entry.begin, entry.end)]
-            acked.extend(extra)
-            gap_for_tp.chop(0, max(extra[-1], max_offset + 1))
+    _forget_gaps(consumer, tp)
     acked.sort()
     committed = consumer._committed_offset[tp]
     if committed is not None and acked[0] > committed:
@@ -66,6 +63,21 @@ def new_offset(consumer: Any, tp: Any) -> int | None:
     acked[: len(batch)] = []
     consumer._acked_index[tp].difference_update(batch)
     return batch[-1] + 1
+
+
+def _forget_gaps(consumer: Any, tp: Any) -> None:
+    """Faust records a *gap* when its fetch loop sees a partition's offsets jump, and counts the missing offsets
+    (and the one that jumped) as processed. A jump is legitimate on a compacted or transactional topic; newsflow's
+    stream topics are neither, so there a jump means fetched records were dropped on the way to the stream (a
+    fetch cut short by a rebalance, a partition paused mid-batch): counting them as processed lost them. Here a
+    gap is a hole like any other: the commit stays before it and the stall guard fetches it again."""
+    gaps = consumer._gap.get(tp)
+    if gaps:
+        spans = sorted((g.begin, g.end - 1) for g in gaps)
+        log.warning("records dropped before their stream: not counted as processed, fetched again",
+                    topic=tp.topic, partition=tp.partition, offsets=spans[:10])
+        FETCH_GAPS.labels(tp.topic).inc(len(spans))
+        gaps.clear()
 
 
 def install(consumer: Any) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "FEED_PARSE_ERRORS",
     "FEED_POLL_SECONDS",
     "FEED_PUBLISH_ERRORS",
+    "FETCH_GAPS",
     "OFFLOAD_POOL_RESTARTS",
     "PUBLISH_TO_INDEX_LAG",
     "SINK_BACKLOG",
@@ -57,6 +58,9 @@ ARTICLES_DEDUPED = Counter("newsflow_dedupe_decisions_total", "Dedupe decisions"
 DEAD_LETTERS = Counter("newsflow_dlq_letters_total", "Messages sent to news.dlq", ["stage", "kind"])
 STALL_REPAIRS = Counter("newsflow_consumer_stall_repairs_total",
                         "Partitions sought back because fetched records never reached their stream (stall guard)")
+FETCH_GAPS = Counter("newsflow_consumer_fetch_gaps_total",
+                     "Offset jumps seen by Faust's fetch loop: records dropped on the way to their stream, fetched "
+                     "again (commit guard, stall guard), never counted as processed", ["topic"])
 OFFLOAD_POOL_RESTARTS = Counter("newsflow_offload_pool_restarts_total",
                                 "Offload pools replaced after one of their processes died")
 
