@@ -105,8 +105,12 @@ async def test_an_alert_the_window_cannot_hold_is_dead_lettered_and_the_window_k
         return DigestItem(rule="d", alert=event, interval_s=1800).model_dump_json().encode()
 
     values = [item(0, "Small"), item(1, "A" * 2_000_000), item(2, "Small again")]
-    events = [SimpleNamespace(value=v, message=SimpleNamespace(partition=0, topic="news.digests", offset=n, value=v,
-                                                               key=b"d")) for n, v in enumerate(values)]
+    messages = [SimpleNamespace(partition=0, topic="news.digests", offset=n, value=v, key=b"d", refcount=1)
+                for n, v in enumerate(values)]
+    for m in messages:  # what pipeline.acks.held uses of a Faust message and event
+        m.incref = lambda m=m: setattr(m, "refcount", m.refcount + 1)
+    events = [SimpleNamespace(value=m.value, message=m, ack=lambda m=m: setattr(m, "refcount", m.refcount - 1))
+              for m in messages]
 
     class _Stream:
         async def events(self):  # type: ignore[no-untyped-def]
@@ -123,3 +127,4 @@ async def test_an_alert_the_window_cannot_hold_is_dead_lettered_and_the_window_k
                          owned=lambda: None, watcher=watcher)  # type: ignore[arg-type]
     assert [(d.stage, d.kind, d.offset) for d in letters] == [("alert", "message_too_large", 1)]
     assert [a["article_id"] for a in table.data["d"]["alerts"]] == ["a0", "a2"]  # the agent went on
+    assert [m.refcount for m in messages] == [1, 1, 1]  # every hold released: the dead letter is done too
