@@ -1,5 +1,5 @@
 """Helpers of the alert tests and benchmark: a generated corpus and rules (deterministic from a seed), a loopback
-webhook receiver, polling."""
+webhook receiver, an SMTP mailbox, polling."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ WORDS = _TEXT.split()
 PEOPLE = ("Mark Rutte", "Ursula von der Leyen", "Olena Petrenko", "James Whitfield", "Amara Okafor", "Kenji Sato")
 SOURCES = ("Reuters", "Meridian Wire", "Harbour Gazette", "Northfield Ledger", "Copperline")
 TAGS = ("world", "business", "science", "local")
+# The seed fixture page's rule (testkit.raw_items): the unrelated page mentions NATO, Ukraine and Kiev too, but not
+# Mark Rutte.
+NATO_QUERY = 'NATO AND (Ukraine OR Kiev) AND entity_names:"Mark Rutte"'
 
 
 def corpus(n: int = 60, seed: int = 7, prefix: str = "a") -> list[EnrichedArticle]:
@@ -169,3 +172,17 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class Mailbox:
+    """An aiosmtpd handler that keeps every message it receives, with its recipients."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+    def to(self, address: str) -> list[bytes]:
+        return [content for rcpt, content in list(self.messages) if address in rcpt]

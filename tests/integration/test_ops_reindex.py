@@ -16,8 +16,8 @@ from pipeline.cli import app
 from pipeline.index import ensure_index_template, make_async_client, make_client, template_name
 from pipeline.schemas import ENRICHED_TOPIC, EnrichedArticle
 from pipeline.settings import Settings, load_settings
-from pipeline.sink import ElasticSink
 from pipeline.topics import ensure_topics
+from testkit.es_index import index_through_sink
 from testkit.topics import delete_topics
 
 pytestmark = pytest.mark.integration
@@ -42,18 +42,6 @@ def _produce(settings: Settings, articles: list[EnrichedArticle]) -> None:
         producer.flush(timeout=30)
     finally:
         producer.close()
-
-
-async def index_through_sink(settings: Settings, articles: list[EnrichedArticle]) -> None:
-    """Index as the live sink does (same bulk path), then refresh so that searches and counts see them."""
-    es = make_async_client(settings.es)
-    try:
-        sink = ElasticSink(es, settings)
-        await sink.start()
-        assert await sink.index_articles(articles) == []
-        await es.indices.refresh(index=settings.es.alias)
-    finally:
-        await es.close()
 
 
 @pytest.fixture()

@@ -39,8 +39,8 @@ from pipeline.schemas import (
 )
 from pipeline.settings import Settings, load_settings
 from pipeline.topics import ensure_topics
+from testkit.es_index import index_through_sink
 from testkit.topics import delete_topics
-from tests.integration.test_ops_reindex import index_through_sink
 
 pytestmark = pytest.mark.integration
 

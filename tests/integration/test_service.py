@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -377,7 +376,7 @@ def test_sigterm_with_elasticsearch_cut_ends_worker_in_time_committing_only_inde
 
     from pipeline.schemas import ENRICHED_TOPIC
     from pipeline.settings import load_settings
-    from tests.integration.test_sink import make_article
+    from testkit.sink_worker import make_article
 
     es = urlsplit(stack.es.url)
     relay = _Cuttable((es.hostname or "127.0.0.1", es.port or 9200))
@@ -464,33 +463,6 @@ def test_a_child_that_keeps_failing_is_reported_with_its_last_error_line(
     finally:
         _kill_all(_processes_of(data))
         _cleanup_es(stack, env)
-
-
-@pytest.fixture()
-def private_kafka(stack: Settings) -> Iterator[Settings]:
-    """A Kafka broker of this test alone (ports 9192/9193), so that stopping it touches nobody else."""
-    import shutil
-    import uuid
-
-    from pipeline.settings import load_settings
-    from pipeline.stack.kafka import KafkaService
-
-    data_dir = stack.data_path / f"test-kafka-{uuid.uuid4().hex[:8]}"
-    settings = load_settings(environ={
-        "NEWSFLOW_DATA_DIR": str(data_dir),
-        "NEWSFLOW_STACK_CACHE_DIR": str(stack.cache_path),
-        "NEWSFLOW_STACK_KAFKA_PORT": "9192",
-        "NEWSFLOW_STACK_KAFKA_CONTROLLER_PORT": "9193",
-        "NEWSFLOW_STACK_KAFKA_HEAP": "256m",
-        "NEWSFLOW_KAFKA_BOOTSTRAP": "127.0.0.1:9192",
-    })
-    service = KafkaService(settings)
-    service.up()
-    try:
-        yield settings
-    finally:
-        service.down()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.mark.fault

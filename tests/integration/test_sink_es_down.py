@@ -17,7 +17,7 @@ import pytest
 
 from pipeline.settings import Settings, load_settings
 from pipeline.stack.elasticsearch import ElasticsearchService
-from tests.integration.test_sink import SinkRig, make_article, make_rig
+from testkit.sink_worker import SinkRig, make_article, make_rig
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 

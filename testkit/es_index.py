@@ -1,0 +1,61 @@
+"""Throw-away Elasticsearch indices for the integration tests: filled as the live sink fills them, deleted after
+(with the test's index template and, for worker tests, its topics)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from elasticsearch import Elasticsearch
+
+from pipeline.index import make_async_client
+from pipeline.schemas import EnrichedArticle
+from pipeline.settings import Settings, load_settings
+from pipeline.sink import ElasticSink
+from testkit.topics import delete_topics
+
+__all__ = ["index_through_sink", "indexed_articles", "remove_test_data"]
+
+
+@asynccontextmanager
+async def indexed_articles(articles: Sequence[EnrichedArticle], unique: str,
+                           environ: dict[str, str] | None = None) -> AsyncIterator[Settings]:
+    """Settings whose alias holds exactly ``articles`` (refreshed); index and template removed afterwards."""
+    settings = load_settings(environ={"NEWSFLOW_ES_INDEX_PREFIX": f"t-{unique}", "NEWSFLOW_ES_ALIAS": f"ta-{unique}",
+                                      **(environ or {})})
+    es = make_async_client(settings.es)
+    try:
+        sink = ElasticSink(es, settings)
+        await sink.start()
+        assert await sink.index_articles(articles) == []
+        await es.indices.refresh(index=settings.es.alias)
+        yield settings
+    finally:
+        for index in await es.indices.get(index=f"t-{unique}-*"):
+            await es.indices.delete(index=index)
+        await es.indices.delete_index_template(name=f"t-{unique}-template")
+        await es.close()
+
+
+async def index_through_sink(settings: Settings, articles: list[EnrichedArticle]) -> None:
+    """Index as the live sink does (same bulk path), then refresh so that searches and counts see them."""
+    es = make_async_client(settings.es)
+    try:
+        sink = ElasticSink(es, settings)
+        await sink.start()
+        assert await sink.index_articles(articles) == []
+        await es.indices.refresh(index=settings.es.alias)
+    finally:
+        await es.close()
+
+
+def remove_test_data(stack: Settings, unique: str) -> None:
+    """Delete the test's indices (closed ones too), index template and topics."""
+    es = Elasticsearch(stack.es.url)
+    try:
+        for index in es.indices.get(index=f"t{unique}-*", allow_no_indices=True, expand_wildcards="all"):
+            es.indices.delete(index=index)
+        es.options(ignore_status=404).indices.delete_index_template(name=f"t{unique}-template")
+    finally:
+        es.close()
+    delete_topics(stack.kafka.bootstrap, unique)
