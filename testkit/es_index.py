@@ -6,15 +6,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from elasticsearch import Elasticsearch
-
-from pipeline.index import make_async_client
+from pipeline.index import make_async_client, make_client
 from pipeline.schemas import EnrichedArticle
 from pipeline.settings import Settings, load_settings
 from pipeline.sink import ElasticSink
 from testkit.topics import delete_topics
 
-__all__ = ["index_through_sink", "indexed_articles", "remove_test_data"]
+__all__ = ["delete_indices", "index_through_sink", "indexed_articles", "remove_test_data"]
 
 
 @asynccontextmanager
@@ -23,21 +21,20 @@ async def indexed_articles(articles: Sequence[EnrichedArticle], unique: str,
     """Settings whose alias holds exactly ``articles`` (refreshed); index and template removed afterwards."""
     settings = load_settings(environ={"NEWSFLOW_ES_INDEX_PREFIX": f"t-{unique}", "NEWSFLOW_ES_ALIAS": f"ta-{unique}",
                                       **(environ or {})})
-    es = make_async_client(settings.es)
     try:
-        sink = ElasticSink(es, settings)
-        await sink.start()
-        assert await sink.index_articles(articles) == []
-        await es.indices.refresh(index=settings.es.alias)
+        await index_through_sink(settings, articles)
         yield settings
     finally:
-        for index in await es.indices.get(index=f"t-{unique}-*"):
-            await es.indices.delete(index=index)
-        await es.indices.delete_index_template(name=f"t-{unique}-template")
-        await es.close()
+        es = make_async_client(settings.es)
+        try:
+            for index in await es.indices.get(index=f"t-{unique}-*"):
+                await es.indices.delete(index=index)
+            await es.indices.delete_index_template(name=f"t-{unique}-template")
+        finally:
+            await es.close()
 
 
-async def index_through_sink(settings: Settings, articles: list[EnrichedArticle]) -> None:
+async def index_through_sink(settings: Settings, articles: Sequence[EnrichedArticle]) -> None:
     """Index as the live sink does (same bulk path), then refresh so that searches and counts see them."""
     es = make_async_client(settings.es)
     try:
@@ -49,13 +46,18 @@ async def index_through_sink(settings: Settings, articles: list[EnrichedArticle]
         await es.close()
 
 
-def remove_test_data(stack: Settings, unique: str) -> None:
-    """Delete the test's indices (closed ones too), index template and topics."""
-    es = Elasticsearch(stack.es.url)
+def delete_indices(settings: Settings, pattern: str, template: str) -> None:
+    """Delete the indices ``pattern`` matches (closed ones too) and the index template ``template``."""
+    es = make_client(settings.es)
     try:
-        for index in es.indices.get(index=f"t{unique}-*", allow_no_indices=True, expand_wildcards="all"):
+        for index in es.indices.get(index=pattern, allow_no_indices=True, expand_wildcards="all"):
             es.indices.delete(index=index)
-        es.options(ignore_status=404).indices.delete_index_template(name=f"t{unique}-template")
+        es.options(ignore_status=404).indices.delete_index_template(name=template)
     finally:
         es.close()
+
+
+def remove_test_data(stack: Settings, unique: str) -> None:
+    """Delete the test's indices (closed ones too), index template and topics."""
+    delete_indices(stack, f"t{unique}-*", f"t{unique}-template")
     delete_topics(stack.kafka.bootstrap, unique)

@@ -25,6 +25,7 @@ from kafka.admin import NewTopic
 from pipeline.index import make_client
 from pipeline.schemas import DLQ_TOPIC, ENRICHED_TOPIC, DeadLetter, EnrichedArticle, Entity
 from pipeline.settings import PROJECT_ROOT, Settings, load_settings
+from testkit.es_index import delete_indices
 
 __all__ = ["WORKER", "SinkRig", "make_article", "make_rig"]
 
@@ -168,14 +169,8 @@ class SinkRig:
 
     def cleanup(self) -> None:
         self.stop_worker()
-        es = make_client(self.settings.es)
-        try:
-            prefix = self.settings.es.index_prefix
-            for index in es.indices.get(index=f"{prefix}-*", allow_no_indices=True):
-                es.indices.delete(index=index)
-            es.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-template")
-        finally:
-            es.close()
+        prefix = self.settings.es.index_prefix
+        delete_indices(self.settings, f"{prefix}-*", f"{prefix}-template")
 
 
 def make_rig(stack: Settings, unique: str, workdir: Path, **env_extra: str) -> SinkRig:

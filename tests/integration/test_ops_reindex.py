@@ -17,7 +17,7 @@ from pipeline.index import ensure_index_template, make_async_client, make_client
 from pipeline.schemas import ENRICHED_TOPIC, EnrichedArticle
 from pipeline.settings import Settings, load_settings
 from pipeline.topics import ensure_topics
-from testkit.es_index import index_through_sink
+from testkit.es_index import delete_indices, index_through_sink
 from testkit.topics import delete_topics
 
 pytestmark = pytest.mark.integration
@@ -54,13 +54,7 @@ def rig(stack: Settings, unique: str) -> Iterator[tuple[Settings, dict[str, str]
     try:
         yield settings, env
     finally:
-        es = make_client(settings.es)
-        try:
-            for index in es.indices.get(index=f"ri-{unique}*,*.ri-{unique}-*", expand_wildcards="all"):
-                es.indices.delete(index=index)
-            es.options(ignore_status=404).indices.delete_index_template(name=template_name(settings))
-        finally:
-            es.close()
+        delete_indices(settings, f"ri-{unique}*,*.ri-{unique}-*", template_name(settings))
         delete_topics(settings.kafka.bootstrap, unique)
 
 

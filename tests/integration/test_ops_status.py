@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from connectors.state import FeedState, StateStore
 from pipeline.alerts.stats import sent_changelog
 from pipeline.cli import app
-from pipeline.index import make_client, template_name
+from pipeline.index import template_name
 from pipeline.runstate import ChildState, RunState, read_run_state, write_run_state
 from pipeline.schemas import (
     ALERTS_TOPIC,
@@ -39,7 +39,7 @@ from pipeline.schemas import (
 )
 from pipeline.settings import Settings, load_settings
 from pipeline.topics import ensure_topics
-from testkit.es_index import index_through_sink
+from testkit.es_index import delete_indices, index_through_sink
 from testkit.topics import delete_topics
 
 pytestmark = pytest.mark.integration
@@ -93,13 +93,7 @@ def rig(stack: Settings, unique: str, tmp_path: Path) -> Iterator[tuple[Settings
     try:
         yield settings, env
     finally:
-        es = make_client(settings.es)
-        try:
-            for index in es.indices.get(index=f"ts-{unique}-*", allow_no_indices=True):
-                es.indices.delete(index=index)
-            es.options(ignore_status=404).indices.delete_index_template(name=template_name(settings))
-        finally:
-            es.close()
+        delete_indices(settings, f"ts-{unique}-*", template_name(settings))
         delete_topics(settings.kafka.bootstrap, unique)
 
 
