@@ -1,5 +1,6 @@
 """`newsflow worker` in a child process for the integration tests: its environment (own topics, group, data dir),
-its lifecycle (start, SIGKILL, stop), where a stalled group stands, and its /metrics."""
+its lifecycle (start, SIGKILL, stop), where a stalled group stands, and its /metrics; the isolated environment of
+any `newsflow` child process a test or a benchmark starts on the shared stack."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.settings import Settings
 
-__all__ = ["WorkerProcess", "alerts_worker_env", "free_port", "group_progress", "scrape", "worker_env"]
+__all__ = ["WorkerProcess", "alerts_worker_env", "free_port", "group_progress", "isolated_env", "scrape",
+           "worker_env"]
 
 
 class WorkerProcess:
@@ -96,6 +98,21 @@ def group_progress(bootstrap: str, unique: str, *workers: WorkerProcess) -> str:
     finally:
         consumer.close()
         admin.close()
+
+
+def isolated_env(tag: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `newsflow` process that shares the stack but nothing else: topics, consumer group, index
+    and alias named after ``tag``, its own data dir; JSON logs."""
+    return {
+        **os.environ,
+        "NEWSFLOW_DATA_DIR": str(data_dir),
+        "NEWSFLOW_KAFKA_TOPIC_PREFIX": f"{tag}.",
+        "NEWSFLOW_PIPELINE_APP_ID": tag,
+        "NEWSFLOW_ES_INDEX_PREFIX": tag,
+        "NEWSFLOW_ES_ALIAS": tag,
+        "NEWSFLOW_LOG_FORMAT": "json",
+        **extra,
+    }
 
 
 def worker_env(bootstrap: str, unique: str, data_dir: Path, **extra: str) -> dict[str, str]:

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from pipeline.settings import PROJECT_ROOT, Settings
+from testkit.worker import isolated_env
 
 pytestmark = pytest.mark.integration
 
@@ -28,18 +29,8 @@ _PORTS = {"kill": 7000, "restart": 7003, "head": 7006, "dead-kafka": 7009}
 
 
 def _env(tmp_path: Path, unique: str, tag: str, port: int) -> dict[str, str]:
-    name = f"svc-{tag}-{unique}"
-    return {
-        **os.environ,
-        "NEWSFLOW_DATA_DIR": str(tmp_path / "data"),
-        "NEWSFLOW_KAFKA_TOPIC_PREFIX": f"{name}.",
-        "NEWSFLOW_PIPELINE_APP_ID": name,
-        "NEWSFLOW_ES_INDEX_PREFIX": name,
-        "NEWSFLOW_ES_ALIAS": name,
-        "NEWSFLOW_LOG_FORMAT": "json",
-        "NEWSFLOW_PIPELINE_WEB_PORT": str(port),
-        "NEWSFLOW_SHUTDOWN_TIMEOUT_S": "10",
-    }
+    return isolated_env(f"svc-{tag}-{unique}", tmp_path / "data", NEWSFLOW_PIPELINE_WEB_PORT=str(port),
+                        NEWSFLOW_SHUTDOWN_TIMEOUT_S="10")
 
 
 def _processes_of(data_dir: Path) -> list[int]:
