@@ -50,6 +50,16 @@ def corpus(n: int = 60, seed: int = 7, prefix: str = "a") -> list[EnrichedArticl
     return out
 
 
+def sample_article(**kw: object) -> EnrichedArticle:
+    """One article for the alert unit tests: a title with markup to escape, two entities; ``kw`` overrides fields."""
+    base: dict[str, object] = dict(
+        id="a1", story_id="s1", feed_url="http://f", url="https://example.com/1", title="Energy <truce> holds",
+        body="The energy truce holds.", source="Reuters", ingested_at=datetime.now(UTC), text_fingerprint="fp",
+        entities=[Entity(name="Kyiv", label="GPE", count=1), Entity(name="Mark Rutte", label="PERSON", count=3)],
+        entity_names=["Kyiv", "Mark Rutte"])
+    return EnrichedArticle.model_validate(base | kw)
+
+
 def generated_queries(n: int, seed: int = 11, words: list[str] | None = None) -> list[tuple[str, dict[str, object]]]:
     """(query, filters) pairs covering words, phrases, boolean, field:value, wildcards, NOT and filters."""
     rng = random.Random(seed)
