@@ -13,6 +13,7 @@ test file.
 - :mod:`testkit.worker`: `newsflow worker` in a child process, its environment, its group's progress, its metrics;
 - :mod:`testkit.raw_items`: the HTML fixture pages and filler items as RawItems for ``news.raw``;
 - :mod:`testkit.es_index`: throw-away indices filled through the sink, and the removal of a test's data;
+- :mod:`testkit.private_stack`: settings for a Kafka broker or Elasticsearch node of one test's own;
 - :mod:`testkit.sink_worker`: a minimal Faust worker running the sink, for a child process, and its test rig;
 - :mod:`testkit.quality`: the extraction and entity quality gates (scores, pinned floors).
 """

@@ -10,6 +10,7 @@ from aiosmtpd.controller import Controller
 
 from pipeline.settings import Settings
 from testkit.alerts_corpus import Mailbox, Receiver
+from testkit.private_stack import private_settings
 from testkit.worker import free_port
 
 
@@ -33,25 +34,13 @@ def smtp() -> Iterator[tuple[Mailbox, int]]:
 @pytest.fixture()
 def private_kafka(stack: Settings) -> Iterator[Settings]:
     """A Kafka broker of this test alone (ports 9192/9193), so that stopping it touches nobody else."""
-    import shutil
-    import uuid
-
-    from pipeline.settings import load_settings
     from pipeline.stack.kafka import KafkaService
 
-    data_dir = stack.data_path / f"test-kafka-{uuid.uuid4().hex[:8]}"
-    settings = load_settings(environ={
-        "NEWSFLOW_DATA_DIR": str(data_dir),
-        "NEWSFLOW_STACK_CACHE_DIR": str(stack.cache_path),
-        "NEWSFLOW_STACK_KAFKA_PORT": "9192",
-        "NEWSFLOW_STACK_KAFKA_CONTROLLER_PORT": "9193",
-        "NEWSFLOW_STACK_KAFKA_HEAP": "256m",
-        "NEWSFLOW_KAFKA_BOOTSTRAP": "127.0.0.1:9192",
-    })
-    service = KafkaService(settings)
-    service.up()
-    try:
-        yield settings
-    finally:
-        service.down()
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with private_settings(stack, "kafka", NEWSFLOW_STACK_KAFKA_PORT="9192", NEWSFLOW_STACK_KAFKA_CONTROLLER_PORT="9193",
+                          NEWSFLOW_STACK_KAFKA_HEAP="256m", NEWSFLOW_KAFKA_BOOTSTRAP="127.0.0.1:9192") as settings:
+        service = KafkaService(settings)
+        service.up()
+        try:
+            yield settings
+        finally:
+            service.down()
