@@ -3,16 +3,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 
-from pipeline.index import make_async_client, make_client
+from pipeline.index import make_async_client, make_client, template_name
 from pipeline.schemas import EnrichedArticle
 from pipeline.settings import Settings, load_settings
 from pipeline.sink import ElasticSink
+from pipeline.topics import ensure_topics
 from testkit.topics import delete_topics
 
-__all__ = ["delete_indices", "index_through_sink", "indexed_articles", "remove_test_data"]
+__all__ = ["delete_indices", "index_through_sink", "indexed_articles", "isolated_settings", "remove_test_data"]
 
 
 @asynccontextmanager
@@ -55,6 +56,19 @@ def delete_indices(settings: Settings, pattern: str, template: str) -> None:
         es.options(ignore_status=404).indices.delete_index_template(name=template)
     finally:
         es.close()
+
+
+@contextmanager
+def isolated_settings(env: dict[str, str], unique: str, indices: str) -> Iterator[Settings]:
+    """Settings from ``env`` (its own topic prefix ``t<unique>.``, index prefix and alias), their topics created; on
+    exit the indices ``indices`` matches, the index template and the topics are deleted."""
+    settings = load_settings(environ=env)
+    ensure_topics(settings)
+    try:
+        yield settings
+    finally:
+        delete_indices(settings, indices, template_name(settings))
+        delete_topics(settings.kafka.bootstrap, unique)
 
 
 def remove_test_data(stack: Settings, unique: str) -> None:

@@ -13,12 +13,10 @@ from kafka import KafkaProducer
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.index import ensure_index_template, make_async_client, make_client, template_name
+from pipeline.index import ensure_index_template, make_async_client, make_client
 from pipeline.schemas import ENRICHED_TOPIC, EnrichedArticle
-from pipeline.settings import Settings, load_settings
-from pipeline.topics import ensure_topics
-from testkit.es_index import delete_indices, index_through_sink
-from testkit.topics import delete_topics
+from pipeline.settings import Settings
+from testkit.es_index import index_through_sink, isolated_settings
 
 pytestmark = pytest.mark.integration
 
@@ -49,13 +47,8 @@ def rig(stack: Settings, unique: str) -> Iterator[tuple[Settings, dict[str, str]
     env = {"NEWSFLOW_ES_INDEX_PREFIX": f"ri-{unique}", "NEWSFLOW_ES_ALIAS": f"ria-{unique}",
            "NEWSFLOW_KAFKA_TOPIC_PREFIX": f"t{unique}.", "NEWSFLOW_KAFKA_PARTITIONS": "3",
            "NEWSFLOW_SINK_REINDEX_GRACE_S": "2"}
-    settings = load_settings(environ=env)
-    ensure_topics(settings)
-    try:
+    with isolated_settings(env, unique, f"ri-{unique}*,*.ri-{unique}-*") as settings:
         yield settings, env
-    finally:
-        delete_indices(settings, f"ri-{unique}*,*.ri-{unique}-*", template_name(settings))
-        delete_topics(settings.kafka.bootstrap, unique)
 
 
 def _alias_indices(settings: Settings) -> list[str]:
