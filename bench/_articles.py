@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,21 +28,13 @@ def paragraph_pool() -> list[str]:
 
 
 def bodies(n: int, *, seed: int = 7, min_words: int = 300, max_words: int = 1500) -> list[str]:
-    rng = random.Random(seed)
     pool = paragraph_pool()
-    out = []
-    for _ in range(n):
-        target = rng.randint(min_words, max_words)
-        chosen: list[str] = []
-        words = 0
-        while words < target:
-            for paragraph in rng.sample(pool, len(pool)):
-                if words >= target:
-                    break
-                chosen.append(paragraph)
-                words += len(paragraph.split())
-        out.append("\n".join(chosen))
-    return out
+
+    def paragraphs(rng: random.Random) -> Iterator[str]:
+        while True:  # the whole pool in a new order, again and again
+            yield from rng.sample(pool, len(pool))
+
+    return _assemble(n, seed, min_words, max_words, paragraphs)
 
 
 def sentence_pool() -> list[str]:
@@ -54,18 +47,32 @@ def unique_bodies(n: int, *, seed: int = 7, min_words: int = 300, max_words: int
     The paragraph pool has only ~440 paragraphs (~12k words), so :func:`bodies` repeats paragraphs across articles;
     a per-paragraph cache would find them and flatter the enrich stage. Sentence combinations do not repeat.
     """
-    rng = random.Random(seed)
     pool = sentence_pool()
+
+    def paragraphs(rng: random.Random) -> Iterator[str]:
+        while True:
+            yield " ".join(rng.sample(pool, rng.randint(2, 4)))
+
+    return _assemble(n, seed, min_words, max_words, paragraphs)
+
+
+def _assemble(n: int, seed: int, min_words: int, max_words: int,
+              paragraphs: Callable[[random.Random], Iterator[str]]) -> list[str]:
+    """``n`` bodies of ``min_words``-``max_words`` words (a random target each), paragraphs taken in turn until the
+    target is reached. A paragraph is drawn only when still needed, so the random stream (and every body) depends
+    on ``seed`` alone."""
+    rng = random.Random(seed)
     out = []
     for _ in range(n):
         target = rng.randint(min_words, max_words)
-        paragraphs: list[str] = []
+        source = paragraphs(rng)
+        chosen: list[str] = []
         words = 0
         while words < target:
-            paragraph = " ".join(rng.sample(pool, rng.randint(2, 4)))
-            paragraphs.append(paragraph)
+            paragraph = next(source)
+            chosen.append(paragraph)
             words += len(paragraph.split())
-        out.append("\n".join(paragraphs))
+        out.append("\n".join(chosen))
     return out
 
 

@@ -18,6 +18,8 @@ from typing import IO
 
 import httpx
 
+from testkit.worker import isolated_env as testkit_isolated_env
+
 ROOT = Path(__file__).resolve().parents[1]
 
 _WORDS = tuple(
@@ -33,20 +35,10 @@ _WORDS = tuple(
 
 
 def isolated_env(name: str, run_id: str, work: Path, **extra: str) -> dict[str, str]:
-    """The environment of a `newsflow run` that shares the stack but nothing else (topics, group, index)."""
-    tag = f"{name}-{run_id}"
-    return {
-        **os.environ,
-        "NEWSFLOW_DATA_DIR": str(work / "data"),
-        "NEWSFLOW_KAFKA_TOPIC_PREFIX": f"{tag}.",
-        "NEWSFLOW_PIPELINE_APP_ID": tag,
-        "NEWSFLOW_ES_INDEX_PREFIX": tag,
-        "NEWSFLOW_ES_ALIAS": tag,
-        "NEWSFLOW_ALLOW_PRIVATE_HOSTS": "1",
-        "NEWSFLOW_POLL_MIN_INTERVAL_S": "1",
-        "NEWSFLOW_LOG_FORMAT": "json",
-        **extra,
-    }
+    """The environment of a `newsflow run` that shares the stack but nothing else (topics, group, index), polling
+    the loopback feed server as often as it likes."""
+    return testkit_isolated_env(f"{name}-{run_id}", work / "data", **{
+        "NEWSFLOW_ALLOW_PRIVATE_HOSTS": "1", "NEWSFLOW_POLL_MIN_INTERVAL_S": "1", **extra})
 
 
 def article(i: int, run_id: str, *, host: str = "https://bench.example.com") -> dict[str, object]:

@@ -1,9 +1,10 @@
 """What the ``newsflow`` commands print: every line, table and JSON document, built from what the library returns.
 
 The commands (pipeline/cli.py, pipeline/alerts/cli.py) parse their arguments, call the library and write these
-lines with ``typer.echo``; nothing here does I/O. Each function returns the lines (``*_lines``) or the one text
-a command prints. JSON output is one document per line unless noted; its ``ensure_ascii`` differs between
-commands, kept as each command has always printed it.
+lines with ``typer.echo``, as `newsflow run`'s supervisor (pipeline/runner.py) writes its own as it goes; nothing
+here does I/O. Each function returns the lines (``*_lines``) or the one text a command prints. JSON output is one
+document per line unless noted; its ``ensure_ascii`` differs between commands, kept as each command has always
+printed it.
 
 What an *alert* says (webhook, Slack, email bodies) is not here: that is :mod:`pipeline.alerts.present`.
 """
@@ -27,6 +28,7 @@ if TYPE_CHECKING:  # only for annotations: a command imports what it prints and 
     from pipeline.dlq_tools import DlqEntry, ReplayResult
     from pipeline.index import IndexSetup
     from pipeline.reindex import ReindexResult
+    from pipeline.runner import Progress
     from pipeline.schemas import CleanArticle, EnrichedArticle
     from pipeline.search import Hit, SearchResult
     from pipeline.stack.service import ServiceStatus
@@ -34,6 +36,7 @@ if TYPE_CHECKING:  # only for annotations: a command imports what it prints and 
 
 __all__ = [
     "FRAGMENT_CHARS",
+    "RUN_STOPPING",
     "article_json",
     "dlq_entry_lines",
     "dlq_list_lines",
@@ -54,6 +57,11 @@ __all__ = [
     "rule_added",
     "rule_lines",
     "rule_test_lines",
+    "run_child_gave_up",
+    "run_child_started",
+    "run_left_over_stopped",
+    "run_progress",
+    "run_ready_lines",
     "search_lines",
     "stack_action_lines",
     "stack_status_lines",
@@ -92,6 +100,39 @@ def stack_status_lines(statuses: Sequence[ServiceStatus], *, as_json: bool) -> l
 def log_tail_lines(log_file: Path | str, tail: str) -> list[str]:
     """``stack logs``: a header naming the file (as ``tail`` does for several files), then its last lines."""
     return [f"==> {log_file} <==", tail]
+
+
+# -- newsflow run ------------------------------------------------------------------------------------------------
+RUN_STOPPING = "stopping: connector first (flush, save feed state), then workers (commit offsets)"
+
+
+def run_left_over_stopped(name: str, pid: int, *, killed: bool) -> str:
+    """A child of an earlier, crashed ``run``, stopped before this run starts its own."""
+    return f"{name}: stopped pid {pid} left by an earlier run" + (" (killed)" if killed else "")
+
+
+def run_child_started(name: str, pid: int | None, port: int, log_file: Path) -> str:
+    """One child started: its pid, where its endpoints are (port 0: none), its log."""
+    where = f"http://127.0.0.1:{port}/health|ready|metrics" if port else "no port"
+    return f"{name}: started (pid {'?' if pid is None else pid}), {where}, log {log_file}"
+
+
+def run_ready_lines(alias: str, es_url: str, *, started_stack: bool) -> list[str]:
+    """Once every child is started: how to search, and what Ctrl-C stops."""
+    return [f"search with:  newsflow search 'NATO'   (Elasticsearch alias '{alias}' at {es_url})",
+            "Ctrl-C stops the connector, then the workers" + (", then the local stack." if started_stack else ".")]
+
+
+def run_progress(progress: Progress) -> str:
+    """The line ``run`` prints every few seconds."""
+    lag = "-" if progress.lag_s is None else f"{progress.lag_s:.1f}s"
+    return (f"items published {progress.items_published} | articles enriched {progress.articles_enriched} | "
+            f"searchable {progress.documents_indexed} | ingest->index lag {lag} | alerts {progress.alerts}")
+
+
+def run_child_gave_up(name: str, rc: int | None, last_error: str | None, log_file: Path) -> str:
+    """A child that kept exiting: ``run`` stops."""
+    return f"{name} keeps exiting (rc {rc}); giving up. Last error: {last_error or '-'} (log {log_file})"
 
 
 # -- index and search --------------------------------------------------------------------------------------------

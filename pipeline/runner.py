@@ -17,6 +17,8 @@ Supervision (docs/operations.md): children die with `run` (``prctl(PR_SET_PDEATH
 
 Children are separate processes so that a crash in one is visible (it is restarted, with a log line) and so
 that each worker has its own event loop and process pool, as it would in production.
+
+Every line `run` prints is built by :mod:`pipeline.present`; this module decides when to print it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from elasticsearch import ApiError, Elasticsearch
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
+from pipeline import present
 from pipeline.errors import NewsflowError
 from pipeline.index import make_client
 from pipeline.logs import get_logger
@@ -63,11 +66,6 @@ class Progress:
     documents_indexed: int = 0
     lag_s: float | None = None
     alerts: int = 0  # AlertEvents on news.alerts (rules with the topic channel, such as the demo rule)
-
-    def line(self) -> str:
-        lag = "-" if self.lag_s is None else f"{self.lag_s:.1f}s"
-        return (f"items published {self.items_published} | articles enriched {self.articles_enriched} | "
-                f"searchable {self.documents_indexed} | ingest->index lag {lag} | alerts {self.alerts}")
 
 
 def _now() -> str:
@@ -194,7 +192,7 @@ def _take_over(run_dir: Path, echo: Callable[[str], None], timeout_s: float) -> 
         pid = _pid_in(pid_file, "pipeline.cli", kind)
         if pid is not None:
             killed = stop_pid(pid, timeout_s)
-            echo(f"{pid_file.stem}: stopped pid {pid} left by an earlier run" + (" (killed)" if killed else ""))
+            echo(present.run_left_over_stopped(pid_file.stem, pid, killed=killed))
         with contextlib.suppress(OSError):
             pid_file.unlink()
     (run_dir / "run.pid").write_text(f"{os.getpid()}\n")
@@ -297,8 +295,8 @@ def run_pipeline(
         if _is_local(settings) and not all(svc.ready() for svc in services(settings)):
             result = stack_up(settings)
             started_stack = any(v.startswith("started") for v in result.values())
-            for name, what in result.items():
-                out(f"{name}: {what}")
+            for line in present.stack_action_lines(result):
+                out(line)
         ensure_topics(settings)
         run_with_client(settings.es, lambda es: ensure_index_template(es, settings))
 
@@ -325,10 +323,10 @@ def run_pipeline(
                 break
             child.start()
             save_state()
-            where = f"http://127.0.0.1:{child.port}/health|ready|metrics" if child.port else "no port"
-            out(f"{child.name}: started (pid {child.proc.pid if child.proc else '?'}), {where}, log {child.log_path}")
-        out(f"search with:  newsflow search 'NATO'   (Elasticsearch alias '{settings.es.alias}' at {settings.es.url})")
-        out("Ctrl-C stops the connector, then the workers" + (", then the local stack." if started_stack else "."))
+            out(present.run_child_started(child.name, child.proc.pid if child.proc else None, child.port,
+                                          child.log_path))
+        for line in present.run_ready_lines(settings.es.alias, settings.es.url, started_stack=started_stack):
+            out(line)
         consumer = KafkaConsumer(bootstrap_servers=settings.kafka.servers, client_id="newsflow-run-progress",
                                  **kafka_security_config(settings.kafka))
         es = make_client(settings.es)  # the cluster's TLS and credentials, like every other client
@@ -340,8 +338,7 @@ def run_pipeline(
                 child.last_error = last_error_line(child.log_path)
                 if child.restarts >= _RESTART_LIMIT:
                     child.state = "failed"
-                    out(f"{child.name} keeps exiting (rc {rc}); giving up. Last error: {child.last_error or '-'} "
-                        f"(log {child.log_path})")
+                    out(present.run_child_gave_up(child.name, rc, child.last_error, child.log_path))
                     stop.set()
                     code = 1
                     break
@@ -352,9 +349,9 @@ def run_pipeline(
                 child.start()
             save_state()
             if not stop.is_set():
-                out(read_progress(settings, consumer, es).line())
+                out(present.run_progress(read_progress(settings, consumer, es)))
     finally:
-        out("stopping: connector first (flush, save feed state), then workers (commit offsets)")
+        out(present.RUN_STOPPING)
         connector = [c for c in children if c.name == "connector"]
         for group in (connector, [c for c in children if c.name != "connector"]):
             for child in group:  # the workers stop in parallel: each within shutdown_timeout_s
@@ -370,8 +367,8 @@ def run_pipeline(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if started_stack:
-            for name, what in stack_down(settings).items():
-                out(f"{name}: {what}")
+            for line in present.stack_action_lines(stack_down(settings)):
+                out(line)
         remove_run_state(settings)
         with contextlib.suppress(OSError):
             (run_dir / "run.pid").unlink()

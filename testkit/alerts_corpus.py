@@ -1,5 +1,5 @@
 """Helpers of the alert tests and benchmark: a generated corpus and rules (deterministic from a seed), a loopback
-webhook receiver, polling."""
+webhook receiver, an SMTP mailbox, polling."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ WORDS = _TEXT.split()
 PEOPLE = ("Mark Rutte", "Ursula von der Leyen", "Olena Petrenko", "James Whitfield", "Amara Okafor", "Kenji Sato")
 SOURCES = ("Reuters", "Meridian Wire", "Harbour Gazette", "Northfield Ledger", "Copperline")
 TAGS = ("world", "business", "science", "local")
+# The seed fixture page's rule (testkit.raw_items): the unrelated page mentions NATO, Ukraine and Kiev too, but not
+# Mark Rutte.
+NATO_QUERY = 'NATO AND (Ukraine OR Kiev) AND entity_names:"Mark Rutte"'
 
 
 def corpus(n: int = 60, seed: int = 7, prefix: str = "a") -> list[EnrichedArticle]:
@@ -45,6 +48,16 @@ def corpus(n: int = 60, seed: int = 7, prefix: str = "a") -> list[EnrichedArticl
             entities=[Entity(name=p, label="PERSON", count=1) for p in people], entity_names=people,
         ))
     return out
+
+
+def sample_article(**kw: object) -> EnrichedArticle:
+    """One article for the alert unit tests: a title with markup to escape, two entities; ``kw`` overrides fields."""
+    base: dict[str, object] = dict(
+        id="a1", story_id="s1", feed_url="http://f", url="https://example.com/1", title="Energy <truce> holds",
+        body="The energy truce holds.", source="Reuters", ingested_at=datetime.now(UTC), text_fingerprint="fp",
+        entities=[Entity(name="Kyiv", label="GPE", count=1), Entity(name="Mark Rutte", label="PERSON", count=3)],
+        entity_names=["Kyiv", "Mark Rutte"])
+    return EnrichedArticle.model_validate(base | kw)
 
 
 def generated_queries(n: int, seed: int = 11, words: list[str] | None = None) -> list[tuple[str, dict[str, object]]]:
@@ -169,3 +182,17 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class Mailbox:
+    """An aiosmtpd handler that keeps every message it receives, with its recipients."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+    def to(self, address: str) -> list[bytes]:
+        return [content for rcpt, content in list(self.messages) if address in rcpt]

@@ -48,10 +48,6 @@ class DocScore:
     extra: list[Pair]
 
 
-def _f1(p: float, r: float) -> float:
-    return 2 * p * r / (p + r) if p + r else 0.0
-
-
 def corpus_docs(corpus: Path = CORPUS) -> list[str]:
     return sorted(p.stem for p in corpus.glob("*.json"))
 
@@ -110,7 +106,7 @@ def score(names: list[str], expected: list[set[Pair]], got: list[set[Pair]]) -> 
         name_exp += len(want_names)
         p = len(hit) / len(have) if have else 0.0
         r = len(hit) / len(want) if want else 0.0
-        docs.append(DocScore(name, p, r, _f1(p, r), sorted(want - have), sorted(have - want)))
+        docs.append(DocScore(name, p, r, gate.f1(p, r), sorted(want - have), sorted(have - want)))
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     name_p = name_tp / name_pred if name_pred else 0.0
@@ -118,10 +114,10 @@ def score(names: list[str], expected: list[set[Pair]], got: list[set[Pair]]) -> 
     return {
         "precision": precision,
         "recall": recall,
-        "f1": _f1(precision, recall),
+        "f1": gate.f1(precision, recall),
         "name_precision": name_p,
         "name_recall": name_r,
-        "name_f1": _f1(name_p, name_r),
+        "name_f1": gate.f1(name_p, name_r),
         "min_doc_f1": min((d.f1 for d in docs), default=0.0),
     }, docs
 

@@ -68,10 +68,6 @@ class PageScore:
     baseline: PageScore | None = None
 
 
-def _f1(precision: float, recall: float) -> float:
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-
-
 def corpus_pages(corpus: Path = CORPUS) -> list[str]:
     return sorted(p.name.removesuffix(".html") for p in corpus.glob("*.html"))
 
@@ -114,7 +110,7 @@ def _score(name: str, got: Counter[str], expected: Counter[str], error: str | No
     else:
         precision = correct / predicted if predicted else 0.0
         recall = correct / wanted
-    return PageScore(name, precision, recall, _f1(precision, recall), correct, predicted, wanted, error, language)
+    return PageScore(name, precision, recall, gate.f1(precision, recall), correct, predicted, wanted, error, language)
 
 
 def score_page(name: str, corpus: Path = CORPUS, *, baseline: bool = True) -> PageScore:
@@ -147,7 +143,7 @@ def _micro(pages: list[PageScore]) -> dict[str, float]:
     return {
         "precision": precision,
         "recall": recall,
-        "f1": _f1(precision, recall),
+        "f1": gate.f1(precision, recall),
         "min_page_f1": min((p.f1 for p in pages), default=0.0),
     }
 

@@ -1,4 +1,5 @@
-"""Quality-gate floors shared by the extraction and entity gates (in the spirit of trafilatura's eval_gate).
+"""Quality-gate floors (and the F1 score) shared by the extraction and entity gates (in the spirit of trafilatura's
+eval_gate).
 
 Floors are pinned in a JSON file together with a digest of the corpus they were measured on. A run fails when a
 score drops below its floor or the corpus changed since pinning; ``--update`` raises floors freely but lowers one
@@ -12,7 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_floors", "load_floors", "pin_floors"]
+__all__ = ["check_floors", "f1", "load_floors", "pin_floors"]
+
+
+def f1(precision: float, recall: float) -> float:
+    """The harmonic mean of precision and recall; 0 when both are 0."""
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
 def load_floors(path: Path) -> dict[str, Any]:

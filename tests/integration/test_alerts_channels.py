@@ -14,8 +14,7 @@ from pipeline.alerts.present import alert_event
 from pipeline.alerts.rules import Channels, Rule
 from pipeline.schemas import DeadLetter, EnrichedArticle
 from pipeline.settings import AlertSettings
-from testkit.alerts_corpus import Receiver
-from tests.integration.test_alerts_pipeline import Mailbox, receiver, smtp  # noqa: F401 (fixtures)
+from testkit.alerts_corpus import Mailbox, Receiver
 
 
 def _article(n: int) -> EnrichedArticle:
@@ -24,7 +23,7 @@ def _article(n: int) -> EnrichedArticle:
                            ingested_at=datetime.now(UTC), text_fingerprint=f"fp{n}")
 
 
-async def test_digest_is_one_message_per_channel(receiver: Receiver, smtp: tuple[Mailbox, int]) -> None:  # noqa: F811
+async def test_digest_is_one_message_per_channel(receiver: Receiver, smtp: tuple[Mailbox, int]) -> None:
     mailbox, port = smtp
     rule = Rule(name="floods", query="flood", mode="digest", digest="1h",
                 channels=Channels(webhook=receiver.url + "/ok", slack=receiver.url + "/slack", email=["d@example.org"]))
@@ -54,8 +53,8 @@ async def test_digest_is_one_message_per_channel(receiver: Receiver, smtp: tuple
     assert not letters
 
 
-async def test_failing_channel_is_dead_lettered_without_delaying_others(receiver: Receiver,  # noqa: F811
-                                                                        smtp: tuple[Mailbox, int]) -> None:  # noqa: F811
+async def test_failing_channel_is_dead_lettered_without_delaying_others(receiver: Receiver,
+                                                                        smtp: tuple[Mailbox, int]) -> None:
     mailbox, port = smtp
     rule = Rule(name="r", query="flood", channels=Channels(webhook=receiver.url + "/fail", email=["x@example.org"]))
     [alert] = [alert_event(Match(rule, _article(1)), copies=1, indexed_at=datetime.now(UTC), top_entities=3)]

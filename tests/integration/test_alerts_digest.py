@@ -15,17 +15,18 @@ import pytest
 from pipeline.schemas import RAW_TOPIC
 from pipeline.settings import Settings
 from pipeline.topic_reader import TopicReader
-from testkit.alerts_corpus import Receiver, wait_until
-from testkit.topics import create_topics
-from tests.integration.test_alerts_pipeline import NATO_QUERY, alerts_worker_env, receiver, remove_test_data  # noqa: F401
-from tests.integration.test_pipeline import WorkerProcess, group_progress, page_item, produce, raw_message
+from testkit.alerts_corpus import NATO_QUERY, Receiver, wait_until
+from testkit.es_index import remove_test_data
+from testkit.raw_items import page_item, raw_message
+from testkit.topics import create_topics, produce
+from testkit.worker import WorkerProcess, alerts_worker_env, group_progress
 
 pytestmark = pytest.mark.integration
 
 INTERVAL_S = 30
 
 
-def _digest_rules(tmp_path: Path, receiver: Receiver) -> Path:  # noqa: F811
+def _digest_rules(tmp_path: Path, receiver: Receiver) -> Path:
     rules = tmp_path / "alerts.yaml"
     rules.write_text(json.dumps({"rules": [
         {"name": "nato-daily", "query": NATO_QUERY, "mode": "digest", "digest": f"{INTERVAL_S}s",
@@ -50,7 +51,7 @@ def _window_opened(workers: list[WorkerProcess]) -> WorkerProcess:
     return found
 
 
-def _digest_delivered_once(stack: Settings, unique: str, receiver: Receiver, workers: list[WorkerProcess],  # noqa: F811
+def _digest_delivered_once(stack: Settings, unique: str, receiver: Receiver, workers: list[WorkerProcess],
                            survivor: WorkerProcess, opened: float, url: str) -> None:
     try:
         wait_until(lambda: receiver.to("/ok/digest"), 240, "the digest after the crash", survivor.check_alive)
@@ -80,7 +81,7 @@ def _digest_delivered_once(stack: Settings, unique: str, receiver: Receiver, wor
 
 
 def test_digest_window_survives_sigkill(stack: Settings, unique: str, tmp_path: Path,
-                                        receiver: Receiver) -> None:  # noqa: F811
+                                        receiver: Receiver) -> None:
     env = alerts_worker_env(stack, unique, tmp_path, _digest_rules(tmp_path, receiver))
     create_topics(stack, unique)
     worker = WorkerProcess(env, "digest", tmp_path).start()
@@ -102,7 +103,7 @@ def test_digest_window_survives_sigkill(stack: Settings, unique: str, tmp_path: 
                           "message or a table recovery record in ways the stall guard does not yet repair; this "
                           "fail-over failed in CI once before the guard", strict=False)
 def test_digest_window_moves_to_another_worker(stack: Settings, unique: str, tmp_path: Path,
-                                               receiver: Receiver) -> None:  # noqa: F811
+                                               receiver: Receiver) -> None:
     """Two workers; the one holding the window is SIGKILLed: the other takes its partitions in the rebalance,
     recovers the window and sends the digest once."""
     env = alerts_worker_env(stack, unique, tmp_path, _digest_rules(tmp_path, receiver))

@@ -16,7 +16,7 @@ from pipeline.index import make_async_client, make_client
 from pipeline.search import search_articles
 from pipeline.settings import Settings
 from testkit.alerts_corpus import corpus, generated_queries
-from tests.integration.es_index import indexed_articles
+from testkit.es_index import indexed_articles
 
 pytestmark = pytest.mark.integration
 

@@ -7,35 +7,20 @@ carries on.
 from __future__ import annotations
 
 import json
-import urllib.request
 from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch
-from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.schemas import DLQ_TOPIC, INDEXED_TOPIC, RAW_TOPIC
 from pipeline.settings import Settings
-from testkit.alerts_corpus import Receiver, wait_until
-from testkit.topics import create_topics
-from tests.integration.test_alerts_pipeline import (  # noqa: F401 (receiver: a fixture)
-    NATO_QUERY,
-    alerts_worker_env,
-    free_port,
-    receiver,
-    remove_test_data,
-)
-from tests.integration.test_pipeline import TopicReader, WorkerProcess, page_item, produce, raw_message
+from testkit.alerts_corpus import NATO_QUERY, Receiver, wait_until
+from testkit.es_index import remove_test_data
+from testkit.raw_items import page_item, raw_message
+from testkit.topics import TopicReader, create_topics, produce
+from testkit.worker import WorkerProcess, alerts_worker_env, free_port, scrape
 
 pytestmark = pytest.mark.integration
-
-
-def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """The worker's /metrics as (sample name, labels) -> value."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
-        text = resp.read().decode("utf-8")
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
@@ -43,7 +28,7 @@ def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: st
 
 
 def test_alert_metrics_and_a_refused_batch(stack: Settings, unique: str, tmp_path: Path,
-                                           receiver: Receiver) -> None:  # noqa: F811
+                                           receiver: Receiver) -> None:
     bootstrap = stack.kafka.bootstrap
     prefix = f"t{unique}."
     rules = tmp_path / "alerts.yaml"

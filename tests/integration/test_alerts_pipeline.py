@@ -12,73 +12,24 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from elasticsearch import Elasticsearch
 
 from pipeline.schemas import ALERTS_TOPIC, DLQ_TOPIC, INDEXED_TOPIC, RAW_TOPIC
 from pipeline.settings import Settings
-from testkit.alerts_corpus import Receiver, wait_until
-from testkit.topics import create_topics, delete_topics
-from tests.integration.test_pipeline import (
-    TopicReader,
-    WorkerProcess,
-    page_item,
-    produce,
-    raw_message,
-    worker_env,
-)
+from testkit.alerts_corpus import NATO_QUERY, Mailbox, Receiver, wait_until
+from testkit.es_index import remove_test_data
+from testkit.raw_items import page_item, raw_message
+from testkit.topics import TopicReader, create_topics, produce
+from testkit.worker import WorkerProcess, alerts_worker_env
 
 pytestmark = pytest.mark.integration
-
-# The unrelated fixture page mentions NATO, Ukraine and Kiev too, but not Mark Rutte.
-NATO_QUERY = 'NATO AND (Ukraine OR Kiev) AND entity_names:"Mark Rutte"'
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
-
-    def to(self, address: str) -> list[bytes]:
-        return [content for rcpt, content in list(self.messages) if address in rcpt]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def alerts_worker_env(stack: Settings, unique: str, tmp_path: Path, rules: Path, **extra: str) -> dict[str, str]:
-    """A worker's environment for an alerts test: its own topics, index, alias and rules file; quick retries."""
-    return worker_env(stack.kafka.bootstrap, unique, tmp_path / "data", NEWSFLOW_ES_INDEX_PREFIX=f"t{unique}",
-                      NEWSFLOW_ES_ALIAS=f"t{unique}", NEWSFLOW_SINK_BATCH_TIMEOUT_S="0.3",
-                      NEWSFLOW_ALERTS_RULES_FILE=str(rules), NEWSFLOW_ALERTS_INITIAL_BACKOFF_S="0.2", **extra)
-
-
-def remove_test_data(stack: Settings, unique: str) -> None:
-    """Delete the test's indices (closed ones too), index template and topics."""
-    es = Elasticsearch(stack.es.url)
-    try:
-        for index in es.indices.get(index=f"t{unique}-*", allow_no_indices=True, expand_wildcards="all"):
-            es.indices.delete(index=index)
-        es.options(ignore_status=404).indices.delete_index_template(name=f"t{unique}-template")
-    finally:
-        es.close()
-    delete_topics(stack.kafka.bootstrap, unique)
 
 
 def alerts_list(env: dict[str, str], data_dir: Path) -> dict[str, dict[str, Any]]:
@@ -87,23 +38,6 @@ def alerts_list(env: dict[str, str], data_dir: Path) -> dict[str, dict[str, Any]
                          capture_output=True, env={**os.environ, **env, "NEWSFLOW_DATA_DIR": str(data_dir)},
                          timeout=120).stdout.decode("utf-8")
     return {doc["name"]: doc for doc in map(json.loads, out.splitlines())}
-
-
-@pytest.fixture()
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture()
-def smtp() -> Iterator[tuple[Mailbox, int]]:
-    box = Mailbox()
-    port = free_port()  # the controller's self-check cannot use port 0
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box, port
-    controller.stop()
 
 
 def test_alerts_once_per_story_on_every_channel(stack: Settings, unique: str, tmp_path: Path, receiver: Receiver,

@@ -33,22 +33,11 @@ from connectors.state import StateStore, item_id
 from pipeline.canonical import canonical_url, stable_id
 from pipeline.schemas import CLEAN_TOPIC, DEDUPED_TOPIC, DLQ_TOPIC, ENRICHED_TOPIC, RAW_TOPIC, RawItem
 from pipeline.settings import Settings
+from testkit.es_index import remove_test_data
 from testkit.feedserver import FeedServer, make_items
-from testkit.topics import create_topics, delete_topics
-from tests.integration.test_alerts_pipeline import remove_test_data
-from tests.integration.test_pipeline import (
-    TopicReader,
-    WorkerProcess,
-    _by_url,
-    _filler_items,
-    group_progress,
-    page_item,
-    produce,
-    raw_message,
-    trace_missing,
-    worker_env,
-)
-from tests.integration.test_service import private_kafka  # noqa: F401  (fixture)
+from testkit.raw_items import _filler_items, page_item, raw_message
+from testkit.topics import TopicReader, _by_url, create_topics, delete_topics, produce, trace_missing
+from testkit.worker import WorkerProcess, group_progress, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -60,7 +49,7 @@ def _assert_each_once(messages: list[dict], expected: set[str]) -> None:
 
 
 def test_broker_stopped_and_started_mid_stream_loses_nothing(
-    private_kafka: Settings, unique: str, tmp_path: Path  # noqa: F811
+    private_kafka: Settings, unique: str, tmp_path: Path
 ) -> None:
     from pipeline.stack.kafka import KafkaService
 

@@ -54,10 +54,10 @@ from pipeline.schemas import (
 )
 from pipeline.settings import Settings
 from testkit.alerts_corpus import WORDS, wait_until
-from testkit.topics import create_topics
-from tests.integration.test_alerts_metrics import scrape
-from tests.integration.test_alerts_pipeline import alerts_worker_env, free_port, remove_test_data
-from tests.integration.test_pipeline import TopicReader, WorkerProcess, page_item
+from testkit.es_index import remove_test_data
+from testkit.raw_items import page_item
+from testkit.topics import TopicReader, create_topics
+from testkit.worker import WorkerProcess, alerts_worker_env, free_port, scrape
 
 pytestmark = pytest.mark.integration
 

@@ -22,8 +22,8 @@ from pipeline.schemas import DLQ_REPLAYED_TOPIC, ENRICHED_TOPIC, DeadLetter, Enr
 from pipeline.settings import Settings, load_settings
 from pipeline.topic_reader import TopicReader
 from pipeline.topics import ensure_topics
-from testkit.topics import delete_topics
-from tests.integration.test_pipeline import WorkerProcess, produce, worker_env
+from testkit.topics import delete_topics, produce
+from testkit.worker import WorkerProcess, worker_env
 
 pytestmark = pytest.mark.integration
 

@@ -13,12 +13,10 @@ from kafka import KafkaProducer
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.index import ensure_index_template, make_async_client, make_client, template_name
+from pipeline.index import ensure_index_template, make_async_client, make_client
 from pipeline.schemas import ENRICHED_TOPIC, EnrichedArticle
-from pipeline.settings import Settings, load_settings
-from pipeline.sink import ElasticSink
-from pipeline.topics import ensure_topics
-from testkit.topics import delete_topics
+from pipeline.settings import Settings
+from testkit.es_index import index_through_sink, isolated_settings
 
 pytestmark = pytest.mark.integration
 
@@ -44,36 +42,13 @@ def _produce(settings: Settings, articles: list[EnrichedArticle]) -> None:
         producer.close()
 
 
-async def index_through_sink(settings: Settings, articles: list[EnrichedArticle]) -> None:
-    """Index as the live sink does (same bulk path), then refresh so that searches and counts see them."""
-    es = make_async_client(settings.es)
-    try:
-        sink = ElasticSink(es, settings)
-        await sink.start()
-        assert await sink.index_articles(articles) == []
-        await es.indices.refresh(index=settings.es.alias)
-    finally:
-        await es.close()
-
-
 @pytest.fixture()
 def rig(stack: Settings, unique: str) -> Iterator[tuple[Settings, dict[str, str]]]:
     env = {"NEWSFLOW_ES_INDEX_PREFIX": f"ri-{unique}", "NEWSFLOW_ES_ALIAS": f"ria-{unique}",
            "NEWSFLOW_KAFKA_TOPIC_PREFIX": f"t{unique}.", "NEWSFLOW_KAFKA_PARTITIONS": "3",
            "NEWSFLOW_SINK_REINDEX_GRACE_S": "2"}
-    settings = load_settings(environ=env)
-    ensure_topics(settings)
-    try:
+    with isolated_settings(env, unique, f"ri-{unique}*,*.ri-{unique}-*") as settings:
         yield settings, env
-    finally:
-        es = make_client(settings.es)
-        try:
-            for index in es.indices.get(index=f"ri-{unique}*,*.ri-{unique}-*", expand_wildcards="all"):
-                es.indices.delete(index=index)
-            es.options(ignore_status=404).indices.delete_index_template(name=template_name(settings))
-        finally:
-            es.close()
-        delete_topics(settings.kafka.bootstrap, unique)
 
 
 def _alias_indices(settings: Settings) -> list[str]:

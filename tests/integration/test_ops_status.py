@@ -24,7 +24,6 @@ from typer.testing import CliRunner
 from connectors.state import FeedState, StateStore
 from pipeline.alerts.stats import sent_changelog
 from pipeline.cli import app
-from pipeline.index import make_client, template_name
 from pipeline.runstate import ChildState, RunState, read_run_state, write_run_state
 from pipeline.schemas import (
     ALERTS_TOPIC,
@@ -37,10 +36,8 @@ from pipeline.schemas import (
     DeadLetter,
     EnrichedArticle,
 )
-from pipeline.settings import Settings, load_settings
-from pipeline.topics import ensure_topics
-from testkit.topics import delete_topics
-from tests.integration.test_ops_reindex import index_through_sink
+from pipeline.settings import Settings
+from testkit.es_index import index_through_sink, isolated_settings
 
 pytestmark = pytest.mark.integration
 
@@ -88,19 +85,8 @@ def rig(stack: Settings, unique: str, tmp_path: Path) -> Iterator[tuple[Settings
     env = {"NEWSFLOW_KAFKA_TOPIC_PREFIX": f"t{unique}.", "NEWSFLOW_KAFKA_PARTITIONS": "2",
            "NEWSFLOW_PIPELINE_APP_ID": f"t{unique}", "NEWSFLOW_DATA_DIR": str(tmp_path / "data"),
            "NEWSFLOW_ES_INDEX_PREFIX": f"ts-{unique}", "NEWSFLOW_ES_ALIAS": f"tsa-{unique}"}
-    settings = load_settings(environ=env)
-    ensure_topics(settings)
-    try:
+    with isolated_settings(env, unique, f"ts-{unique}-*") as settings:
         yield settings, env
-    finally:
-        es = make_client(settings.es)
-        try:
-            for index in es.indices.get(index=f"ts-{unique}-*", allow_no_indices=True):
-                es.indices.delete(index=index)
-            es.options(ignore_status=404).indices.delete_index_template(name=template_name(settings))
-        finally:
-            es.close()
-        delete_topics(settings.kafka.bootstrap, unique)
 
 
 def _fill(settings: Settings) -> None:

@@ -8,214 +8,23 @@ Two tests share their workers across many asserts because a worker takes seconds
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.admin import KafkaAdminClient
 
-from pipeline.canonical import canonical_url
-from pipeline.schemas import DLQ_TOPIC, ENRICHED_TOPIC, RAW_TOPIC, RawItem
+from pipeline.schemas import DLQ_TOPIC, ENRICHED_TOPIC, RAW_TOPIC
 from pipeline.settings import Settings
-from testkit.topics import create_topics, delete_topics
+from testkit.raw_items import _filler_items, page_item, raw_message
+from testkit.topics import TopicReader, _by_url, create_topics, delete_topics, produce, trace_missing
+from testkit.worker import WorkerProcess, group_progress, worker_env
 
 pytestmark = pytest.mark.integration
-
-PAGES = Path(__file__).resolve().parent.parent / "fixtures" / "pages"
-PAGE_URLS = {
-    "seed": ("seed-rt.html", "https://www.rt.com/news/632101-nato-compromise-ukraine-fatigue/"),
-    "syndicated": ("seed-syndicated.html",
-                   "https://eurasiawire.example.net/europe/2026/02/05/nato-compromise-ukraine-fatigue"),
-    "unrelated": ("unrelated-same-topic.html",
-                  "https://www.northernledger.example.org/world/abu-dhabi-talks-second-day"),
-}
-
-
-def page_item(name: str) -> RawItem:
-    """A RawItem as the connector publishes it for one of the HTML fixture pages (full page fetched)."""
-    file, url = PAGE_URLS[name]
-    return RawItem(feed_url="https://feeds.example.org/world.xml", feed_name="test feed", link=url,
-                   canonical_link=canonical_url(url), content=(PAGES / file).read_text(encoding="utf-8"),
-                   content_fetched=True)
-
-
-def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    try:
-        for key, value in messages:
-            producer.send(topic, key=key, value=value)
-        producer.flush(timeout=30)
-    finally:
-        producer.close()
-
-
-def raw_message(item: RawItem) -> tuple[bytes, bytes]:
-    return item.key.encode(), item.model_dump_json().encode()
-
-
-class TopicReader:
-    """Reads a whole topic from the start, incrementally, without a consumer group."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                      enable_auto_commit=False, group_id=None)
-        self.messages: list[dict] = []
-
-    def poll(self) -> list[dict]:
-        for records in self.consumer.poll(timeout_ms=500).values():
-            self.messages.extend(json.loads(r.value.decode("utf-8")) for r in records)
-        return self.messages
-
-    def wait_for(self, done: Callable[[list[dict]], bool], timeout_s: float, what: str,
-                 alive: Callable[[], None] | None = None, describe: Callable[[], str] | None = None) -> list[dict]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if done(self.poll()):
-                return self.messages
-            if alive is not None:
-                alive()
-        where = f"\n{describe()}" if describe is not None else ""
-        raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}; got {len(self.messages)}{where}")
-
-    def close(self) -> None:
-        self.consumer.close()
-
-
-class WorkerProcess:
-    """`newsflow worker` in a subprocess with per-test environment; its log goes to a file in tmp."""
-
-    def __init__(self, env: dict[str, str], name: str, log_dir: Path) -> None:
-        self.env = {**os.environ, **env}
-        self.name = name
-        self.log_path = log_dir / f"worker-{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", "pipeline.cli", "worker", "--name", self.name, "--web-port", "0"]
-
-    def start(self) -> WorkerProcess:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            self.command(), env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        log.close()
-        return self
-
-    def check_alive(self) -> None:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"{self.log_path.stem} exited with {self.proc.returncode}:\n{self.tail()}")
-
-    def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def kill9(self) -> None:
-        """SIGKILL the worker and its process pool (its session), as a crash would."""
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def dump_state(self) -> str:
-        """The worker's state dump (SIGUSR1, pipeline/diagnostics.py): where it stands when it makes no progress."""
-        if self.proc is None or self.proc.poll() is not None:
-            return f"worker {self.name}: not running"
-        os.kill(self.proc.pid, signal.SIGUSR1)  # the main process only: the pool's processes die of SIGUSR1
-        time.sleep(2)
-        dumps = [line for line in self.log_path.read_text(errors="replace").splitlines() if "worker state dump" in line]
-        return f"worker {self.name}: {dumps[-1] if dumps else 'no dump written'}"
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-
-def trace_missing(bootstrap: str, unique: str, expected: set[str], messages: list[dict]) -> str:
-    """For each expected canonical URL missing from ``messages``: the topics it reached, with the ids it had."""
-    missing = sorted(expected - set(_by_url(messages)))
-    if not missing:
-        return "nothing missing"
-    seen: dict[str, list[str]] = {url: [] for url in missing}
-    for topic in (RAW_TOPIC, "news.clean", "news.deduped", DLQ_TOPIC):
-        reader = TopicReader(bootstrap, f"t{unique}.{topic}")
-        try:
-            for _ in range(6):
-                reader.poll()
-            for m in reader.messages:
-                payload = m
-                if topic == DLQ_TOPIC:
-                    try:
-                        payload = json.loads(m.get("payload") or "{}")
-                    except ValueError:
-                        continue
-                url = payload.get("canonical_url") or payload.get("canonical_link")
-                if url in seen:
-                    seen[url].append(f"{topic}(id={payload.get('id')}, story={payload.get('story_id')}, "
-                                     f"dup_of={payload.get('duplicate_of')}, kind={m.get('kind')})")
-        finally:
-            reader.close()
-    return "missing:\n" + "\n".join(f"  {url}: {' '.join(where) or 'nowhere'}" for url, where in seen.items())
-
-
-def group_progress(bootstrap: str, unique: str, *workers: WorkerProcess) -> str:
-    """Where a stalled group stands: per topic partition, the group's committed offset against the end offset, and
-    each worker's own state dump."""
-    from kafka import TopicPartition
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    try:
-        committed = admin.list_group_offsets(f"t{unique}").get(f"t{unique}", {})
-        parts = [TopicPartition(t, p) for t in consumer.topics() if t.startswith(f"t{unique}")
-                 for p in consumer.partitions_for_topic(t) or ()]
-        ends = consumer.end_offsets(parts)
-        rows = []
-        for tp in sorted(parts):
-            meta = committed.get(tp)
-            rows.append(f"{tp.topic}[{tp.partition}] committed={meta.offset if meta else None} end={ends[tp]}")
-        rows.extend(worker.dump_state() for worker in workers)
-        return "\n".join(rows)
-    finally:
-        consumer.close()
-        admin.close()
-
-
-def worker_env(bootstrap: str, unique: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    return {
-        "NEWSFLOW_KAFKA_BOOTSTRAP": bootstrap,
-        "NEWSFLOW_KAFKA_TOPIC_PREFIX": f"t{unique}.",
-        "NEWSFLOW_KAFKA_PARTITIONS": "4",
-        "NEWSFLOW_PIPELINE_APP_ID": f"t{unique}",
-        "NEWSFLOW_DATA_DIR": str(data_dir),
-        "NEWSFLOW_LOG_FORMAT": "json",
-        "NEWSFLOW_PIPELINE_SESSION_TIMEOUT_S": "8",
-        **extra,
-    }
-
 
 SEED_ENTITIES = {"NATO", "Mark Rutte", "Dmitry Peskov", "Vitaly Kim", "Donald Trump", "Kiev", "Abu Dhabi", "Ukraine",
                  "Russia"}
 BOILERPLATE = ["Article Word Jumble", "Play The Word Game", "Most Popular Articles", "21.1 C"]
-
-
-def _by_url(messages: list[dict]) -> dict[str, set[str]]:
-    ids: dict[str, set[str]] = {}
-    for m in messages:
-        ids.setdefault(m["canonical_url"], set()).add(m["id"])
-    return ids
 
 
 def test_worker_cleans_dedupes_enriches_and_indexes(stack: Settings, unique: str, tmp_path: Path) -> None:
@@ -290,22 +99,6 @@ def test_worker_cleans_dedupes_enriches_and_indexes(stack: Settings, unique: str
         es.options(ignore_status=404).indices.delete_index_template(name=f"t{unique}-template")
         es.close()
         delete_topics(bootstrap, unique)
-
-
-def _filler_items(count: int) -> list[RawItem]:
-    """Distinct plain articles (summary-only feed items) that no dedupe rule would merge."""
-    words = ["harbour", "council", "budget", "rail", "vote", "energy", "grid", "river", "festival", "school",
-             "museum", "tariff", "drought", "election", "bridge", "hospital", "airport", "mayor", "union", "strike",
-             "league", "court", "vaccine", "orchestra"]
-    items = []
-    for i in range(count):
-        sentences = [f"Report {i} sentence {j}: the {words[(i * 7 + j) % len(words)]} "
-                     f"{words[(i * 3 + j * 5) % len(words)]} story number {i * 100 + j} continues "
-                     f"with {words[(i + j * 11) % len(words)]} details for readers in district {i}." for j in range(12)]
-        url = f"https://filler.example.com/news/{i}-story"
-        items.append(RawItem(feed_url="https://filler.example.com/rss", link=url, canonical_link=canonical_url(url),
-                             title=f"Filler story {i}", summary=" ".join(sentences), language="en"))
-    return items
 
 
 def _has_rocksdict() -> bool:

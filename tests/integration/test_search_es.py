@@ -16,7 +16,7 @@ from pipeline.present import hit_fragment
 from pipeline.schemas import EnrichedArticle, Entity
 from pipeline.search import search_articles
 from pipeline.settings import Settings
-from tests.integration.es_index import indexed_articles
+from testkit.es_index import indexed_articles
 
 pytestmark = pytest.mark.integration
 

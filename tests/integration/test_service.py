@@ -13,13 +13,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from pipeline.settings import PROJECT_ROOT, Settings
+from testkit.worker import isolated_env
 
 pytestmark = pytest.mark.integration
 
@@ -29,18 +29,8 @@ _PORTS = {"kill": 7000, "restart": 7003, "head": 7006, "dead-kafka": 7009}
 
 
 def _env(tmp_path: Path, unique: str, tag: str, port: int) -> dict[str, str]:
-    name = f"svc-{tag}-{unique}"
-    return {
-        **os.environ,
-        "NEWSFLOW_DATA_DIR": str(tmp_path / "data"),
-        "NEWSFLOW_KAFKA_TOPIC_PREFIX": f"{name}.",
-        "NEWSFLOW_PIPELINE_APP_ID": name,
-        "NEWSFLOW_ES_INDEX_PREFIX": name,
-        "NEWSFLOW_ES_ALIAS": name,
-        "NEWSFLOW_LOG_FORMAT": "json",
-        "NEWSFLOW_PIPELINE_WEB_PORT": str(port),
-        "NEWSFLOW_SHUTDOWN_TIMEOUT_S": "10",
-    }
+    return isolated_env(f"svc-{tag}-{unique}", tmp_path / "data", NEWSFLOW_PIPELINE_WEB_PORT=str(port),
+                        NEWSFLOW_SHUTDOWN_TIMEOUT_S="10")
 
 
 def _processes_of(data_dir: Path) -> list[int]:
@@ -377,7 +367,7 @@ def test_sigterm_with_elasticsearch_cut_ends_worker_in_time_committing_only_inde
 
     from pipeline.schemas import ENRICHED_TOPIC
     from pipeline.settings import load_settings
-    from tests.integration.test_sink import make_article
+    from testkit.sink_worker import make_article
 
     es = urlsplit(stack.es.url)
     relay = _Cuttable((es.hostname or "127.0.0.1", es.port or 9200))
@@ -464,33 +454,6 @@ def test_a_child_that_keeps_failing_is_reported_with_its_last_error_line(
     finally:
         _kill_all(_processes_of(data))
         _cleanup_es(stack, env)
-
-
-@pytest.fixture()
-def private_kafka(stack: Settings) -> Iterator[Settings]:
-    """A Kafka broker of this test alone (ports 9192/9193), so that stopping it touches nobody else."""
-    import shutil
-    import uuid
-
-    from pipeline.settings import load_settings
-    from pipeline.stack.kafka import KafkaService
-
-    data_dir = stack.data_path / f"test-kafka-{uuid.uuid4().hex[:8]}"
-    settings = load_settings(environ={
-        "NEWSFLOW_DATA_DIR": str(data_dir),
-        "NEWSFLOW_STACK_CACHE_DIR": str(stack.cache_path),
-        "NEWSFLOW_STACK_KAFKA_PORT": "9192",
-        "NEWSFLOW_STACK_KAFKA_CONTROLLER_PORT": "9193",
-        "NEWSFLOW_STACK_KAFKA_HEAP": "256m",
-        "NEWSFLOW_KAFKA_BOOTSTRAP": "127.0.0.1:9192",
-    })
-    service = KafkaService(settings)
-    service.up()
-    try:
-        yield settings
-    finally:
-        service.down()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.mark.fault

@@ -7,17 +7,16 @@ Runs its own Elasticsearch node (port 9210) so the shared node is never stopped.
 
 from __future__ import annotations
 
-import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import Settings
 from pipeline.stack.elasticsearch import ElasticsearchService
-from tests.integration.test_sink import SinkRig, make_article, make_rig
+from testkit.private_stack import private_settings
+from testkit.sink_worker import SinkRig, make_article, make_rig
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -27,23 +26,13 @@ DOWN_S = 60.0
 
 @pytest.fixture()
 def own_es(stack: Settings) -> Iterator[ElasticsearchService]:
-    # Under the project's data dir (not /root, which the node's user cannot traverse); the cached distribution
-    # is shared so nothing is downloaded.
-    data_dir = stack.data_path / f"test-es-{uuid.uuid4().hex[:8]}"
-    settings = load_settings(environ={
-        "NEWSFLOW_DATA_DIR": str(data_dir),
-        "NEWSFLOW_STACK_CACHE_DIR": str(stack.cache_path),
-        "NEWSFLOW_STACK_ES_PORT": str(ES_PORT),
-        "NEWSFLOW_STACK_ES_TRANSPORT_PORT": "9310",
-        "NEWSFLOW_STACK_ES_HEAP": "512m",
-        "NEWSFLOW_ES_URL": f"http://127.0.0.1:{ES_PORT}",
-    })
-    service = ElasticsearchService(settings)  # not started yet: the test starts it while the sink waits
-    try:
-        yield service
-    finally:
-        service.down()
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with private_settings(stack, "es", NEWSFLOW_STACK_ES_PORT=str(ES_PORT), NEWSFLOW_STACK_ES_TRANSPORT_PORT="9310",
+                          NEWSFLOW_STACK_ES_HEAP="512m", NEWSFLOW_ES_URL=f"http://127.0.0.1:{ES_PORT}") as settings:
+        service = ElasticsearchService(settings)  # not started yet: the test starts it while the sink waits
+        try:
+            yield service
+        finally:
+            service.down()
 
 
 @pytest.fixture()

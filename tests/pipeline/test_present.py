@@ -18,6 +18,7 @@ from pipeline.alerts.rules import Channels, Rule, RuleStats
 from pipeline.dlq_tools import DlqEntry, ReplayResult
 from pipeline.index import IndexSetup
 from pipeline.reindex import ReindexResult
+from pipeline.runner import Progress
 from pipeline.schemas import DeadLetter
 from pipeline.search import Hit, SearchResult
 from pipeline.stack.service import ServiceStatus
@@ -110,6 +111,32 @@ def test_stack_lines() -> None:
     assert present.stack_action_lines({"kafka": "started", "elasticsearch": "running"}) == [
         "kafka: started", "elasticsearch: running"]
     assert present.log_tail_lines("/x/kafka.log", "a\nb") == ["==> /x/kafka.log <==", "a\nb"]
+
+
+# -- newsflow run ------------------------------------------------------------------------------------------------
+def test_run_lines() -> None:
+    assert present.run_left_over_stopped("worker-1", 12, killed=True) == (
+        "worker-1: stopped pid 12 left by an earlier run (killed)")
+    assert present.run_left_over_stopped("connector", 7, killed=False) == (
+        "connector: stopped pid 7 left by an earlier run")
+    assert present.run_child_started("worker-1", 4242, 7000, Path("/d/logs/worker-1.log")) == (
+        "worker-1: started (pid 4242), http://127.0.0.1:7000/health|ready|metrics, log /d/logs/worker-1.log")
+    assert present.run_child_started("connector", None, 0, Path("/d/logs/connector.log")) == (
+        "connector: started (pid ?), no port, log /d/logs/connector.log")
+    assert present.run_ready_lines("news", "http://127.0.0.1:9200", started_stack=True) == [
+        "search with:  newsflow search 'NATO'   (Elasticsearch alias 'news' at http://127.0.0.1:9200)",
+        "Ctrl-C stops the connector, then the workers, then the local stack."]
+    assert present.run_ready_lines("news", "http://es:9200", started_stack=False)[1] == (
+        "Ctrl-C stops the connector, then the workers.")
+    assert present.run_progress(Progress(120, 100, 98, 1.26, 3)) == (
+        "items published 120 | articles enriched 100 | searchable 98 | ingest->index lag 1.3s | alerts 3")
+    assert present.run_progress(Progress()) == (
+        "items published 0 | articles enriched 0 | searchable 0 | ingest->index lag - | alerts 0")
+    assert present.run_child_gave_up("connector", 1, "newsflow: error: x", Path("/d/c.log")) == (
+        "connector keeps exiting (rc 1); giving up. Last error: newsflow: error: x (log /d/c.log)")
+    assert present.run_child_gave_up("worker-2", None, None, Path("/d/w.log")) == (
+        "worker-2 keeps exiting (rc None); giving up. Last error: - (log /d/w.log)")
+    assert present.RUN_STOPPING == "stopping: connector first (flush, save feed state), then workers (commit offsets)"
 
 
 # -- feeds and the connector -------------------------------------------------------------------------------------

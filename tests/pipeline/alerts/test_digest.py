@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from pipeline.alerts.digest import DigestWindows
 from pipeline.alerts.matcher import Match
 from pipeline.alerts.present import alert_event, webhook_body
 from pipeline.alerts.rules import Channels, Rule
-from pipeline.schemas import DigestItem, EnrichedArticle, Entity
-
-
-def _article(**kw: object) -> EnrichedArticle:
-    base: dict[str, object] = dict(
-        id="a1", story_id="s1", feed_url="http://f", url="https://example.com/1", title="Energy <truce> holds",
-        body="The energy truce holds.", source="Reuters", ingested_at=datetime.now(UTC), text_fingerprint="fp",
-        entities=[Entity(name="Kyiv", label="GPE", count=1), Entity(name="Mark Rutte", label="PERSON", count=3)],
-        entity_names=["Kyiv", "Mark Rutte"])
-    return EnrichedArticle.model_validate(base | kw)
+from pipeline.schemas import DigestItem
+from testkit.alerts_corpus import sample_article
 
 
 class _Changelog:
@@ -44,11 +35,11 @@ async def test_digest_windows_group_per_rule_in_their_partition() -> None:
     rule = Rule(name="d", query="q", mode="digest", digest="30m", channels=Channels(log=True))
     other = Rule(name="e", query="q", mode="digest", digest="1h", channels=Channels(log=True))
     for n in range(3):
-        event = alert_event(Match(rule, _article().model_copy(update={"story_id": f"s{n}"})), copies=1,
+        event = alert_event(Match(rule, sample_article().model_copy(update={"story_id": f"s{n}"})), copies=1,
                             indexed_at=None, top_entities=3).model_copy(update={"article_id": f"a{n}"})
         assert await windows.add(DigestItem(rule="d", alert=event, interval_s=1800), partition=2)
     assert not await windows.add(DigestItem(rule="d", alert=event, interval_s=1800), partition=2)  # a replay
-    await windows.add(DigestItem(rule="e", alert=alert_event(Match(other, _article()), copies=1, indexed_at=None,
+    await windows.add(DigestItem(rule="e", alert=alert_event(Match(other, sample_article()), copies=1, indexed_at=None,
                                                              top_entities=3), interval_s=3600), partition=1)
     assert windows.due({1, 2}) == [] and len(windows) == 4
     assert {(k, p) for k, _v, p, _s in table.changelog_topic.sent} == {("d", 2), ("e", 1)}
@@ -100,7 +91,7 @@ async def test_an_alert_the_window_cannot_hold_is_dead_lettered_and_the_window_k
     rule = Rule(name="d", query="q", mode="digest", digest="30m", channels=Channels(log=True))
 
     def item(n: int, title: str) -> bytes:
-        event = alert_event(Match(rule, _article(id=f"a{n}", story_id=f"s{n}", title=title)), copies=1,
+        event = alert_event(Match(rule, sample_article(id=f"a{n}", story_id=f"s{n}", title=title)), copies=1,
                             indexed_at=None, top_entities=3)
         return DigestItem(rule="d", alert=event, interval_s=1800).model_dump_json().encode()
 

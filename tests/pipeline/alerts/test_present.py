@@ -9,21 +9,12 @@ from datetime import UTC, datetime
 from pipeline.alerts.matcher import Match
 from pipeline.alerts.present import alert_event, alert_id, email_bodies, slack_body, webhook_body
 from pipeline.alerts.rules import Channels, Rule
-from pipeline.schemas import EnrichedArticle, Entity
-
-
-def _article(**kw: object) -> EnrichedArticle:
-    base: dict[str, object] = dict(
-        id="a1", story_id="s1", feed_url="http://f", url="https://example.com/1", title="Energy <truce> holds",
-        body="The energy truce holds.", source="Reuters", ingested_at=datetime.now(UTC), text_fingerprint="fp",
-        entities=[Entity(name="Kyiv", label="GPE", count=1), Entity(name="Mark Rutte", label="PERSON", count=3)],
-        entity_names=["Kyiv", "Mark Rutte"])
-    return EnrichedArticle.model_validate(base | kw)
+from testkit.alerts_corpus import sample_article
 
 
 def test_payload_alert_id_and_renderings() -> None:
     rule = Rule(name="energy", query="energy truce", channels=Channels(log=True))
-    match = Match(rule, _article(), {"body": ["The <em>energy</em> <em>truce</em> holds."]})
+    match = Match(rule, sample_article(), {"body": ["The <em>energy</em> <em>truce</em> holds."]})
     event = alert_event(match, copies=3, indexed_at=datetime.now(UTC), top_entities=1)
     assert event.alert_id == alert_id("energy", "s1") == hashlib.sha256(b"energy\x1fs1").hexdigest()[:32]
     assert alert_id("energy", "s1") != alert_id("energy", "s2") != alert_id("other", "s1")
