@@ -96,7 +96,7 @@ _NAME = re.compile(r"[a-zA-Z][^\s/>]*")
 # unterminated runs to the end of the document (no match: libxml2 reads no further tag either).
 _TAG_REST = re.compile(r"""(?:[^>=]++|=\s*+(?:"[^"]*+"|'[^']*+'|(?!["'])))*+>""")
 # The quick test: "" for a start tag (not one of the common void ones), "/" for an end tag, read in blocks of
-# this many tags. It costs about 8 µs per 100 tags, the tag-by-tag read about 110 µs (docs/extraction.md).
+# this many tags. It costs about 8 µs per 100 tags, the tag-by-tag read about 110 µs (a 113 kB page, CPU time).
 _TAG_FLAG = re.compile(r"<(/?)(?!(?:br|img|meta|link|input|hr)[\s/>])[a-zA-Z]")
 _GATE_BLOCK = 32
 
