@@ -25,7 +25,7 @@ from pipeline.dedupe import Deduper, MappingDedupeStore, minhash_signature
 from pipeline.dlq import DeadLetterSender, origin_of, stage_guard
 from pipeline.enrich import enrich_batch
 from pipeline.logs import get_logger
-from pipeline.metrics import ARTICLES_DEDUPED, STAGE_MESSAGES, STAGE_SECONDS
+from pipeline.metrics import ARTICLES_DEDUPED, CLEAN_HTML_FLATTENED, STAGE_MESSAGES, STAGE_SECONDS
 from pipeline.offload import Offload
 from pipeline.schemas import SIGNATURE_HEADER, CleanArticle, DeadLetter, DedupedArticle, RawItem, decode_signature
 from pipeline.settings import PipelineSettings, Settings
@@ -69,6 +69,8 @@ def clean_agent(app: NewsflowApp, p: PipelineSettings, offload: Offload, dead_le
                     item = RawItem.model_validate_json(event.value)
                     signed = await offload.run(clean_and_sign, item, min_words=p.min_words,
                                                num_perm=p.minhash_permutations, shingle_size=p.shingle_size)
+                    if signed.html_flattened:
+                        CLEAN_HTML_FLATTENED.inc()
                     await _delivered([await app.clean_topic.send(
                         key=signed.key.encode(), value=signed.value.encode(),
                         headers={SIGNATURE_HEADER: signed.signature},

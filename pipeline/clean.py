@@ -3,6 +3,7 @@
 ``clean_article`` is pure and synchronous so it can run in a process pool. The cascade:
 
 1. pick the HTML: ``item.content`` (a full page or a feed's content:encoded fragment), else ``item.summary``;
+   HTML nested deeper than the parsers read is flattened first (``pipeline.nesting``), its text kept;
 2. extract the main text: a page by ``pipeline.extract``'s fallback chain (trafilatura full mode, tables kept;
    then recall mode or readability-lxml only when their text passes a prose-density check; else discard),
    a feed fragment by trafilatura with a plain block-text baseline when trafilatura finds it too small;
@@ -40,6 +41,7 @@ from pipeline.errors import ArticleDiscarded, CleanFailed
 from pipeline.extract import ENDS_LIKE_PROSE, block_paragraphs, extract_page, trafilatura_text
 from pipeline.language import detect_language
 from pipeline.logs import get_logger
+from pipeline.nesting import NESTING_LIMIT, flatten_nesting
 from pipeline.schemas import CleanArticle, RawItem, encode_signature
 from pipeline.syndication import syndicated_from
 from pipeline.wordcount import count_words, first_words
@@ -120,12 +122,7 @@ def clean_article(item: RawItem, *, min_words: int, max_html_chars: int = MAX_HT
     Raises ``ArticleDiscarded`` when there is no usable text or fewer than ``min_words`` (``pipeline.min_words``)
     words, and ``CleanFailed`` for anything else that goes wrong (never a foreign exception).
     """
-    try:
-        return _clean(item, min_words=min_words, max_html_chars=max_html_chars)
-    except (ArticleDiscarded, CleanFailed):
-        raise
-    except Exception as exc:  # the stage boundary: whatever a parser throws becomes one typed error
-        raise CleanFailed(f"{type(exc).__name__}: {exc}"[:500], stage=STAGE) from exc
+    return _clean_article(item, min_words=min_words, max_html_chars=max_html_chars)[0]
 
 
 class SignedArticle(NamedTuple):
@@ -134,22 +131,41 @@ class SignedArticle(NamedTuple):
     key: str  # CleanArticle.key
     value: str  # the CleanArticle JSON
     signature: bytes  # the SIGNATURE_HEADER value: the MinHash of the body
+    # Its HTML was flattened (pipeline.nesting). The agent counts it: a pool process's metrics are not served.
+    html_flattened: bool = False
 
 
 def clean_and_sign(item: RawItem, *, min_words: int, num_perm: int, shingle_size: int) -> SignedArticle:
     """Pool-side: clean one item and sign its body (the clean agent's work, off the event loop)."""
-    article = clean_article(item, min_words=min_words)
+    article, flattened = _clean_article(item, min_words=min_words, max_html_chars=MAX_HTML_CHARS)
     signature = minhash_signature(article.body, num_perm=num_perm, shingle_size=shingle_size)
-    return SignedArticle(article.key, article.model_dump_json(), encode_signature(signature, num_perm, shingle_size))
+    return SignedArticle(article.key, article.model_dump_json(), encode_signature(signature, num_perm, shingle_size),
+                         flattened)
 
 
-def _clean(item: RawItem, *, min_words: int, max_html_chars: int) -> CleanArticle:
+def _clean_article(item: RawItem, *, min_words: int, max_html_chars: int) -> tuple[CleanArticle, bool]:
+    """``clean_article``, and whether the HTML was flattened."""
+    try:
+        return _clean(item, min_words=min_words, max_html_chars=max_html_chars)
+    except (ArticleDiscarded, CleanFailed):
+        raise
+    except Exception as exc:  # the stage boundary: whatever a parser throws becomes one typed error
+        raise CleanFailed(f"{type(exc).__name__}: {exc}"[:500], stage=STAGE) from exc
+
+
+def _clean(item: RawItem, *, min_words: int, max_html_chars: int) -> tuple[CleanArticle, bool]:
     source_html = item.content if item.content and item.content.strip() else item.summary
     if not source_html or not source_html.strip():
         raise ArticleDiscarded("no_content", stage=STAGE)
     if len(source_html) > max_html_chars:
         raise ArticleDiscarded("html_too_large", stage=STAGE)
     source_html = _unescape_escaped_markup(_OVERLONG_TAG.sub(r"<\1>", _CONTROL.sub("", source_html)))
+    # Before any parser sees it: libxml2 stops reading at 256 open elements and every extractor here uses it.
+    flat = flatten_nesting(source_html)
+    if flat is not None:
+        log.info("deep html nesting flattened", stage=STAGE, feed_url=item.feed_url, url=item.link, depth=flat.depth,
+                 limit=NESTING_LIMIT, dropped_tags=flat.dropped_tags)
+        source_html = flat.html
 
     extracted = _extract(source_html, url=item.link)
     feed_title = html_to_text(item.title) if item.title else None
@@ -172,7 +188,7 @@ def _clean(item: RawItem, *, min_words: int, max_html_chars: int) -> CleanArticl
         published_at = _parse_datetime(extracted.published_raw)
         published_raw = published_raw or extracted.published_raw
     summary = _summary(item.summary, title=title, names=names)
-    return CleanArticle(
+    article = CleanArticle(
         url=item.link,
         canonical_url=item.canonical_link or canonical_url(item.link),
         feed_url=item.feed_url,
@@ -194,6 +210,7 @@ def _clean(item: RawItem, *, min_words: int, max_html_chars: int) -> CleanArticl
         word_count=word_count,
         text_fingerprint=text_fingerprint(body),
     )
+    return article, flat is not None
 
 
 def _extract(source_html: str, *, url: str | None) -> _Extracted:

@@ -16,6 +16,7 @@ __all__ = [
     "ALERT_MATCH_SECONDS",
     "ALERT_RETRIES",
     "ARTICLES_DEDUPED",
+    "CLEAN_HTML_FLATTENED",
     "DEAD_LETTERS",
     "ELASTIC_WAITING",
     "END_TO_END_LAG",
@@ -55,6 +56,8 @@ STAGE_MESSAGES = Counter("newsflow_stage_messages_total", "Messages handled per 
 STAGE_ERRORS = Counter("newsflow_stage_errors_total", "Messages a stage failed on", ["stage", "kind"])
 STAGE_SECONDS = Histogram("newsflow_stage_seconds", "Time spent per article in a stage", ["stage"])
 ARTICLES_DEDUPED = Counter("newsflow_dedupe_decisions_total", "Dedupe decisions", ["decision"])
+CLEAN_HTML_FLATTENED = Counter("newsflow_clean_html_flattened_total",
+                               "Cleaned articles whose HTML was nested past the parsers' depth and flattened first")
 DEAD_LETTERS = Counter("newsflow_dlq_letters_total", "Messages sent to news.dlq", ["stage", "kind"])
 STALL_REPAIRS = Counter("newsflow_consumer_stall_repairs_total",
                         "Partitions sought back because fetched records never reached their stream (stall guard)")

@@ -407,6 +407,32 @@ async def test_agents_send_along_the_path_and_dead_letter_bad_messages(monkeypat
         offload.shutdown()
 
 
+@pytest.mark.parametrize("processes", [0, 1], ids=["thread", "process"])
+async def test_the_clean_agent_counts_flattened_html_in_the_worker(processes: int) -> None:
+    # The flattening happens in a pool process, whose metrics no /metrics serves: it comes back with the article.
+    from prometheus_client import REGISTRY
+
+    from pipeline import agents
+
+    app, offload = _App(), Offload(processes)
+    body = " ".join(f"Sentence {i} of the deep story says the talks in Abu Dhabi went on until late." for i in range(8))
+    deep = RawItem(feed_url="https://f.example/rss", link="https://a.example/news/deep", title="Deep",
+                   content="<div>" * 10_000 + f"<p>{body}</p>" + "</div>" * 10_000)
+
+    async def dead_letter(letter: DeadLetter) -> None:
+        await app.dlq_topic.send(key=None, value=letter.model_dump_json().encode())
+
+    before = REGISTRY.get_sample_value("newsflow_clean_html_flattened_total") or 0.0
+    try:
+        stream = _Stream([_raw(1), deep.model_dump_json().encode(), _raw(2)])
+        await agents.clean_agent(app, _pipeline_settings().pipeline, offload, dead_letter)(stream)
+    finally:
+        offload.shutdown()
+    assert [k for k, _, _ in app.clean_topic.sent] == [b"https://a.example/news/1", b"https://a.example/news/deep",
+                                                       b"https://a.example/news/2"]
+    assert REGISTRY.get_sample_value("newsflow_clean_html_flattened_total") == before + 1
+
+
 @pytest.mark.parametrize("agent", ["clean", "enrich"])
 async def test_an_agent_cancelled_half_way_acks_nothing_it_did_not_finish(agent: str) -> None:
     """A worker stopping (SIGTERM) cancels its agents; Faust's stream then acks the event being processed in its

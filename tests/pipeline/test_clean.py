@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+import pipeline.clean
 from pipeline.boilerplate import filter_paragraphs
 from pipeline.canonical import text_fingerprint
-from pipeline.clean import clean_article, source_domain
+from pipeline.clean import clean_and_sign, clean_article, source_domain
 from pipeline.errors import ArticleDiscarded, CleanFailed
 from pipeline.language import detect_language
+from pipeline.nesting import NESTING_LIMIT
 from pipeline.schemas import CleanArticle, RawItem
 from pipeline.settings import PipelineSettings
 from pipeline.syndication import syndicated_from
@@ -305,6 +307,44 @@ def test_huge_page_is_cleaned() -> None:
     page = f"<html><body><nav>Home World</nav><article>{paragraphs}</article></body></html>"
     article = _clean(_item(page))
     assert article.word_count > 10_000
+
+
+class _Log:
+    """Records what the clean stage logs (structlog's capture_logs misses a logger cached by an earlier test)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, dict[str, object]]] = []
+
+    def info(self, event: str, **keys: object) -> None:
+        self.lines.append((event, keys))
+
+
+@pytest.mark.parametrize("page", [False, True], ids=["feed_fragment", "full_page"])
+def test_html_nested_ten_thousand_levels_deep_keeps_its_text(page: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    # libxml2 stops at 256 open elements: before pipeline.nesting this was discarded as no_text.
+    sentences = [f"Delegates met on day {n} of the talks and agreed to meet again in Geneva soon." for n in range(6)]
+    content = "<div>" * 10_000 + "".join(f"<p>{s}</p>" for s in sentences) + "</div>" * 10_000
+    if page:
+        content = f"<html><head><title>Talks</title></head><body><article>{content}</article></body></html>"
+    log = _Log()
+    monkeypatch.setattr(pipeline.clean, "log", log)
+    signed = clean_and_sign(_item(content), min_words=PipelineSettings().min_words, num_perm=64, shingle_size=5)
+    article = CleanArticle.model_validate_json(signed.value)
+    for sentence in sentences:
+        assert sentence in article.body
+    assert signed.html_flattened
+    [(event, keys)] = log.lines  # once per article
+    assert event == "deep html nesting flattened"
+    assert keys["depth"] == 10_001 + (3 if page else 0) and keys["limit"] == NESTING_LIMIT  # html, body, article
+    assert keys["url"] == SEED_URL
+
+
+def test_an_ordinary_page_is_not_flattened(seed_page: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = _Log()
+    monkeypatch.setattr(pipeline.clean, "log", log)
+    signed = clean_and_sign(_item(seed_page), min_words=PipelineSettings().min_words, num_perm=64, shingle_size=5)
+    assert not signed.html_flattened
+    assert not log.lines
 
 
 def test_summary_only_item_uses_the_summary() -> None:
