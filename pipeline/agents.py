@@ -25,7 +25,13 @@ from pipeline.dedupe import Deduper, MappingDedupeStore, minhash_signature
 from pipeline.dlq import DeadLetterSender, origin_of, stage_guard
 from pipeline.enrich import enrich_batch
 from pipeline.logs import get_logger
-from pipeline.metrics import ARTICLES_DEDUPED, CLEAN_HTML_FLATTENED, STAGE_MESSAGES, STAGE_SECONDS
+from pipeline.metrics import (
+    ARTICLES_DEDUPED,
+    CLEAN_FIELDS_TRUNCATED,
+    CLEAN_HTML_FLATTENED,
+    STAGE_MESSAGES,
+    STAGE_SECONDS,
+)
 from pipeline.offload import Offload
 from pipeline.schemas import SIGNATURE_HEADER, CleanArticle, DeadLetter, DedupedArticle, RawItem, decode_signature
 from pipeline.settings import PipelineSettings, Settings
@@ -71,6 +77,8 @@ def clean_agent(app: NewsflowApp, p: PipelineSettings, offload: Offload, dead_le
                                                num_perm=p.minhash_permutations, shingle_size=p.shingle_size)
                     if signed.html_flattened:
                         CLEAN_HTML_FLATTENED.inc()
+                    for field in signed.truncated:
+                        CLEAN_FIELDS_TRUNCATED.labels(field=field).inc()
                     await _delivered([await app.clean_topic.send(
                         key=signed.key.encode(), value=signed.value.encode(),
                         headers={SIGNATURE_HEADER: signed.signature},

@@ -59,6 +59,14 @@ logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
 # A news page is rarely over 1 MB of HTML; past this it is a feed mistake or an attack, and lxml would
 # spend seconds and hundreds of MB on it.
 MAX_HTML_CHARS = 5_000_000
+
+# Bounds on what clean emits, so that an article always fits a Kafka message (1 MB by default) with room left for
+# enrich's fields, even in a 3-byte script: a longer title, standfirst, summary or body is a feed's mistake or an
+# attack, not news. The text is cut at a word (or, for the body, a paragraph) boundary, logged and counted; the
+# article is kept, never dead-lettered for its size.
+MAX_TITLE_CHARS = 1_000
+MAX_SUMMARY_CHARS = 5_000  # summary and subtitle
+MAX_BODY_CHARS = 200_000  # ~35,000 English words
 # A page whose text is below this many words under trafilatura is retried with the baseline extractor
 # when the input is a fragment (feeds' content:encoded): trafilatura drops short fragments as "too small".
 _FRAGMENT_RETRY_WORDS = 40
@@ -131,20 +139,23 @@ class SignedArticle(NamedTuple):
     key: str  # CleanArticle.key
     value: str  # the CleanArticle JSON
     signature: bytes  # the SIGNATURE_HEADER value: the MinHash of the body
-    # Its HTML was flattened (pipeline.nesting). The agent counts it: a pool process's metrics are not served.
+    # Its HTML was flattened (pipeline.nesting) / the fields cut to their bounds. The agent counts them: a pool
+    # process's metrics are not served.
     html_flattened: bool = False
+    truncated: tuple[str, ...] = ()
 
 
 def clean_and_sign(item: RawItem, *, min_words: int, num_perm: int, shingle_size: int) -> SignedArticle:
     """Pool-side: clean one item and sign its body (the clean agent's work, off the event loop)."""
-    article, flattened = _clean_article(item, min_words=min_words, max_html_chars=MAX_HTML_CHARS)
+    article, flattened, truncated = _clean_article(item, min_words=min_words, max_html_chars=MAX_HTML_CHARS)
     signature = minhash_signature(article.body, num_perm=num_perm, shingle_size=shingle_size)
     return SignedArticle(article.key, article.model_dump_json(), encode_signature(signature, num_perm, shingle_size),
-                         flattened)
+                         flattened, truncated)
 
 
-def _clean_article(item: RawItem, *, min_words: int, max_html_chars: int) -> tuple[CleanArticle, bool]:
-    """``clean_article``, and whether the HTML was flattened."""
+def _clean_article(item: RawItem, *, min_words: int,
+                   max_html_chars: int) -> tuple[CleanArticle, bool, tuple[str, ...]]:
+    """``clean_article``, whether the HTML was flattened, and the fields cut to their bounds."""
     try:
         return _clean(item, min_words=min_words, max_html_chars=max_html_chars)
     except (ArticleDiscarded, CleanFailed):
@@ -153,7 +164,7 @@ def _clean_article(item: RawItem, *, min_words: int, max_html_chars: int) -> tup
         raise CleanFailed(f"{type(exc).__name__}: {exc}"[:500], stage=STAGE) from exc
 
 
-def _clean(item: RawItem, *, min_words: int, max_html_chars: int) -> tuple[CleanArticle, bool]:
+def _clean(item: RawItem, *, min_words: int, max_html_chars: int) -> tuple[CleanArticle, bool, tuple[str, ...]]:
     source_html = item.content if item.content and item.content.strip() else item.summary
     if not source_html or not source_html.strip():
         raise ArticleDiscarded("no_content", stage=STAGE)
@@ -176,7 +187,18 @@ def _clean(item: RawItem, *, min_words: int, max_html_chars: int) -> tuple[Clean
     subtitle = extracted.subtitle
     if subtitle is None and len(paragraphs) >= 2 and _looks_like_standfirst(paragraphs[0], paragraphs[1]):
         subtitle = paragraphs.pop(0)
+    summary = _summary(item.summary, title=title, names=names)
     body = "\n\n".join(paragraphs)
+    title = title or first_words(body, 12)
+    bounded = {name: _bounded(value, limit, paragraphs=name == "body") for name, value, limit in (
+        ("title", title, MAX_TITLE_CHARS), ("subtitle", subtitle, MAX_SUMMARY_CHARS),
+        ("summary", summary, MAX_SUMMARY_CHARS), ("body", body, MAX_BODY_CHARS))}
+    truncated = tuple(name for name, (_, cut) in bounded.items() if cut)
+    if truncated:
+        log.warning("article fields cut to their bounds", stage=STAGE, feed_url=item.feed_url, url=item.link,
+                    fields=list(truncated))
+    subtitle, summary = bounded["subtitle"][0], bounded["summary"][0]
+    title, body = bounded["title"][0] or "", bounded["body"][0] or ""
     word_count = count_words(body)
     if word_count == 0:
         raise ArticleDiscarded("no_text", stage=STAGE)
@@ -187,13 +209,12 @@ def _clean(item: RawItem, *, min_words: int, max_html_chars: int) -> tuple[Clean
     if published_at is None and extracted.published_raw:
         published_at = _parse_datetime(extracted.published_raw)
         published_raw = published_raw or extracted.published_raw
-    summary = _summary(item.summary, title=title, names=names)
     article = CleanArticle(
         url=item.link,
         canonical_url=item.canonical_link or canonical_url(item.link),
         feed_url=item.feed_url,
         guid=item.guid,
-        title=title or first_words(body, 12),
+        title=title,
         subtitle=subtitle,
         summary=summary or None,
         body=body,
@@ -210,7 +231,19 @@ def _clean(item: RawItem, *, min_words: int, max_html_chars: int) -> tuple[Clean
         word_count=word_count,
         text_fingerprint=text_fingerprint(body),
     )
-    return article, flat is not None
+    return article, flat is not None, truncated
+
+
+def _bounded(text: str | None, limit: int, *, paragraphs: bool = False) -> tuple[str | None, bool]:
+    """``text`` cut to at most ``limit`` characters at a paragraph (when ``paragraphs``) or word boundary, with an
+    ellipsis when a sentence is cut; and whether it was cut."""
+    if text is None or len(text) <= limit:
+        return text, False
+    head = text[: limit - 1]
+    if paragraphs and (end := head.rfind("\n\n")) > limit // 2:
+        return head[:end], True
+    end = head.rfind(" ")
+    return (head[:end] if end > limit // 2 else head).rstrip() + "…", True
 
 
 def _extract(source_html: str, *, url: str | None) -> _Extracted:

@@ -16,6 +16,7 @@ __all__ = [
     "ALERT_MATCH_SECONDS",
     "ALERT_RETRIES",
     "ARTICLES_DEDUPED",
+    "CLEAN_FIELDS_TRUNCATED",
     "CLEAN_HTML_FLATTENED",
     "DEAD_LETTERS",
     "ELASTIC_WAITING",
@@ -58,6 +59,9 @@ STAGE_SECONDS = Histogram("newsflow_stage_seconds", "Time spent per article in a
 ARTICLES_DEDUPED = Counter("newsflow_dedupe_decisions_total", "Dedupe decisions", ["decision"])
 CLEAN_HTML_FLATTENED = Counter("newsflow_clean_html_flattened_total",
                                "Cleaned articles whose HTML was nested past the parsers' depth and flattened first")
+CLEAN_FIELDS_TRUNCATED = Counter("newsflow_clean_fields_truncated_total",
+                                 "Article fields cut to their bounds by clean (title, subtitle, summary, body)",
+                                 ["field"])
 DEAD_LETTERS = Counter("newsflow_dlq_letters_total", "Messages sent to news.dlq", ["stage", "kind"])
 STALL_REPAIRS = Counter("newsflow_consumer_stall_repairs_total",
                         "Partitions sought back because fetched records never reached their stream (stall guard)")

@@ -99,9 +99,6 @@ def test_digest_window_survives_sigkill(stack: Settings, unique: str, tmp_path: 
         remove_test_data(stack, unique)
 
 
-@pytest.mark.xfail(reason="known defect (note 2026-12-02): after a rebalance Faust can still lose the hand-over of a "
-                          "message or a table recovery record in ways the stall guard does not yet repair; this "
-                          "fail-over failed in CI once before the guard", strict=False)
 def test_digest_window_moves_to_another_worker(stack: Settings, unique: str, tmp_path: Path,
                                                receiver: Receiver) -> None:
     """Two workers; the one holding the window is SIGKILLed: the other takes its partitions in the rebalance,

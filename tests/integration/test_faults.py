@@ -11,7 +11,6 @@ down for 60 s (test_sink_es_down.py); docs/guarantees.md lists them all.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import socket
 import sys
@@ -21,7 +20,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -34,18 +32,21 @@ from pipeline.canonical import canonical_url, stable_id
 from pipeline.schemas import CLEAN_TOPIC, DEDUPED_TOPIC, DLQ_TOPIC, ENRICHED_TOPIC, RAW_TOPIC, RawItem
 from pipeline.settings import Settings
 from testkit.es_index import remove_test_data
-from testkit.feedserver import FeedServer, make_items
+from testkit.faults import (
+    assert_each_once,
+    assert_no_dead_letters,
+    assert_one_article_per_url,
+    index_env,
+    read_to_end,
+    serve_feeds,
+    wait_indexed,
+)
+from testkit.feedserver import FeedServer
 from testkit.raw_items import _filler_items, page_item, raw_message
 from testkit.topics import TopicReader, _by_url, create_topics, delete_topics, produce, trace_missing
 from testkit.worker import WorkerProcess, group_progress, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
-
-
-def _assert_each_once(messages: list[dict], expected: set[str]) -> None:
-    ids = _by_url(messages)
-    assert set(ids) == expected, f"missing: {sorted(expected - set(ids))[:5]}"
-    assert all(len(v) == 1 for v in ids.values()), {u: v for u, v in ids.items() if len(v) > 1}
 
 
 def test_broker_stopped_and_started_mid_stream_loses_nothing(
@@ -76,7 +77,7 @@ def test_broker_stopped_and_started_mid_stream_loses_nothing(
                                      worker.check_alive,
                                      lambda: trace_missing(bootstrap, unique, expected, enriched.messages) + "\n"
                                      + group_progress(bootstrap, unique, worker))
-        _assert_each_once(messages, expected)
+        assert_each_once(messages, expected)
         dlq = TopicReader(bootstrap, prefix + DLQ_TOPIC)
         try:
             assert dlq.poll() == [], "an outage is not bad input: nothing may be dead-lettered"
@@ -88,9 +89,6 @@ def test_broker_stopped_and_started_mid_stream_loses_nothing(
         delete_topics(bootstrap, unique)
 
 
-@pytest.mark.xfail(reason="known defect (note 2026-12-02): after a membership change Faust can still lose the "
-                          "hand-over of a message in ways the stall and commit guards do not yet repair (~1 run in 9 "
-                          "under load)", strict=False)
 def test_a_worker_added_and_another_removed_while_articles_flow(stack: Settings, unique: str, tmp_path: Path) -> None:
     bootstrap = stack.kafka.bootstrap
     prefix = f"t{unique}."
@@ -117,7 +115,7 @@ def test_a_worker_added_and_another_removed_while_articles_flow(stack: Settings,
                                      second.check_alive,
                                      lambda: trace_missing(bootstrap, unique, expected, enriched.messages) + "\n"
                                      + group_progress(bootstrap, unique, first, second))
-        _assert_each_once(messages, expected)
+        assert_each_once(messages, expected)
         latest = {m["canonical_url"]: m for m in messages}
         # The copy decided after the move joined the story decided before it: the tables moved with dedupe.
         assert latest[syndicated.canonical_link]["story_id"] == latest[seed.canonical_link]["id"]
@@ -129,33 +127,6 @@ def test_a_worker_added_and_another_removed_while_articles_flow(stack: Settings,
 
 
 # -- shared by the two kill -9 tests below --------------------------------------------------------------------------
-
-
-def _index_env(unique: str) -> dict[str, str]:
-    """A worker that indexes into the test's own indices (t<unique>-YYYY.MM) behind the alias t<unique>."""
-    return {"NEWSFLOW_ES_INDEX_PREFIX": f"t{unique}", "NEWSFLOW_ES_ALIAS": f"t{unique}",
-            "NEWSFLOW_SINK_BATCH_TIMEOUT_S": "0.5"}
-
-
-def read_to_end(bootstrap: str, topic: str) -> list[tuple[int, int, dict]]:
-    """Every message on ``topic`` now, as (partition, offset, value): read up to the end offsets taken at the start."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        assert parts, f"no topic {topic}"
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        end = consumer.end_offsets(parts)
-        out: list[tuple[int, int, dict]] = []
-        deadline = time.monotonic() + 60
-        while any(consumer.position(tp) < end[tp] for tp in parts):
-            assert time.monotonic() < deadline, f"{topic}: not read to its end offsets {end} within 60 s"
-            for records in consumer.poll(timeout_ms=500).values():
-                out += [(r.partition, r.offset, json.loads(r.value)) for r in records if r.offset < end[
-                    TopicPartition(topic, r.partition)]]
-        return out
-    finally:
-        consumer.close()
 
 
 def _committed(bootstrap: str, group: str, topics: list[str]) -> tuple[dict[TopicPartition, int | None],
@@ -188,48 +159,6 @@ def _wait_settled(bootstrap: str, unique: str, worker: WorkerProcess, timeout_s:
                          f"{group_progress(bootstrap, unique, worker)}")
 
 
-def _wait_indexed(es: Elasticsearch, alias: str, expected: set[str], alive: Callable[[], None],
-                  timeout_s: float = 120) -> list[dict[str, Any]]:
-    """The documents behind ``alias`` once every canonical URL of ``expected`` is among them (refreshed)."""
-    deadline = time.monotonic() + timeout_s
-    hits: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        alive()
-        if es.indices.exists_alias(name=alias):
-            es.indices.refresh(index=alias)
-            hits = es.search(index=alias, query={"match_all": {}}, size=1000, version=True,
-                             source=["canonical_url", "id", "story_id"])["hits"]["hits"]
-            if {h["_source"]["canonical_url"] for h in hits} >= expected:
-                return hits
-        time.sleep(1)
-    got = {h["_source"]["canonical_url"] for h in hits}
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {len(expected)} documents; got {len(got)}, "
-                         f"missing: {sorted(expected - got)[:5]}")
-
-
-def _assert_one_article_per_url(messages: list[dict], hits: list[dict[str, Any]], expected: set[str],
-                                before: dict[str, tuple[str, str]]) -> None:
-    """news.enriched and the index agree: each canonical URL of ``expected`` is one article, under the id derived from
-    the URL, in its own story (the texts are all distinct), with the id and story id it had before the fault; and one
-    Elasticsearch document, whose ``_id`` is that id, no more documents than URLs."""
-    _assert_each_once(messages, expected)
-    decided = {(m["canonical_url"], m["id"], m["story_id"]) for m in messages}
-    assert len(decided) == len(expected), [d for d in decided if sum(x[0] == d[0] for x in decided) > 1][:5]
-    for url, article, story in decided:
-        assert article == stable_id(url) and story == article, (url, article, story)
-        assert before.get(url, (article, story)) == (article, story), (url, before[url], (article, story))
-    per_url = Counter(h["_source"]["canonical_url"] for h in hits)
-    assert len(hits) == len(expected) and set(per_url) == expected, per_url.most_common(3)
-    for h in hits:
-        url = h["_source"]["canonical_url"]
-        assert h["_id"] == h["_source"]["id"] == stable_id(url) and h["_source"]["story_id"] == h["_id"], h
-
-
-def _assert_no_dead_letters(bootstrap: str, prefix: str) -> None:
-    letters = read_to_end(bootstrap, prefix + DLQ_TOPIC)
-    assert letters == [], f"a crash is not bad input: nothing may be dead-lettered; got {letters[:3]}"
-
-
 # -- kill -9 of the connector mid-publish -----------------------------------------------------------------------------
 
 FEEDS, PER_FEED = 24, 5
@@ -248,22 +177,6 @@ class ConnectorProcess(WorkerProcess):
         return [sys.executable, "-m", "pipeline.cli", "connector", "--feeds", str(self.feeds_file)]
 
 
-def _serve_feeds(server: FeedServer, feeds_file: Path) -> list[dict[str, Any]]:
-    """FEEDS slow RSS feeds of PER_FEED items each, all texts distinct (filler texts, so no two are one story)."""
-    texts = _filler_items(FEEDS * PER_FEED)
-    items: list[dict[str, Any]] = []
-    lines = ["feeds:"]
-    for f in range(FEEDS):
-        chunk = make_items(PER_FEED, start=f * PER_FEED, prefix=f"feed{f}")
-        for n, item in enumerate(chunk, start=f * PER_FEED):
-            item["content"] = f"<p>{texts[n].summary}</p>"
-        server.set_feed(f"/feed{f}.xml", chunk, delay_s=FEED_DELAY_S)
-        lines += [f"  - url: {server.url(f'/feed{f}.xml')}", f"    name: feed {f}"]
-        items += chunk
-    feeds_file.write_text("\n".join(lines) + "\n")
-    return items
-
-
 def test_connector_killed_mid_publish_and_restarted_misses_nothing(stack: Settings, unique: str,
                                                                      tmp_path: Path) -> None:
     """What the test asserts about duplicates on news.raw: the connector marks an item seen only after Kafka
@@ -276,7 +189,7 @@ def test_connector_killed_mid_publish_and_restarted_misses_nothing(stack: Settin
     prefix = f"t{unique}."
     alias = f"t{unique}"
     create_topics(stack, unique)
-    worker = WorkerProcess(worker_env(bootstrap, unique, tmp_path / "data", **_index_env(unique)), "a", tmp_path)
+    worker = WorkerProcess(worker_env(bootstrap, unique, tmp_path / "data", **index_env(unique)), "a", tmp_path)
     connector_data = tmp_path / "connector"
     connector_env = {
         "NEWSFLOW_KAFKA_BOOTSTRAP": bootstrap, "NEWSFLOW_KAFKA_TOPIC_PREFIX": prefix, "NEWSFLOW_KAFKA_PARTITIONS": "4",
@@ -289,7 +202,7 @@ def test_connector_killed_mid_publish_and_restarted_misses_nothing(stack: Settin
     server = FeedServer().start()
     connector = ConnectorProcess(connector_env, tmp_path / "feeds.yaml", tmp_path)
     try:
-        feed_items = _serve_feeds(server, connector.feeds_file)
+        feed_items = serve_feeds(server, connector.feeds_file, FEEDS, PER_FEED, FEED_DELAY_S)
         guids = {item["guid"] for item in feed_items}
         # The worker first, warmed up by one article, so the feed items flow through it while the connector runs.
         warmup = _filler_items(FEEDS * PER_FEED + 1)[-1]
@@ -336,9 +249,9 @@ def test_connector_killed_mid_publish_and_restarted_misses_nothing(stack: Settin
         enriched.wait_for(lambda ms: set(_by_url(ms)) >= expected, 180, "every article", worker.check_alive,
                           lambda: group_progress(bootstrap, unique, worker))
         _wait_settled(bootstrap, unique, worker)
-        hits = _wait_indexed(es, alias, expected, worker.check_alive)
-        _assert_one_article_per_url(enriched.poll(), hits, expected, before)
-        _assert_no_dead_letters(bootstrap, prefix)
+        hits = wait_indexed(es, alias, expected, worker.check_alive)
+        assert_one_article_per_url(enriched.poll(), hits, expected, before)
+        assert_no_dead_letters(bootstrap, prefix)
     finally:
         if connector.proc is not None and connector.proc.poll() is None:
             connector.kill9()
@@ -484,7 +397,7 @@ def test_worker_killed_during_a_bulk_request_indexes_every_item_once(stack: Sett
     alias = f"t{unique}"
     create_topics(stack, unique)
     proxy = BulkHoldingProxy(stack.es.url).start()
-    env = worker_env(bootstrap, unique, tmp_path / "data", NEWSFLOW_ES_URL=proxy.url, **_index_env(unique))
+    env = worker_env(bootstrap, unique, tmp_path / "data", NEWSFLOW_ES_URL=proxy.url, **index_env(unique))
     worker = WorkerProcess(env, "a", tmp_path)
     enriched = TopicReader(bootstrap, prefix + ENRICHED_TOPIC)
     es = Elasticsearch(stack.es.url)  # the test itself reads Elasticsearch directly, never through the proxy
@@ -493,7 +406,7 @@ def test_worker_killed_during_a_bulk_request_indexes_every_item_once(stack: Sett
         first, second = fillers[:20], fillers[20:]
         worker.start()
         produce(bootstrap, prefix + RAW_TOPIC, [raw_message(i) for i in first])
-        hits = _wait_indexed(es, alias, {i.canonical_link for i in first if i.canonical_link}, worker.check_alive)
+        hits = wait_indexed(es, alias, {i.canonical_link for i in first if i.canonical_link}, worker.check_alive)
         before = {h["_source"]["canonical_url"]: (h["_id"], h["_source"]["story_id"]) for h in hits}
 
         proxy.hold_next_bulk(min_documents=8)
@@ -521,12 +434,12 @@ def test_worker_killed_during_a_bulk_request_indexes_every_item_once(stack: Sett
         enriched.wait_for(lambda ms: set(_by_url(ms)) >= expected, 180, "every article", worker.check_alive,
                           lambda: group_progress(bootstrap, unique, worker))
         _wait_settled(bootstrap, unique, worker)
-        hits = _wait_indexed(es, alias, expected, worker.check_alive)
-        _assert_one_article_per_url(enriched.poll(), hits, expected, before)
+        hits = wait_indexed(es, alias, expected, worker.check_alive)
+        assert_one_article_per_url(enriched.poll(), hits, expected, before)
         # The held documents were indexed a second time after the restart (replayed), into the same documents.
         versions = {h["_id"]: h["_version"] for h in hits}
         assert all(versions[i] >= 2 for i in held), {i: versions[i] for i in held}
-        _assert_no_dead_letters(bootstrap, prefix)
+        assert_no_dead_letters(bootstrap, prefix)
     finally:
         worker.stop()
         proxy.close()

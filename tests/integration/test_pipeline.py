@@ -90,6 +90,27 @@ def test_worker_cleans_dedupes_enriches_and_indexes(stack: Settings, unique: str
                 found = {h["_id"] for h in hits}
             time.sleep(0.5)
         assert found == {s["id"], c["id"], u["id"]}
+
+        # Ordering per URL: two corrections of the unrelated article published back to back are decided and sent on
+        # in order (version 2, then 3), and the index ends with the last one's text.
+        first_line = "Delegations from Russia and Ukraine met for a second day in Abu Dhabi on Thursday"
+        corrections = [unrelated.model_copy(update={"content": unrelated.content.replace(
+            first_line, first_line.replace("Thursday", day))}) for day in ("Wednesday", "Friday")]
+        produce(bootstrap, prefix + RAW_TOPIC, [raw_message(item) for item in corrections])
+        messages = enriched.wait_for(
+            lambda ms: any(m["id"] == u["id"] and m["version"] == 3 for m in ms), 60, "the second correction",
+            worker.check_alive)
+        versions = [(m["version"], "Friday" in m["body"], "Wednesday" in m["body"]) for m in messages
+                    if m["id"] == u["id"]]
+        assert versions == [(1, False, False), (2, False, True), (3, True, False)], versions
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            es.indices.refresh(index=f"t{unique}")
+            doc = es.search(index=f"t{unique}", query={"ids": {"values": [u["id"]]}})["hits"]["hits"][0]["_source"]
+            if doc["version"] == 3:
+                break
+            time.sleep(0.5)
+        assert doc["version"] == 3 and "Friday" in doc["body"] and "Wednesday" not in doc["body"], doc["version"]
     finally:
         worker.stop()
         enriched.close()
@@ -109,9 +130,6 @@ def _has_rocksdict() -> bool:
     return True
 
 
-@pytest.mark.xfail(reason="known defect: a two-worker group sometimes stalls (no agent progresses) after a "
-                          "kill -9 and restart; cause in Faust table recovery not found yet (note 2026-12-02)",
-                   strict=False)
 @pytest.mark.fault
 @pytest.mark.parametrize("store", [
     "memory://",

@@ -422,3 +422,28 @@ def test_bylines_and_credit_lines_go_but_lookalike_subheadings_stay() -> None:
 )
 def test_source_domain(url: str | None, domain: str | None) -> None:
     assert source_domain(url) == domain
+
+
+def test_oversized_fields_are_cut_to_their_bounds_and_the_article_kept() -> None:
+    """A feed's mistake or an attack (a 1 MB title, a 300,000-character body) still yields an article that fits a
+    Kafka message: the title cut at a word, the body at a paragraph, both reported for the agent to count."""
+    words = " ".join(f"word{n}" for n in range(300))  # ~2,700 characters
+    paragraph = "The council met again on Tuesday and voted on the harbour budget. " * 30  # ~2,000 characters
+    item = RawItem(feed_url="https://example.com/rss", link="https://example.com/a", title=words,
+                   content="".join(f"<p>{n} {paragraph}</p>" for n in range(150)))
+    signed = clean_and_sign(item, min_words=10, num_perm=16, shingle_size=5)
+    article = CleanArticle.model_validate_json(signed.value)
+    assert signed.truncated == ("title", "body")
+    kept = article.title.removesuffix("…")
+    assert len(article.title) <= pipeline.clean.MAX_TITLE_CHARS and kept != article.title
+    assert words.startswith(kept) and words[len(kept)] == " "  # cut between two words
+    assert len(article.body) <= pipeline.clean.MAX_BODY_CHARS
+    assert article.body.endswith(paragraph.strip())  # whole paragraphs only
+    assert article.word_count == len(article.body.split()) and article.text_fingerprint == text_fingerprint(
+        article.body)
+    assert len(signed.value.encode()) < 1_000_000
+
+    short = clean_and_sign(RawItem(feed_url="https://example.com/rss", link="https://example.com/b", title="Short",
+                                   content=f"<p>{paragraph}</p>"), min_words=10, num_perm=16, shingle_size=5)
+    assert short.truncated == ()
+    assert CleanArticle.model_validate_json(short.value).title == "Short"
