@@ -73,11 +73,13 @@ def _running(pid: int) -> bool:
 
 
 def dir_size(path: Path) -> int:
+    """Bytes on disk under ``path``: allocated blocks, not apparent sizes, because Kafka preallocates sparse 10 MB
+    index files per segment (a stopped broker with a few hundred topics showed 37 GB for 70 MB used)."""
     total = 0
     for root, _dirs, files in os.walk(path):
         for name in files:
             with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(root, name)).st_size
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
     return total
 
 
