@@ -62,6 +62,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "stage_dedupe": Benchmark("Dedupe stage alone (2,000 articles, 20 % edited copies, 10 % replays)", [
         Figure("MinHash signature (runs in the clean stage's pool)", "signature_per_s", "articles/s"),
         Figure("decision (tables + LSH query, on the event loop)", "decide_per_s", "articles/s"),
+        Figure("memory of the dedupe state with pipeline.store memory:// (RSS growth per article held)",
+               "memory_store_bytes_per_article", "B/article"),
     ]),
     "stage_enrich": Benchmark("Enrich stage alone (spaCy small model, NER only), one process", [
         Figure("fresh text (~975 words, no paragraph seen before), per core", "articles_per_s_per_core",

@@ -13,6 +13,7 @@ The last line printed is one JSON object.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -38,6 +39,11 @@ def _edited(article, rng: random.Random, n: int):
     url = f"https://copy.invalid/{n}"
     return CleanArticle(**{**article.model_dump(), "body": body, "url": url, "canonical_url": url,
                            "text_fingerprint": text_fingerprint(body)})
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,15 +79,23 @@ def main(argv: list[str] | None = None) -> int:
 
     deduper = Deduper(MappingDedupeStore(), threshold=p.near_duplicate_threshold, num_perm=p.minhash_permutations)
     actions: Counter[str] = Counter()
+    gc.collect()
+    rss_before = _rss()
     started = time.perf_counter()
     for article, signature in zip(stream, signatures, strict=True):
         actions[deduper.decide(article, signature).action] += 1
     decide_s = time.perf_counter() - started
+    gc.collect()
+    # The tables as a worker with pipeline.store memory:// holds them (dicts of JSON-decoded records, as Faust's
+    # in-memory tables and their standby copies do), plus the band index: what the soak's workers grow by.
+    held = actions["new"] + actions["near_duplicate"] + actions["update"]
+    bytes_per_article = round((_rss() - rss_before) / held)
 
     print(json.dumps({
         "bench": "stage_dedupe", "articles": len(stream), "avg_words": round(words / len(stream)),
         "signature_per_s": round(len(stream) / sig_s, 1), "decide_per_s": round(len(stream) / decide_s, 1),
         "stage_per_s": round(len(stream) / (sig_s + decide_s), 1), "actions": dict(actions),
+        "memory_store_bytes_per_article": bytes_per_article,
         "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
     }))
     return 0
