@@ -11,6 +11,7 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 __all__ = [
     "ALERTS_SENT",
     "ALERT_CANDIDATES",
+    "ALERT_DECIDED_LOCALLY",
     "ALERT_LATENCY",
     "ALERT_MATCHES",
     "ALERT_MATCH_SECONDS",
@@ -98,6 +99,8 @@ ALERT_RULE_RELOADS = Counter("newsflow_alerts_rule_reloads_total",
                              ["outcome"])
 ALERT_RULES = Gauge("newsflow_alerts_rules", "Alert rules loaded in this worker")
 ALERT_CANDIDATES = Counter("newsflow_alerts_candidates_total", "Rules the presearcher sent to Elasticsearch")
+ALERT_DECIDED_LOCALLY = Counter("newsflow_alerts_decided_locally_total",
+                                "Candidate rules the presearcher decided alone (exact queries), without Elasticsearch")
 ALERT_MATCH_SECONDS = Histogram("newsflow_alerts_match_seconds", "Matching one batch of indexed articles")
 ALERT_LATENCY = Histogram(
     "newsflow_alerts_latency_seconds",

@@ -8,7 +8,10 @@
    (:func:`pipeline.search.build_search`, with the rule's filters), run as named clauses of one search per
    ``alerts.msearch_chunk`` rules, restricted to the batch's ids, all in one ``_msearch``; each hit's
    ``matched_queries`` names the rules it matches. Elasticsearch's answer is the match, so a rule means what a
-   search means. :meth:`Matcher.highlight` then fetches the fragments of the (few) new alerts.
+   search means. Rules whose query has an exact form (:func:`~pipeline.alerts.query.exact_form`: boolean
+   combinations of plain one-term words and keyword values) skip this step: the per-field terms Elasticsearch
+   gave in step 1 decide them exactly as its ``query_string`` would. :meth:`Matcher.highlight` then fetches the
+   fragments of the (few) new alerts.
 
 The articles must be searchable: :meth:`Matcher.match` refreshes the read alias first (the sink acknowledged
 them, the periodic refresh may not have run yet).
@@ -25,18 +28,23 @@ from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, Transport
 
 from pipeline.alerts.query import (
     ALWAYS,
+    DEFAULT_FIELDS,
     KEYWORD_FIELDS,
+    KEYWORD_TERMS,
     Cond,
+    Exact,
     anchors,
     cond_terms,
     evaluate,
+    exact_form,
+    exact_terms,
     keyword_term,
     prefix_term,
     presearch_condition,
 )
 from pipeline.alerts.rules import Rule
 from pipeline.logs import get_logger
-from pipeline.metrics import ALERT_CANDIDATES, ALERT_MATCH_SECONDS
+from pipeline.metrics import ALERT_CANDIDATES, ALERT_DECIDED_LOCALLY, ALERT_MATCH_SECONDS
 from pipeline.schemas import EnrichedArticle
 from pipeline.search import build_search
 
@@ -70,16 +78,49 @@ def _doc(article: EnrichedArticle) -> dict[str, Any]:
             "summary": article.summary or "", "body": article.body or "", "entity_names": list(article.entity_names)}
 
 
-def _presearch_terms(article: EnrichedArticle, terms: frozenset[str], prefix_lengths: Sequence[int]) -> frozenset[str]:
-    """The analysed terms, plus the keyword fields' exact values and the terms' prefixes of the lengths the rules'
-    wildcards have."""
-    extra = {prefix_term(t[:n]) for t in terms for n in prefix_lengths if len(t) >= n}
-    doc = article.model_dump(include=set(KEYWORD_FIELDS))
-    for name, value in doc.items():
+FieldTerms = dict[str, frozenset[str]]  # field (or "" for the default fields, KEYWORD_TERMS) -> its terms
+ExactCheck = Callable[[FieldTerms], bool]
+
+
+def _keyword_terms(article: EnrichedArticle) -> frozenset[str]:
+    """The keyword fields' exact values, as :func:`keyword_term`s."""
+    out: set[str] = set()
+    for name, value in article.model_dump(include=set(KEYWORD_FIELDS)).items():
         for v in value if isinstance(value, list) else [value]:
             if v is not None:
-                extra.add(keyword_term(name, str(v)))
-    return terms | extra
+                out.add(keyword_term(name, str(v)))
+    return frozenset(out)
+
+
+def _presearch_terms(terms: frozenset[str], keywords: frozenset[str], prefix_lengths: Sequence[int]) -> frozenset[str]:
+    """The analysed terms, plus the keyword fields' exact values and the terms' prefixes of the lengths the rules'
+    wildcards have."""
+    return terms | keywords | {prefix_term(t[:n]) for t in terms for n in prefix_lengths if len(t) >= n}
+
+
+def _compile(form: Exact, analysed: dict[str, frozenset[str]]) -> ExactCheck | None:
+    """``form`` as a function of a document's terms per field; None when a word does not analyse to one term."""
+    if form.op == "word":
+        terms = analysed.get(form.value)
+        if terms is None or len(terms) != 1:
+            return None  # no term (a stop word) or several: query_string builds another query
+        (term,) = terms
+        key = form.field or ""
+        return lambda doc: term in doc[key]
+    if form.op == "keyword":
+        value = form.value
+        return lambda doc: value in doc[KEYWORD_TERMS]
+    parts = [_compile(p, analysed) for p in form.parts]
+    negated = [_compile(p, analysed) for p in form.negated]
+    if any(f is None for f in parts) or any(f is None for f in negated):
+        return None
+    ps = [f for f in parts if f is not None]
+    ns = [f for f in negated if f is not None]
+    if form.op == "and":
+        return lambda doc: all(f(doc) for f in ps) and not any(f(doc) for f in ns)
+    if form.op == "or":
+        return lambda doc: any(f(doc) for f in ps) and not any(f(doc) for f in ns)
+    return lambda doc: not any(f(doc) for f in ns)  # "none"
 
 
 class Matcher:
@@ -88,6 +129,9 @@ class Matcher:
     def __init__(self, rules: Sequence[Rule], *, msearch_chunk: int) -> None:
         self.rules = list(rules)
         self.conds: list[Cond] = [presearch_condition(r.query) for r in self.rules]
+        self.forms: list[Exact | None] = [exact_form(r.query, source=r.source, language=r.language, tags=r.tags,
+                                                     entity=r.entity) for r in self.rules]
+        self._checks: list[ExactCheck | None] | None = None
         self.msearch_chunk = msearch_chunk
         self._analysed: dict[str, frozenset[str]] = {}
         # The inverted index: term -> rules filed under it; rules with no anchor are checked for every document.
@@ -104,6 +148,12 @@ class Matcher:
             return len(self._unanchored)
         return sum(1 for c in self.conds if c is ALWAYS)
 
+    @property
+    def decided_alone(self) -> list[bool]:
+        """Per rule: whether the presearcher decides it alone (its query has an exact form; known once the rules'
+        words are analysed, i.e. after the first :meth:`match`)."""
+        return [c is not None for c in self._exact_checks()]
+
     async def _concrete_index(self, es: AsyncElasticsearch, alias: str) -> str | None:
         try:
             return max(await es.indices.get_alias(name=alias))
@@ -111,29 +161,30 @@ class Matcher:
             return None
 
     async def _term_vectors(self, es: AsyncElasticsearch, index: str, docs: list[dict[str, Any]],
-                            fields: Sequence[str]) -> list[frozenset[str]]:
-        """The analysed terms of artificial documents, by the index's own mapping (one request)."""
+                            fields: Sequence[str]) -> list[FieldTerms]:
+        """The analysed terms of artificial documents per field, by the index's own mapping (one request)."""
         if not docs:
             return []
         resp = await es.mtermvectors(index=index, docs=[
             {"doc": d, "fields": list(fields), "positions": False, "offsets": False, "payloads": False,
              "term_statistics": False, "field_statistics": False} for d in docs])
+        empty: frozenset[str] = frozenset()
         out = []
         for item in resp["docs"]:
-            terms: set[str] = set()
-            for vector in (item.get("term_vectors") or {}).values():
-                terms.update(vector.get("terms", {}))
-            out.append(frozenset(terms))
+            vectors = item.get("term_vectors") or {}
+            out.append({f: frozenset(vectors[f].get("terms", {})) if f in vectors else empty for f in fields})
         return out
 
     async def _analyse_rules(self, es: AsyncElasticsearch, index: str) -> None:
-        missing = sorted({t for c in self.conds for t in cond_terms(c)} - self._analysed.keys())
+        texts = {t for c in self.conds for t in cond_terms(c)} | {t for f in self.forms if f for t in exact_terms(f)}
+        missing = sorted(texts - self._analysed.keys())
         for start in range(0, len(missing), 1000):
             chunk = missing[start:start + 1000]
             vectors = await self._term_vectors(es, index, [{"body": t} for t in chunk], ["body"])
-            self._analysed.update(zip(chunk, vectors, strict=True))
+            self._analysed.update(zip(chunk, (v["body"] for v in vectors), strict=True))
         if missing:
-            self._postings = None  # anchors depend on the analysed terms
+            self._postings = None  # anchors and exact checks depend on the analysed terms
+            self._checks = None
 
     def _query(self, rule: Rule) -> dict[str, Any]:
         """The rule's search query, built once (rules do not change; a new rules file makes a new Matcher)."""
@@ -169,6 +220,11 @@ class Matcher:
             self._posting_keys = frozenset(postings)
         return self._postings
 
+    def _exact_checks(self) -> list[ExactCheck | None]:
+        if self._checks is None:
+            self._checks = [_compile(f, self._analysed) if f is not None else None for f in self.forms]
+        return self._checks
+
     def candidates(self, doc_terms: Sequence[frozenset[str]]) -> list[list[int]]:
         """For each rule, the positions of the documents it could match (needs the rules' terms analysed)."""
         postings = self._index()
@@ -197,14 +253,27 @@ class Matcher:
         await self._analyse_rules(es, index)
         vectors = await self._term_vectors(es, index, [_doc(a) for a in articles], DOC_FIELDS)
         lengths = sorted({len(str(c.parts[0])) for c in self._prefix_conds()})
-        doc_terms = [_presearch_terms(a, terms, lengths) for a, terms in zip(articles, vectors, strict=True)]
+        docs: list[FieldTerms] = []
+        doc_terms: list[frozenset[str]] = []
+        for article, fields in zip(articles, vectors, strict=True):
+            keywords = _keyword_terms(article)
+            default = frozenset().union(*(fields[f] for f in DEFAULT_FIELDS))
+            docs.append({**fields, "": default, KEYWORD_TERMS: keywords})
+            doc_terms.append(_presearch_terms(frozenset().union(*fields.values()), keywords, lengths))
         per_rule = self.candidates(doc_terms)
-        work = [(rule, [articles[n].id for n in positions])
-                for rule, positions in zip(self.rules, per_rule, strict=True) if positions]
+        pairs: list[tuple[Rule, str]] = []
+        work: list[tuple[Rule, list[str]]] = []
+        for rule, check, positions in zip(self.rules, self._exact_checks(), per_rule, strict=True):
+            if not positions:
+                continue
+            if check is None:
+                work.append((rule, [articles[n].id for n in positions]))
+            else:
+                pairs += [(rule, articles[n].id) for n in positions if check(docs[n])]
+                ALERT_DECIDED_LOCALLY.inc()
         ALERT_CANDIDATES.inc(len(work))
         await es.indices.refresh(index=alias)
         by_id = {a.id: a for a in articles}
-        pairs: list[tuple[Rule, str]] = []
         chunks = [work[first:first + self.msearch_chunk] for first in range(0, len(work), self.msearch_chunk)]
         searches: list[dict[str, Any]] = []
         for chunk in chunks:

@@ -10,10 +10,19 @@ Boolean structure follows Lucene's classic query parser (which ``query_string`` 
 precedence: within one parenthesis level, each clause is required unless it follows or precedes ``OR``
 (``default_operator`` AND), prohibited after ``NOT``/``-``; a level with required clauses needs all of them,
 one without needs one of its optional clauses. ``a AND b OR c`` thus requires ``a`` only.
+
+Some queries the presearcher can decide alone, exactly (:func:`exact_form`): combinations with explicit ``AND``,
+``OR`` and ``NOT`` (groups, boosts) of plain words that the index's analyzer turns into one term each, in
+the default search fields or a named text field, and of exact values of keyword fields, with the ``source``,
+``language`` and ``tags`` filters of a rule. For those, "the document's terms in those fields contain the word's
+term" is what Elasticsearch's ``query_string`` checks too, so a match is decided without a request. Everything else
+(phrases, wildcards, fuzzy, ranges, words analysed to several terms or none, the ``entity`` filter) stays with
+Elasticsearch. The agreement test (``tests/integration/test_alerts_es.py``) holds both paths to ``newsflow search``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,14 +30,22 @@ from luqum import tree
 from luqum.exceptions import ParseError
 from luqum.parser import parser
 
-__all__ = ["ALWAYS", "Cond", "anchors", "cond_terms", "evaluate", "keyword_term",
-           "prefix_term", "presearch_condition", "syntax_error"]
+__all__ = ["ALWAYS", "DEFAULT_FIELDS", "KEYWORD_TERMS", "Cond", "Exact", "anchors", "cond_terms", "evaluate",
+           "exact_form", "exact_terms", "keyword_term", "prefix_term", "presearch_condition", "syntax_error"]
 
 # The default search fields and the text sub-fields, all analysed with newsflow_text.
 TEXT_FIELDS = frozenset({"title", "summary", "body", "subtitle", "entity_names.text"})
 # Keyword fields whose exact values the presearcher knows from the article (see keyword_term).
 KEYWORD_FIELDS = frozenset({"source", "source_domain", "language", "tags", "entity_names", "categories", "authors",
                             "keywords"})
+# The fields ``newsflow search`` reads a word without a field name from (pipeline.search.SEARCH_FIELDS, boosts
+# aside); keys of the per-field terms an exact form is evaluated on, with KEYWORD_TERMS for the keyword values.
+DEFAULT_FIELDS = ("title", "summary", "body", "entity_names.text")
+KEYWORD_TERMS = "\x00keywords"
+# The shortest ignore_above of KEYWORD_FIELDS: a longer value is not indexed, so a term query cannot find it.
+_KEYWORD_MAX = 256
+# A word Elasticsearch's query_string and luqum read the same way: letters, digits, underscores only.
+_PLAIN = re.compile(r"\w+")
 # A wildcard term is filed under its literal prefix (at least this long, else it is checked for every document);
 # a document lists every prefix of this length or more of each of its terms.
 PREFIX_LEN = 3
@@ -210,3 +227,112 @@ def anchors(cond: Cond, analysed: dict[str, frozenset[str]]) -> frozenset[str] |
     if any(c is None for c in children):
         return None
     return frozenset().union(*[c for c in children if c is not None])
+
+
+@dataclass(frozen=True, slots=True)
+class Exact:
+    """A query the presearcher decides alone. A leaf "word" (``value`` in ``field``, or in the DEFAULT_FIELDS when
+    ``field`` is None) or "keyword" (``value`` is a :func:`keyword_term`); "and" / "or" of ``parts``, with the
+    ``negated`` clauses none of which may hold; "none" (only ``negated``: a top-level ``NOT x``)."""
+
+    op: str
+    parts: tuple[Exact, ...] = ()
+    negated: tuple[Exact, ...] = ()
+    field: str | None = None
+    value: str = ""
+
+
+def exact_form(query: str, *, source: str | None = None, language: str | None = None,
+               tags: tuple[str, ...] | list[str] = (), entity: str | None = None) -> Exact | None:
+    """``query`` with a rule's filters as an :class:`Exact`, or None when Elasticsearch must decide."""
+    if entity is not None:
+        return None  # a phrase match on entity_names.text: positions
+    text = query.strip()
+    if not text or text == "*":
+        return None
+    try:
+        parsed = parser.parse(text)
+    except Exception:
+        return None
+    form = _exact_node(parsed, None, top=True)
+    if form is None:
+        return None
+    filters: list[Exact] = []
+    for name, values in (("source", [source] if source else []), ("language", [language.lower()] if language else []),
+                         ("tags", list(tags))):
+        if not values:
+            continue
+        if any(len(v) > _KEYWORD_MAX for v in values):
+            return None
+        leaves = [Exact("keyword", value=keyword_term(name, v)) for v in values]
+        if name == "source":
+            leaves.append(Exact("keyword", value=keyword_term("source_domain", values[0].lower())))
+        filters.append(leaves[0] if len(leaves) == 1 else Exact("or", tuple(leaves)))
+    return Exact("and", (form, *filters)) if filters else form
+
+
+def _exact_node(node: Any, field: str | None, *, top: bool = False) -> Exact | None:
+    if isinstance(node, (tree.AndOperation, tree.OrOperation, tree.UnknownOperation)):
+        return _exact_level(node, field, top=top)
+    if isinstance(node, (tree.Not, tree.Prohibit)):
+        return _exact_level(node, field, top=top)  # a lone NOT x: a level with only a prohibited clause
+    if isinstance(node, (tree.Group, tree.FieldGroup)):
+        return _exact_level(node.expr, field)
+    if isinstance(node, tree.Plus):
+        return _exact_node(node.a, field)
+    if isinstance(node, tree.Boost):
+        return _exact_node(node.expr, field)  # a boost changes scores, not matches
+    if isinstance(node, tree.SearchField):
+        if field is not None:
+            return None
+        name = node.name
+        if name in KEYWORD_FIELDS and isinstance(node.expr, (tree.Word, tree.Phrase)):
+            value = node.expr.value[1:-1] if isinstance(node.expr, tree.Phrase) else node.expr.value
+            if value and len(value) <= _KEYWORD_MAX and not any(ch in value for ch in '*?\\"'):
+                return Exact("keyword", value=keyword_term(name, value))
+            return None
+        return _exact_node(node.expr, name) if name in TEXT_FIELDS else None
+    if isinstance(node, tree.Word) and _PLAIN.fullmatch(node.value) and node.value not in ("AND", "OR", "NOT"):
+        return Exact("word", field=field, value=node.value)
+    return None  # phrases, wildcards, fuzzy, proximity, ranges, regexes, escapes
+
+
+def _exact_level(node: Any, field: str | None, *, top: bool = False) -> Exact | None:
+    clauses: list[tuple[str, Any]] = []
+    _clauses(node, "", clauses)
+    if any(conj == "" for conj, _ in clauses[1:]):
+        # Whitespace is not an operator for query_string: "a b" is analysed as one text per field, so both words
+        # must be in the same field; only explicit AND / OR / NOT make one clause per word across the fields.
+        return None
+    occurs: list[str] = []
+    for n, (conj, clause) in enumerate(clauses):
+        if n > 0 and conj == "AND" and occurs[-1] != "not":
+            occurs[-1] = "must"
+        if n > 0 and conj == "OR" and occurs[-1] != "not":
+            occurs[-1] = "should"
+        prohibited = isinstance(clause, (tree.Not, tree.Prohibit))
+        occurs.append("not" if prohibited else "must" if conj != "OR" else "should")
+    forms: dict[str, list[Exact]] = {"must": [], "should": [], "not": []}
+    for (_, clause), occur in zip(clauses, occurs, strict=True):
+        form = _exact_node(clause.a if occur == "not" else clause, field)
+        if form is None:
+            return None
+        forms[occur].append(form)
+    negated = tuple(forms["not"])
+    if forms["must"]:
+        return Exact("and", tuple(forms["must"]), negated)
+    if forms["should"]:
+        return Exact("or", tuple(forms["should"]), negated)
+    # Only prohibited clauses: Elasticsearch turns a top-level one into "everything else"; nested, it matches
+    # nothing (Lucene's pure negative boolean query). Only the first is decided here.
+    return Exact("none", (), negated) if top else None
+
+
+def exact_terms(form: Exact) -> set[str]:
+    """The words of an exact form, to analyse."""
+    if form.op == "word":
+        return {form.value}
+    out: set[str] = set()
+    for part in (*form.parts, *form.negated):
+        out |= exact_terms(part)
+    return out

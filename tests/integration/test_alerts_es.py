@@ -63,6 +63,9 @@ async def test_rules_agree_with_search(indexed: Settings) -> None:
     assert len(matched_rules) > 100 and len(expected) > 500
     assert len(rules) - len(matched_rules) > 10
     assert matcher.always < len(rules) / 2
+    # Both ways of deciding are held to search: rules the presearcher decides alone and rules Elasticsearch checks.
+    alone = {r.name for r, flag in zip(rules, matcher.decided_alone, strict=True) if flag}
+    assert len({r for r in matched_rules if r in alone}) > 40 and len(matched_rules - alone) > 40
 
 
 async def test_stemming_and_phrases_follow_the_index(indexed: Settings) -> None:
