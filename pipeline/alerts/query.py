@@ -109,9 +109,8 @@ def _clauses(node: Any, conj: str, out: list[tuple[str, Any]]) -> None:
         out.append((conj, node))
 
 
-def _level(node: Any, field: str | None) -> Cond:
-    clauses: list[tuple[str, Any]] = []
-    _clauses(node, "", clauses)
+def _occurs(clauses: list[tuple[str, Any]]) -> list[str]:
+    """Each clause's occurrence in its level, "must", "should" or "not", as Lucene's classic parser gives it."""
     occurs: list[str] = []
     for n, (conj, clause) in enumerate(clauses):
         if n > 0 and conj == "AND" and occurs[-1] != "not":
@@ -120,6 +119,13 @@ def _level(node: Any, field: str | None) -> Cond:
             occurs[-1] = "should"
         prohibited = isinstance(clause, (tree.Not, tree.Prohibit))
         occurs.append("not" if prohibited else "must" if conj != "OR" else "should")
+    return occurs
+
+
+def _level(node: Any, field: str | None) -> Cond:
+    clauses: list[tuple[str, Any]] = []
+    _clauses(node, "", clauses)
+    occurs = _occurs(clauses)
     must = [_node(c, field) for (_, c), o in zip(clauses, occurs, strict=True) if o == "must"]
     should = [_node(c, field) for (_, c), o in zip(clauses, occurs, strict=True) if o == "should"]
     if must:
@@ -304,14 +310,7 @@ def _exact_level(node: Any, field: str | None, *, top: bool = False) -> Exact | 
         # Whitespace is not an operator for query_string: "a b" is analysed as one text per field, so both words
         # must be in the same field; only explicit AND / OR / NOT make one clause per word across the fields.
         return None
-    occurs: list[str] = []
-    for n, (conj, clause) in enumerate(clauses):
-        if n > 0 and conj == "AND" and occurs[-1] != "not":
-            occurs[-1] = "must"
-        if n > 0 and conj == "OR" and occurs[-1] != "not":
-            occurs[-1] = "should"
-        prohibited = isinstance(clause, (tree.Not, tree.Prohibit))
-        occurs.append("not" if prohibited else "must" if conj != "OR" else "should")
+    occurs = _occurs(clauses)
     forms: dict[str, list[Exact]] = {"must": [], "should": [], "not": []}
     for (_, clause), occur in zip(clauses, occurs, strict=True):
         form = _exact_node(clause.a if occur == "not" else clause, field)
