@@ -7,8 +7,9 @@ for the broker before it marks the alert as sent. So every alert of one rule lan
 loses the partition in a rebalance leaves the window in the changelog, and the next owner recovers it.
 
 The window opens with the rule's first alert and closes ``digest`` later (wall clock, so it survives a
-restart). Then the owner delivers it (one message per channel, the rule's current version; dead-lettered
-like any alert when a channel keeps failing) and only then closes the entry, keeping the ids it sent so that a
+restart), or earlier when it is full: an alert that would grow it past ``WINDOW_MAX_BYTES`` (the window is one
+Kafka message in the changelog) first has the window delivered as it is, then opens the next one. A closed
+window is delivered by the owner (one message per channel, the rule's current version; dead-lettered like any alert when a channel keeps failing) and only then closes the entry, keeping the ids it sent so that a
 replay of one of them (from a worker that died before committing it) is not sent again in a new window. A crash
 between the delivery and the close delivers that digest once more (same ``alert_id`` values). See
 docs/alerting.md.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -39,6 +41,8 @@ __all__ = ["DigestWindows", "digests_stream", "register_digests"]
 log = get_logger(__name__)
 
 FLUSH_EVERY_S = 1.0  # how often the owner looks for windows that closed: the digest's lateness at most
+# A window is one changelog message: below Kafka's 1 MB default with room for the ids of the last window.
+WINDOW_MAX_BYTES = 800_000
 
 
 class DigestWindows:
@@ -51,6 +55,22 @@ class DigestWindows:
     def __init__(self, table: Any, clock: Callable[[], float] = time.time) -> None:
         self.table = table
         self._clock = clock
+        self._bytes: dict[str, int] = {}  # size of each open window's alerts as JSON, kept as they are added
+
+    def full(self, item: DigestItem) -> tuple[int, list[AlertEvent]] | None:
+        """(partition, alerts) of the rule's open window when ``item`` would grow it past WINDOW_MAX_BYTES (then
+        deliver and close it first); None when it fits, when the window is empty, or when the alert alone is too
+        large for any window (the caller dead-letters it when the changelog refuses it)."""
+        entry = self.table.data.get(item.rule)
+        if not entry or entry["closes_at"] is None or not entry["alerts"]:
+            return None
+        size = self._bytes.get(item.rule)
+        if size is None:  # recovered from the changelog
+            size = self._bytes[item.rule] = sum(len(json.dumps(a)) for a in entry["alerts"])
+        alone = len(item.alert.model_dump_json())
+        if size + alone <= WINDOW_MAX_BYTES or alone > WINDOW_MAX_BYTES:
+            return None  # it fits; or it fits no window at all
+        return entry["partition"], [AlertEvent.model_validate(a) for a in entry["alerts"]]
 
     async def add(self, item: DigestItem, partition: int) -> bool:
         """Add the alert to its rule's window (opening one); False when it is a replay: already in the open window,
@@ -66,7 +86,9 @@ class DigestWindows:
         if any(a.get("alert_id") == alert_id for a in entry["alerts"]):
             return False
         previous = self.table.data.get(item.rule)
-        entry = {**entry, "alerts": [*entry["alerts"], item.alert.model_dump(mode="json")]}
+        alert = item.alert.model_dump(mode="json")
+        size = (self._bytes.get(item.rule, 0) if entry["alerts"] else 0) + len(json.dumps(alert))
+        entry = {**entry, "alerts": [*entry["alerts"], alert]}
         try:
             await self._write(item.rule, entry, entry["partition"])
         except BaseException:
@@ -76,6 +98,7 @@ class DigestWindows:
             else:
                 self.table.data[item.rule] = previous
             raise
+        self._bytes[item.rule] = size
         return True
 
     def due(self, partitions: set[int], *, now: float | None = None) -> list[tuple[str, int, list[AlertEvent]]]:
@@ -92,11 +115,13 @@ class DigestWindows:
         """The window was delivered: keep only the ids it sent. An alert of it replayed later (its news.digests
         offset was not committed when the worker that added it died) is then recognised, not sent again in a new
         window. The next window carries the ids until it closes in turn."""
+        self._bytes.pop(rule, None)
         await self._write(rule, {"partition": partition, "closes_at": None, "alerts": [], "sent": sent}, partition)
 
     async def remove(self, rule: str, partition: int) -> None:
         """Forget the rule's window (a tombstone in the changelog): for a rule that no longer exists."""
         self.table.data.pop(rule, None)
+        self._bytes.pop(rule, None)
         await self._write(rule, None, partition)
 
     async def _write(self, key: str, value: dict[str, Any] | None, partition: int) -> None:
@@ -133,17 +158,22 @@ async def digests_stream(stream: Any, table: Any, *, deliverer: Deliverer,
                 continue
             async with lock:
                 for name, partition, alerts in windows.due(partitions):
-                    rule = watcher.rules.get(name)
-                    if rule is None:
-                        log.warning("digest dropped: its rule was removed", rule=name, alerts=len(alerts))
-                        await windows.remove(name, partition)
-                        continue
-                    try:
-                        await deliverer.deliver(rule, alerts)
-                    except Exception as exc:  # the deliverer dead-letters failures itself: a bug's last net
-                        log.error("digest not delivered", rule=name, alerts=len(alerts), error=str(exc)[:300])
-                    await windows.close(name, partition, [a.alert_id for a in alerts])
-                    log.info("digest window closed", rule=name, alerts=len(alerts))
+                    await deliver(name, partition, alerts)
+
+    async def deliver(name: str, partition: int, alerts: list[AlertEvent], *, early: bool = False) -> None:
+        """Deliver a window and close it (the caller holds the lock)."""
+        rule = watcher.rules.get(name)
+        if rule is None:
+            log.warning("digest dropped: its rule was removed", rule=name, alerts=len(alerts))
+            await windows.remove(name, partition)
+            return
+        try:
+            await deliverer.deliver(rule, alerts)
+        except Exception as exc:  # the deliverer dead-letters failures itself: a bug's last net
+            log.error("digest not delivered", rule=name, alerts=len(alerts), error=str(exc)[:300])
+        await windows.close(name, partition, [a.alert_id for a in alerts])
+        log.info("digest window full, delivered early" if early else "digest window closed", rule=name,
+                 alerts=len(alerts))
 
     background = asyncio.create_task(flush())
     try:
@@ -155,13 +185,15 @@ async def digests_stream(stream: Any, table: Any, *, deliverer: Deliverer,
                     await dead_letter_event(event, exc, send_dead_letter)
                     continue
                 async with lock:
+                    if (full := windows.full(item)) is not None:
+                        await deliver(item.rule, *full, early=True)
                     try:
                         added = await windows.add(item, event.message.partition)
                     except Exception as exc:
                         if error_kind(exc) != "message_too_large":
                             raise
-                        # The window with this alert would not fit a Kafka message (an alert of megabytes, or a window
-                        # of thousands): the alert goes to news.dlq, the window stays as it was, the agent goes on.
+                        # This alert alone would not fit a Kafka message (an alert of megabytes): it goes to news.dlq,
+                        # the window stays as it was, the agent goes on.
                         await dead_letter_event(event, exc, send_dead_letter)
                         continue
                     if added:

@@ -119,3 +119,49 @@ async def test_an_alert_the_window_cannot_hold_is_dead_lettered_and_the_window_k
     assert [(d.stage, d.kind, d.offset) for d in letters] == [("alert", "message_too_large", 1)]
     assert [a["article_id"] for a in table.data["d"]["alerts"]] == ["a0", "a2"]  # the agent went on
     assert [m.refcount for m in messages] == [1, 1, 1]  # every hold released: the dead letter is done too
+
+
+async def test_a_full_window_is_delivered_early_and_the_next_one_opened() -> None:
+    """A thousand alerts in one interval would not fit one changelog message: the window is delivered as soon as
+    the next alert would overflow it, and nothing is dead-lettered."""
+    from pipeline.alerts.digest import WINDOW_MAX_BYTES, digests_stream
+    from pipeline.schemas import AlertEvent, DeadLetter
+
+    table = SimpleNamespace(data={}, changelog_topic=_SizeLimitedChangelog())
+    rule = Rule(name="d", query="q", mode="digest", digest="1h", channels=Channels(log=True))
+    alerts = [alert_event(Match(rule, sample_article(id=f"a{n}", story_id=f"s{n}", title="T" * 100_000)), copies=1,
+                          indexed_at=None, top_entities=3) for n in range(20)]
+    values = [DigestItem(rule="d", alert=a, interval_s=3600).model_dump_json().encode() for a in alerts]
+    events = []
+    for n, v in enumerate(values):
+        m = SimpleNamespace(partition=0, topic="news.digests", offset=n, value=v, key=b"d", refcount=1)
+        m.incref = lambda m=m: setattr(m, "refcount", m.refcount + 1)
+        events.append(SimpleNamespace(value=v, message=m, ack=lambda m=m: setattr(m, "refcount", m.refcount - 1)))
+
+    class _Stream:
+        async def events(self):  # type: ignore[no-untyped-def]
+            for event in events:
+                yield event
+
+    delivered: list[list[AlertEvent]] = []
+
+    class _Deliverer:
+        async def deliver(self, rule: Rule, batch: list[AlertEvent]) -> None:
+            delivered.append(batch)
+
+    letters: list[DeadLetter] = []
+
+    async def send_dead_letter(letter: DeadLetter) -> None:
+        letters.append(letter)
+
+    watcher = SimpleNamespace(rules={"d": rule}, reload=lambda: False)
+    await digests_stream(_Stream(), table, deliverer=_Deliverer(), send_dead_letter=send_dead_letter,
+                         owned=lambda: None, watcher=watcher)  # type: ignore[arg-type]
+    assert letters == []
+    kept = [a["article_id"] for a in table.data["d"]["alerts"]]
+    sent = [a.article_id for batch in delivered for a in batch]
+    assert len(delivered) >= 2 and sent + kept == [f"a{n}" for n in range(20)]  # each once, in order
+    for batch in delivered:
+        assert sum(len(a.model_dump_json()) for a in batch) <= WINDOW_MAX_BYTES
+    # The ids of the last delivered window travel with the open one: a replay of one of them is recognised.
+    assert table.data["d"]["sent"] == [a.alert_id for a in delivered[-1]]
