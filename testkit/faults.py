@@ -73,21 +73,28 @@ def wait_indexed(es: Elasticsearch, alias: str, expected: set[str], alive: Calla
 
 
 def assert_one_article_per_url(messages: list[dict], hits: list[dict[str, Any]], expected: set[str],
-                                before: dict[str, tuple[str, str]]) -> None:
+                                before: dict[str, tuple[str, str]], joined: dict[str, str] | None = None) -> None:
     """news.enriched and the index agree: each canonical URL of ``expected`` is one article, under the id derived from
-    the URL, in its own story (the texts are all distinct), with the id and story id it had before the fault; and one
-    Elasticsearch document, whose ``_id`` is that id, no more documents than URLs."""
+    the URL, in its own story (the texts are all distinct) or, for a URL in ``joined``, in the story of the article at
+    the URL it maps to (a syndicated copy), with the id and story id it had before the fault; and one Elasticsearch
+    document, whose ``_id`` is that id, no more documents than URLs."""
+    joined = joined or {}
+
+    def story_of(url: str) -> str:
+        return stable_id(joined.get(url, url))
+
     assert_each_once(messages, expected)
     decided = {(m["canonical_url"], m["id"], m["story_id"]) for m in messages}
     assert len(decided) == len(expected), [d for d in decided if sum(x[0] == d[0] for x in decided) > 1][:5]
     for url, article, story in decided:
-        assert article == stable_id(url) and story == article, (url, article, story)
+        assert article == stable_id(url) and story == story_of(url), (url, article, story)
         assert before.get(url, (article, story)) == (article, story), (url, before[url], (article, story))
     per_url = Counter(h["_source"]["canonical_url"] for h in hits)
     assert len(hits) == len(expected) and set(per_url) == expected, per_url.most_common(3)
     for h in hits:
         url = h["_source"]["canonical_url"]
-        assert h["_id"] == h["_source"]["id"] == stable_id(url) and h["_source"]["story_id"] == h["_id"], h
+        assert h["_id"] == h["_source"]["id"] == stable_id(url), h
+        assert h["_source"]["story_id"] == story_of(url), h
 
 
 def assert_no_dead_letters(bootstrap: str, prefix: str) -> None:

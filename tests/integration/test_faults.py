@@ -29,11 +29,10 @@ from kafka.admin import KafkaAdminClient
 
 from connectors.state import StateStore, item_id
 from pipeline.canonical import canonical_url, stable_id
-from pipeline.schemas import CLEAN_TOPIC, DEDUPED_TOPIC, DLQ_TOPIC, ENRICHED_TOPIC, RAW_TOPIC, RawItem
+from pipeline.schemas import CLEAN_TOPIC, DEDUPED_TOPIC, ENRICHED_TOPIC, RAW_TOPIC, RawItem
 from pipeline.settings import Settings
 from testkit.es_index import remove_test_data
 from testkit.faults import (
-    assert_each_once,
     assert_no_dead_letters,
     assert_one_article_per_url,
     index_env,
@@ -43,7 +42,7 @@ from testkit.faults import (
 )
 from testkit.feedserver import FeedServer
 from testkit.raw_items import _filler_items, page_item, raw_message
-from testkit.topics import TopicReader, _by_url, create_topics, delete_topics, produce, trace_missing
+from testkit.topics import TopicReader, _by_url, create_topics, produce, trace_missing
 from testkit.worker import WorkerProcess, group_progress, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -56,46 +55,46 @@ def test_broker_stopped_and_started_mid_stream_loses_nothing(
 
     bootstrap = private_kafka.kafka.bootstrap
     prefix = f"t{unique}."
-    env = worker_env(bootstrap, unique, tmp_path / "data", NEWSFLOW_PIPELINE_INDEX_ENABLED="false")
+    env = worker_env(bootstrap, unique, tmp_path / "data", **index_env(unique))
     create_topics(private_kafka, unique)
     worker = WorkerProcess(env, "a", tmp_path).start()
     enriched = TopicReader(bootstrap, prefix + ENRICHED_TOPIC)
+    es = Elasticsearch(private_kafka.es.url)
     try:
-        before, after = _filler_items(40), _filler_items(50)[40:]
-        produce(bootstrap, prefix + RAW_TOPIC, [raw_message(i) for i in before])
+        first, later = _filler_items(40), _filler_items(50)[40:]
+        produce(bootstrap, prefix + RAW_TOPIC, [raw_message(i) for i in first])
         enriched.wait_for(lambda ms: len(ms) >= 3, 120, "the first articles", worker.check_alive)
 
         broker = KafkaService(private_kafka)
         broker.down()  # mid-stream: the worker keeps running without its broker
+        decided = {m["canonical_url"]: (m["id"], m["story_id"]) for m in enriched.poll()}
         time.sleep(10)
         worker.check_alive()
         broker.up()
-        produce(bootstrap, prefix + RAW_TOPIC, [raw_message(i) for i in after])
+        produce(bootstrap, prefix + RAW_TOPIC, [raw_message(i) for i in later])
 
-        expected = {i.canonical_link for i in before + after}
-        messages = enriched.wait_for(lambda ms: set(_by_url(ms)) >= expected, 180, "every article",
-                                     worker.check_alive,
-                                     lambda: trace_missing(bootstrap, unique, expected, enriched.messages) + "\n"
-                                     + group_progress(bootstrap, unique, worker))
-        assert_each_once(messages, expected)
-        dlq = TopicReader(bootstrap, prefix + DLQ_TOPIC)
-        try:
-            assert dlq.poll() == [], "an outage is not bad input: nothing may be dead-lettered"
-        finally:
-            dlq.close()
+        expected = {i.canonical_link for i in first + later}
+        enriched.wait_for(lambda ms: set(_by_url(ms)) >= expected, 180, "every article", worker.check_alive,
+                          lambda: trace_missing(bootstrap, unique, expected, enriched.messages) + "\n"
+                          + group_progress(bootstrap, unique, worker))
+        hits = wait_indexed(es, f"t{unique}", expected, worker.check_alive)
+        assert_one_article_per_url(enriched.poll(), hits, expected, decided)
+        assert_no_dead_letters(bootstrap, prefix)  # an outage is not bad input
     finally:
         worker.stop()
         enriched.close()
-        delete_topics(bootstrap, unique)
+        es.close()
+        remove_test_data(private_kafka, unique)
 
 
 def test_a_worker_added_and_another_removed_while_articles_flow(stack: Settings, unique: str, tmp_path: Path) -> None:
     bootstrap = stack.kafka.bootstrap
     prefix = f"t{unique}."
-    env = worker_env(bootstrap, unique, tmp_path / "data", NEWSFLOW_PIPELINE_INDEX_ENABLED="false")
+    env = worker_env(bootstrap, unique, tmp_path / "data", **index_env(unique))
     create_topics(stack, unique)
     first, second = WorkerProcess(env, "a", tmp_path).start(), WorkerProcess(env, "b", tmp_path)
     enriched = TopicReader(bootstrap, prefix + ENRICHED_TOPIC)
+    es = Elasticsearch(stack.es.url)
     try:
         seed, syndicated = page_item("seed"), page_item("syndicated")
         fillers = _filler_items(60)
@@ -107,23 +106,25 @@ def test_a_worker_added_and_another_removed_while_articles_flow(stack: Settings,
         second.start()  # joins: the partitions are shared out while articles flow
         produce(bootstrap, prefix + RAW_TOPIC, [raw_message(i) for i in fillers[30:45]])
         enriched.wait_for(lambda ms: len(_by_url(ms)) >= 20, 120, "articles after the join", second.check_alive)
+        decided = {m["canonical_url"]: (m["id"], m["story_id"]) for m in enriched.poll()}
         first.stop()  # leaves: the single-partition dedupe and its tables move to the second worker
         produce(bootstrap, prefix + RAW_TOPIC, [raw_message(i) for i in fillers[45:]] + [raw_message(syndicated)])
 
         expected = {seed.canonical_link, syndicated.canonical_link, *(i.canonical_link for i in fillers)}
-        messages = enriched.wait_for(lambda ms: set(_by_url(ms)) >= expected, 180, "every article",
-                                     second.check_alive,
-                                     lambda: trace_missing(bootstrap, unique, expected, enriched.messages) + "\n"
-                                     + group_progress(bootstrap, unique, first, second))
-        assert_each_once(messages, expected)
-        latest = {m["canonical_url"]: m for m in messages}
+        enriched.wait_for(lambda ms: set(_by_url(ms)) >= expected, 180, "every article", second.check_alive,
+                          lambda: trace_missing(bootstrap, unique, expected, enriched.messages) + "\n"
+                          + group_progress(bootstrap, unique, first, second))
+        hits = wait_indexed(es, f"t{unique}", expected, second.check_alive)
         # The copy decided after the move joined the story decided before it: the tables moved with dedupe.
-        assert latest[syndicated.canonical_link]["story_id"] == latest[seed.canonical_link]["id"]
+        assert_one_article_per_url(enriched.poll(), hits, expected, decided,
+                                   joined={syndicated.canonical_link: seed.canonical_link})
+        assert_no_dead_letters(bootstrap, prefix)
     finally:
         first.stop()
         second.stop()
         enriched.close()
-        delete_topics(bootstrap, unique)
+        es.close()
+        remove_test_data(stack, unique)
 
 
 # -- shared by the two kill -9 tests below --------------------------------------------------------------------------
