@@ -9,9 +9,10 @@ loses the partition in a rebalance leaves the window in the changelog, and the n
 The window opens with the rule's first alert and closes ``digest`` later (wall clock, so it survives a
 restart), or earlier when it is full: an alert that would grow it past ``WINDOW_MAX_BYTES`` (the window is one
 Kafka message in the changelog) first has the window delivered as it is, then opens the next one. A closed
-window is delivered by the owner (one message per channel, the rule's current version; dead-lettered like any alert when a channel keeps failing) and only then closes the entry, keeping the ids it sent so that a
-replay of one of them (from a worker that died before committing it) is not sent again in a new window. A crash
-between the delivery and the close delivers that digest once more (same ``alert_id`` values). See
+window is delivered by the owner (one message per channel, the rule's current version; dead-lettered like any
+alert when a channel keeps failing) and only then closed in the table, keeping the ids it sent so that a replay of
+one of them (from a worker that died before committing it) is not sent again in a new window. A crash between the
+delivery and the close delivers that digest once more (same ``alert_id`` values). See
 docs/alerting.md.
 """
 

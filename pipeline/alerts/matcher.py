@@ -10,8 +10,8 @@
    ``matched_queries`` names the rules it matches. Elasticsearch's answer is the match, so a rule means what a
    search means. Rules whose query has an exact form (:func:`~pipeline.alerts.query.exact_form`: boolean
    combinations of plain one-term words and keyword values) skip this step: the per-field terms Elasticsearch
-   gave in step 1 decide them exactly as its ``query_string`` would. :meth:`Matcher.highlight` then fetches the
-   fragments of the (few) new alerts.
+   gave in step 1 decide them exactly as its ``query_string`` would. :meth:`Matcher.highlight` then marks the
+   rules' terms in the new alerts' articles (:mod:`pipeline.alerts.highlight`).
 
 The articles must be searchable: :meth:`Matcher.match` refreshes the read alias first (the sink acknowledged
 them, the periodic refresh may not have run yet).
@@ -26,6 +26,8 @@ from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, TransportError
 
+from pipeline.alerts.highlight import FIELDS as HIGHLIGHT_FIELDS
+from pipeline.alerts.highlight import fragments, term_offsets
 from pipeline.alerts.query import (
     ALWAYS,
     DEFAULT_FIELDS,
@@ -38,6 +40,7 @@ from pipeline.alerts.query import (
     evaluate,
     exact_form,
     exact_terms,
+    highlight_texts,
     keyword_term,
     prefix_term,
     presearch_condition,
@@ -140,6 +143,8 @@ class Matcher:
         self._posting_keys: frozenset[str] = frozenset()
         self._prefixes: list[Cond] | None = None
         self._queries: dict[str, dict[str, Any]] = {}
+        self._highlight_texts = [highlight_texts(r.query) for r in self.rules]
+        self._highlights: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {}
 
     @property
     def always(self) -> int:
@@ -177,14 +182,16 @@ class Matcher:
 
     async def _analyse_rules(self, es: AsyncElasticsearch, index: str) -> None:
         texts = {t for c in self.conds for t in cond_terms(c)} | {t for f in self.forms if f for t in exact_terms(f)}
+        texts |= {t for words, _prefixes in self._highlight_texts for t in words}
         missing = sorted(texts - self._analysed.keys())
         for start in range(0, len(missing), 1000):
             chunk = missing[start:start + 1000]
             vectors = await self._term_vectors(es, index, [{"body": t} for t in chunk], ["body"])
             self._analysed.update(zip(chunk, (v["body"] for v in vectors), strict=True))
         if missing:
-            self._postings = None  # anchors and exact checks depend on the analysed terms
+            self._postings = None  # anchors, exact checks and highlighted terms depend on the analysed terms
             self._checks = None
+            self._highlights = {}
 
     def _query(self, rule: Rule) -> dict[str, Any]:
         """The rule's search query, built once (rules do not change; a new rules file makes a new Matcher)."""
@@ -304,26 +311,28 @@ class Matcher:
         return pairs
 
     async def highlight(self, es: AsyncElasticsearch, alias: str, matches: Sequence[Match]) -> list[Match]:
-        """The matches with their highlighted fragments: each rule's own search request, on its matched ids."""
-        by_rule: dict[str, list[Match]] = {}
-        for m in matches:
-            by_rule.setdefault(m.rule.name, []).append(m)
-        groups = list(by_rule.values())
-        searches: list[dict[str, Any]] = []
-        for group in groups:
-            ids = sorted({m.article.id for m in group})
-            body = rule_search(group[0].rule, ids=ids, limit=len(ids))
-            for key in ("sort", "track_total_hits", "track_scores"):
-                body.pop(key, None)
-            searches += [{"index": alias}, body | {"_source": False}]
-        if not searches:
-            return []
-        resp = await es.msearch(searches=searches)
+        """The matches with their highlighted fragments (:mod:`pipeline.alerts.highlight`): one term-vector request
+        for the matched articles, then each rule's terms marked locally."""
+        index = await self._concrete_index(es, alias)
+        if index is None or not matches:
+            return list(matches)
+        await self._analyse_rules(es, index)
+        articles = {m.article.id: m.article for m in matches}
+        texts = {i: {f: getattr(a, f) or "" for f in HIGHLIGHT_FIELDS} for i, a in articles.items()}
+        offsets = dict(zip(texts, await term_offsets(es, index, list(texts.values())), strict=True))
         out: list[Match] = []
-        for group, answer in zip(groups, resp["responses"], strict=True):
-            found = {h["_id"]: h.get("highlight", {}) for h in answer.get("hits", {}).get("hits", [])}
-            out += [Match(m.rule, m.article, found.get(m.article.id, {})) for m in group]
+        for m in matches:
+            terms, prefixes = self._highlight_terms(m.rule)
+            out.append(Match(m.rule, m.article, fragments(texts[m.article.id], offsets[m.article.id], terms, prefixes)))
         return out
+
+    def _highlight_terms(self, rule: Rule) -> tuple[frozenset[str], tuple[str, ...]]:
+        found = self._highlights.get(rule.name)
+        if found is None:
+            words, prefixes = highlight_texts(rule.query)  # parsed once (cached) at load
+            terms = frozenset().union(*(self._analysed.get(w, frozenset()) for w in words))
+            found = self._highlights[rule.name] = (terms, prefixes)
+        return found
 
 
 def _verify_body(chunk: Sequence[tuple[Rule, Sequence[str]]],

@@ -22,6 +22,7 @@ Elasticsearch. The agreement test (``tests/integration/test_alerts_es.py``) hold
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,8 @@ from luqum.exceptions import ParseError
 from luqum.parser import parser
 
 __all__ = ["ALWAYS", "DEFAULT_FIELDS", "KEYWORD_TERMS", "Cond", "Exact", "anchors", "cond_terms", "evaluate",
-           "exact_form", "exact_terms", "keyword_term", "prefix_term", "presearch_condition", "syntax_error"]
+           "exact_form", "exact_terms", "highlight_texts", "keyword_term", "prefix_term", "presearch_condition",
+           "syntax_error"]
 
 # The default search fields and the text sub-fields, all analysed with newsflow_text.
 TEXT_FIELDS = frozenset({"title", "summary", "body", "subtitle", "entity_names.text"})
@@ -70,6 +72,13 @@ class Cond:
 
 
 ALWAYS = Cond("always")
+
+
+@functools.lru_cache(maxsize=65_536)
+def _parse(text: str) -> Any:
+    """luqum's tree of ``text``, parsed once for the presearch condition, the exact form and the highlighted texts
+    (the trees are only read). Raises what luqum raises."""
+    return parser.parse(text)
 
 
 def syntax_error(query: str) -> str | None:
@@ -175,7 +184,7 @@ def presearch_condition(query: str) -> Cond:
     if not text or text == "*":
         return ALWAYS
     try:
-        parsed = parser.parse(text)
+        parsed = _parse(text)
     except Exception:
         return ALWAYS  # Elasticsearch may still accept it: then every batch checks the rule
     return _node(parsed, None)
@@ -257,7 +266,7 @@ def exact_form(query: str, *, source: str | None = None, language: str | None = 
     if not text or text == "*":
         return None
     try:
-        parsed = parser.parse(text)
+        parsed = _parse(text)
     except Exception:
         return None
     form = _exact_node(parsed, None, top=True)
@@ -335,3 +344,36 @@ def exact_terms(form: Exact) -> set[str]:
     for part in (*form.parts, *form.negated):
         out |= exact_terms(part)
     return out
+
+
+def highlight_texts(query: str) -> tuple[frozenset[str], tuple[str, ...]]:
+    """What an alert of ``query`` highlights: the texts of its words and phrases in text fields that it does not
+    negate (to analyse), and its wildcards' literal prefixes (lower-cased)."""
+    texts: set[str] = set()
+    prefixes: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, (tree.Not, tree.Prohibit)):
+            return
+        if isinstance(node, tree.SearchField):
+            if node.name in TEXT_FIELDS:
+                walk(node.expr)
+            return
+        if isinstance(node, tree.Phrase):
+            texts.add(node.value[1:-1])
+        elif isinstance(node, tree.Word):
+            value = node.value
+            if any(ch in value for ch in _WILDCARD):
+                literal = value.lower()[:min(i for i, ch in enumerate(value) if ch in _WILDCARD)]
+                if literal:
+                    prefixes.add(literal)
+            elif "\\" not in value:
+                texts.add(value)
+        for child in getattr(node, "children", ()):
+            walk(child)
+
+    try:
+        walk(_parse(query.strip()))
+    except Exception:
+        return frozenset(), ()
+    return frozenset(texts), tuple(sorted(prefixes))

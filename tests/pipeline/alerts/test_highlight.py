@@ -1,0 +1,41 @@
+"""Local highlighting of alerts (pipeline.alerts.highlight), on hand-made term offsets."""
+
+from __future__ import annotations
+
+import re
+
+from pipeline.alerts.highlight import FRAGMENT_CHARS, Offsets, fragments
+from pipeline.alerts.query import highlight_texts
+
+
+def _offsets(texts: dict[str, str]) -> Offsets:
+    """What _mtermvectors gives for a lower-casing word analyzer: term -> [(start, end)] per field."""
+    out: Offsets = {}
+    for field, text in texts.items():
+        for m in re.finditer(r"\w+", text):
+            out.setdefault(field, {}).setdefault(m.group().lower(), []).append((m.start(), m.end()))
+    return out
+
+
+def test_the_rule_terms_are_marked_in_the_title_whole_and_in_one_body_fragment() -> None:
+    filler = "The council met again to discuss the budget for the coming year and little else happened. " * 6
+    texts = {"title": "NATO chief visits Kiev", "summary": "",
+             "body": filler + "In Kiev, the NATO secretary general met officials. NATO said more. " + filler}
+    out = fragments(texts, _offsets(texts), frozenset({"nato", "kiev"}), ())
+    assert out["title"] == ["<em>NATO</em> chief visits <em>Kiev</em>"]
+    [body] = out["body"]
+    assert body.count("<em>") == 3 and "<em>Kiev</em>" in body and "<em>NATO</em> said" in body
+    assert len(re.sub("</?em>", "", body)) <= FRAGMENT_CHARS
+    assert body.startswith("In <em>Kiev</em>")  # the sentence holding the occurrences, not mid-word
+    assert "summary" not in out
+
+
+def test_prefixes_mark_the_terms_they_start_and_nothing_else_is_marked() -> None:
+    texts = {"title": "Ukrainian and Ukraine talks", "summary": "Energy truce holds", "body": "Nothing here."}
+    out = fragments(texts, _offsets(texts), frozenset(), ("ukr",))
+    assert out == {"title": ["<em>Ukrainian</em> and <em>Ukraine</em> talks"]}
+
+
+def test_highlight_texts_leave_negated_words_and_keyword_values_out() -> None:
+    words, prefixes = highlight_texts('("energy truce" OR ukr*) AND NOT russia AND source:Reuters AND title:kiev')
+    assert words == frozenset({"energy truce", "kiev"}) and prefixes == ("ukr",)
