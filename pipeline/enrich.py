@@ -4,8 +4,9 @@
 (``pipeline.offload``), never on the event loop. The spaCy model is loaded once per process, lazily, and
 cached in a module global. Only ``ner`` runs (with its own tok2vec): the shared tok2vec, tagger, parser,
 lemmatizer and attribute ruler are excluded, and keywords come from plain-text statistics. NER reads each paragraph
-once per process (a bounded cache of mentions by paragraph hash), and optionally only part of a long body
-(``ner_max_words``). Measurements behind each choice: docs/enrich.md.
+once per process (a bounded cache of mentions by paragraph hash), never the sentences in which it cannot find a
+name the stage keeps (:func:`sentences_with_names`), and by default only part of a long body (``ner_max_words``).
+Measurements behind each choice: docs/stages.md#enrich-entities-keywords-lead.
 """
 
 from __future__ import annotations
@@ -114,8 +115,9 @@ def ner_units(article: DedupedArticle, max_words: int = 0) -> tuple[list[str], l
 
     NER runs paragraph by paragraph so that each paragraph's mentions can be cached (:mod:`pipeline.mention_cache`):
     the small model's context window is a few tokens, so a paragraph read alone gives the mentions it gives inside
-    the whole text (entity gate: same F1). With ``max_words`` > 0, body paragraphs go to the head until it holds
-    ``max_words`` words, and the later ones to ``rest``.
+    the whole text (entity gate: same F1). Head body paragraphs lose the sentences :func:`sentences_with_names`
+    drops (a paragraph left empty is not read). With ``max_words`` > 0, body paragraphs go to the head until they
+    hold ``max_words`` words (counted before that filter), and the later ones to ``rest``.
 
     Returns ``(head, rest)``: ``rest`` is empty without a budget or when the body fits in it.
     """
@@ -274,8 +276,9 @@ def enrich_articles(articles: Sequence[DedupedArticle], *, model: str = DEFAULT_
     Pure and synchronous with picklable arguments: it runs in a process pool. The output is in input order.
     Steps:
 
-    1. split each article into paragraphs (:func:`ner_units`); look each one up in the process's mention cache;
-       run the model once on each paragraph not found, and cache its mentions;
+    1. split each article into paragraphs (:func:`ner_units`) without the sentences that cannot name anything
+       (:func:`sentences_with_names`); look each one up in the process's mention cache; run the model once on
+       each paragraph not found, and cache its mentions;
     2. budget mode: after the first ``ner_max_words`` words, only the sentences naming someone or something not
        found in step 1 are read (looked up and cached the same way);
     3. entities (normalised and counted over the whole text), keywords (plain-text statistics) and a lead.
