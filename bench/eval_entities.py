@@ -7,7 +7,10 @@ tests/quality/test_entity_gate.py runs the same gate). It prints one line per ar
     python bench/eval_entities.py                       # gate: exit 1 below a floor (or corpus changed)
     python bench/eval_entities.py --update              # pin the current scores as floors
     python bench/eval_entities.py --update --allow-regression   # ... even if a floor goes down
-    python bench/eval_entities.py --ner-max-words 150   # NER budget mode: only gated against raw spaCy
+    python bench/eval_entities.py --ner-max-words 0     # another budget (0: full text): only gated against raw spaCy
+
+The stage runs with the worker's default ``pipeline.ner_max_words`` (the settings model's); the floors belong to
+that default configuration.
 
 The last line printed is one JSON object.
 """
@@ -22,14 +25,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from testkit.quality.entities import check, corpus_digest, load_floors, run, update  # noqa: E402
+from testkit.quality.entities import (  # noqa: E402
+    check,
+    corpus_digest,
+    default_ner_max_words,
+    load_floors,
+    run,
+    update,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--update", action="store_true", help="pin the current scores as floors")
     parser.add_argument("--allow-regression", action="store_true", help="with --update: allow lowering a floor")
-    parser.add_argument("--ner-max-words", type=int, default=0, help="NER budget mode (gated against raw spaCy only)")
+    default_budget = default_ner_max_words()
+    parser.add_argument("--ner-max-words", type=int, default=default_budget,
+                        help=f"NER budget (default {default_budget}, the worker's; another one is gated against raw "
+                             "spaCy only, 0: full text)")
     parser.add_argument("--verbose", "-v", action="store_true", help="list missed and extra entities per article")
     args = parser.parse_args(argv)
 
@@ -41,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    missed: {doc.missed}\n    extra:  {doc.extra}")
     digest = corpus_digest()
     problems: list[str] = []
-    if args.ner_max_words:
-        # Budget mode: no floors (they are pinned for full-text NER), only the comparison with raw spaCy.
+    if args.ner_max_words != default_budget:
+        # Not the worker's configuration: no floors (they are pinned for the default), only the raw spaCy comparison.
+        if args.update:
+            parser.error("--update pins floors for the default --ner-max-words only")
         problems = check(scores, baseline, {}, digest)[:-1]
     elif args.update:
         problems = update(scores, digest, allow_regression=args.allow_regression)

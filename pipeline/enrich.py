@@ -4,8 +4,9 @@
 (``pipeline.offload``), never on the event loop. The spaCy model is loaded once per process, lazily, and
 cached in a module global. Only ``ner`` runs (with its own tok2vec): the shared tok2vec, tagger, parser,
 lemmatizer and attribute ruler are excluded, and keywords come from plain-text statistics. NER reads each paragraph
-once per process (a bounded cache of mentions by paragraph hash), and optionally only part of a long body
-(``ner_max_words``). Measurements behind each choice: docs/enrich.md.
+once per process (a bounded cache of mentions by paragraph hash), never the sentences in which it cannot find a
+name the stage keeps (:func:`sentences_with_names`), and by default only part of a long body (``ner_max_words``).
+Measurements behind each choice: docs/stages.md#enrich-entities-keywords-lead.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "load_model",
     "mention_cache",
     "ner_units",
+    "sentences_with_names",
 ]
 
 log = get_logger(__name__)
@@ -55,6 +57,11 @@ _CACHE = MentionCache(0)
 _SENTENCE_BREAK_BEFORE_CAPITAL = re.compile(r"(?<=[.!?])[\"”’)]?\s+(?=[\"“‘(]?[A-Z0-9])")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])[\"”’)]?\s+|\n+")
 _CAPITALISED = re.compile(r"(?<![\w'’])[A-Z][\w'’.&-]*")
+# A sentence with its separator (the lookbehind split of _SENTENCE_SPLIT, kept so unchanged text stays byte-equal).
+_SENTENCE_WITH_END = re.compile(r".+?(?:(?<=[.!?])[\"”’)]?\s+|\Z)", re.DOTALL)
+# What opens a sentence before its first word, and the possessive that may end that word ("Rutte’s").
+_OPENING = "\"“‘'(["
+_WORD_END = re.compile(r"(?:['’]s)?[\"”’'),.;:!?]*\Z")
 # A teaser's ending ("[…]", "Read more"); the WordPress footer is already gone (the clean stage strips it).
 _TEASER = re.compile(r"\s*(?:\[?(?:…|\.\.\.)\]?|read more|continue reading)\s*$", re.IGNORECASE)
 
@@ -108,8 +115,9 @@ def ner_units(article: DedupedArticle, max_words: int = 0) -> tuple[list[str], l
 
     NER runs paragraph by paragraph so that each paragraph's mentions can be cached (:mod:`pipeline.mention_cache`):
     the small model's context window is a few tokens, so a paragraph read alone gives the mentions it gives inside
-    the whole text (entity gate: same F1). With ``max_words`` > 0, body paragraphs go to the head until it holds
-    ``max_words`` words, and the later ones to ``rest``.
+    the whole text (entity gate: same F1). Head body paragraphs lose the sentences :func:`sentences_with_names`
+    drops (a paragraph left empty is not read). With ``max_words`` > 0, body paragraphs go to the head until they
+    hold ``max_words`` words (counted before that filter), and the later ones to ``rest``.
 
     Returns ``(head, rest)``: ``rest`` is empty without a budget or when the body fits in it.
     """
@@ -123,9 +131,51 @@ def ner_units(article: DedupedArticle, max_words: int = 0) -> tuple[list[str], l
         if max_words > 0 and words >= max_words:
             rest.append(paragraph)
         else:
-            head.append(paragraph)
+            # The budget counts the words of the text, read by the model or not.
             words += paragraph.count(" ") + 1
+            paragraph = sentences_with_names(paragraph).strip()
+            if paragraph:
+                head.append(paragraph)
     return head, rest
+
+
+def _may_name(sentence: str, stop_words: frozenset[str] | set[str]) -> bool:
+    """Whether NER can find an entity in ``sentence`` that :func:`pipeline.entities.clean_name` keeps.
+
+    A kept name has an upper-case letter (an all-lower-case name is dropped as a fragment), so a sentence with
+    none cannot yield one. A sentence whose only capital starts a stop word that opens it ("The", "He", "But")
+    cannot either: its names would be that word alone or lower-case words after it.
+    """
+    words = sentence.split()
+    if not words:
+        return False
+    if any(ch.isupper() for word in words[1:] for ch in word):
+        return True
+    first = _WORD_END.sub("", words[0].lstrip(_OPENING))
+    if not any(ch.isupper() for ch in first):
+        return False
+    # Only a Title-case stop word is a sentence start; "US" (stop word "us") or "IT" may be a name.
+    return not (first.istitle() and first.lower() in stop_words)
+
+
+def sentences_with_names(paragraph: str) -> str:
+    """``paragraph`` without the sentences in which NER cannot find a name the stage keeps (:func:`_may_name`).
+
+    The model's cost is per token, and those sentences (lower-case-only text, captions, sentences such as "The
+    plan was approved on a narrow vote.", text in scripts without capitals) are a fifth of the benchmark's words.
+    The kept sentences stay in order with their own separators; a paragraph with nothing to drop comes back
+    unchanged (same cache key, same mentions), and one with nothing to keep comes back empty.
+
+    >>> sentences_with_names("The vote was close. Rutte spoke after it. it ended late.")
+    'Rutte spoke after it. '
+    """
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    sentences = _SENTENCE_WITH_END.findall(paragraph)
+    kept = [s for s in sentences if _may_name(s, STOP_WORDS)]
+    if len(kept) == len(sentences):
+        return paragraph
+    return "".join(kept)
 
 
 def _unknown_name_sentences(rest: str, known: set[str]) -> str:
@@ -226,8 +276,9 @@ def enrich_articles(articles: Sequence[DedupedArticle], *, model: str = DEFAULT_
     Pure and synchronous with picklable arguments: it runs in a process pool. The output is in input order.
     Steps:
 
-    1. split each article into paragraphs (:func:`ner_units`); look each one up in the process's mention cache;
-       run the model once on each paragraph not found, and cache its mentions;
+    1. split each article into paragraphs (:func:`ner_units`) without the sentences that cannot name anything
+       (:func:`sentences_with_names`); look each one up in the process's mention cache; run the model once on
+       each paragraph not found, and cache its mentions;
     2. budget mode: after the first ``ner_max_words`` words, only the sentences naming someone or something not
        found in step 1 are read (looked up and cached the same way);
     3. entities (normalised and counted over the whole text), keywords (plain-text statistics) and a lead.

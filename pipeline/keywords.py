@@ -10,7 +10,7 @@ little for how often its words occur across all candidates. Plural and singular 
 
 Why not the tagger or YAKE: the part-of-speech tagger (with its own tok2vec) cost ~40 % of the enrich stage and
 was only there for keywords; the ``yake`` package (0.7.3) took ~110 ms per 900-word article, more than the whole
-stage's budget. This costs ~1-2 ms (bench/stage_enrich.py, docs/enrich.md).
+stage's budget. This costs ~1-2 ms (bench/stage_enrich.py, docs/stages.md).
 """
 
 from __future__ import annotations

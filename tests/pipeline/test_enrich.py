@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.canonical import text_fingerprint
 from pipeline.clean import clean_article
-from pipeline.enrich import enrich_articles, lead, load_model
+from pipeline.enrich import enrich_articles, lead, load_model, ner_units, sentences_with_names
 from pipeline.errors import EnrichFailed
 from pipeline.schemas import DedupedArticle, EnrichedArticle, RawItem
 from pipeline.settings import PipelineSettings
@@ -75,6 +75,36 @@ def test_ner_budget_keeps_the_entities_and_counts_the_whole_body():
     assert names["Mark Rutte"] >= 8  # found in the lead, counted over the whole text
     # Names first met after the budget (Peskov, Kim, Trump, Abu Dhabi's second mention) still come from pass 2.
     assert set(ACCEPTANCE) <= {(e.name, e.label) for e in short.entities}
+
+
+@pytest.mark.parametrize(
+    ("paragraph", "expected"),
+    [
+        ("The vote was close. Rutte spoke after it. it ended late.", "Rutte spoke after it. "),
+        ("NATO met. The talks ran late.", "NATO met. "),
+        ("Moscow, however, disagreed. He left.", "Moscow, however, disagreed. "),
+        ("US officials said so. It was late.", "US officials said so. "),
+        ("“Rutte’s plan,” he said. They agreed.", "“Rutte’s plan,” he said. "),
+        ("He met the iPhone team. They agreed.", "He met the iPhone team. "),
+        ("Mark Rutte arrived in Kiev. Zelensky met him.", "Mark Rutte arrived in Kiev. Zelensky met him."),
+        ("the plan was approved. it ended late.", ""),
+        ("जिला प्रशासन ने योजना बनाई है। 전국에 한파 특보가 이어지면서.", ""),
+    ],
+    ids=["drops-stop-word-start", "keeps-acronym-start", "keeps-name-start", "us-is-not-a-stop-word",
+         "possessive-after-quote", "inner-capital", "unchanged-when-all-kept", "all-lower-case", "caseless-scripts"],
+)
+def test_sentences_with_names(paragraph, expected):
+    assert sentences_with_names(paragraph) == expected
+
+
+def test_ner_units_drop_sentences_without_names_but_the_budget_counts_them():
+    now = datetime.now(UTC)
+    body = "The vote was close and it ran late into the night.\nRutte spoke after it.\nPeskov replied."
+    article = DedupedArticle(feed_url="f", title="Vote", body=body, ingested_at=now,
+                             text_fingerprint=text_fingerprint(body), id="x", story_id="x")
+    assert ner_units(article) == (["Vote", "Rutte spoke after it.", "Peskov replied."], [])
+    # 11 words of the first paragraph fill a 10-word budget even though the model does not read them.
+    assert ner_units(article, max_words=10) == (["Vote"], ["Rutte spoke after it.", "Peskov replied."])
 
 
 def test_usable_feed_summary_is_kept():

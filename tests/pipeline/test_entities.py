@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from pipeline.entities import Mention, Variants, clean_name, entity_names, load_variants, normalise_entities
+from pipeline.entities import (
+    Mention,
+    Variants,
+    _occurrences,
+    clean_name,
+    entity_names,
+    load_variants,
+    normalise_entities,
+)
 from pipeline.errors import SettingsError
 
 
@@ -105,3 +115,25 @@ def test_bad_variants_file_names_the_problem(tmp_path, content):
 def test_missing_named_variants_file(tmp_path):
     with pytest.raises(SettingsError, match="not found"):
         load_variants(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "forms", "expected"),
+    [
+        ("Mark Rutte met Rutte's aides; Rutte left.", {"Mark Rutte", "Rutte"}, 3),
+        ("xMark Rutte spoke", {"Mark Rutte", "Rutte"}, 1),  # refused at "x", found again at "Rutte"
+        ("éRutte, Rutte_, Rutte2, 2Rutte, Rutte", {"Rutte"}, 1),
+        ("New York Times and New York", {"New York", "New York Times"}, 2),
+        ("NATONATO NATO-led NATO.", {"NATO"}, 2),
+        ("U.S. and U.S.A. and US", {"U.S.", "U.S.A.", "US"}, 3),
+        ("nothing here", {"Rutte"}, 0),
+        ("Rutte", set(), 0),
+    ],
+    ids=["long-form-first", "lookbehind-resumes", "word-characters", "overlapping-entities", "hyphen-and-stop",
+         "dotted", "absent", "no-forms"],
+)
+def test_occurrences_match_the_lookbehind_regex(text, forms, expected):
+    reference = sorted(forms, key=len, reverse=True)
+    pattern = r"(?<!\w)(?:" + "|".join(re.escape(f) for f in reference) + r")(?!\w)"
+    assert _occurrences(text, forms) == expected
+    assert expected == (len(re.findall(pattern, text)) if forms else 0)

@@ -9,6 +9,7 @@ from types import ModuleType
 
 import pytest
 
+from pipeline.settings import PipelineSettings
 from testkit.quality import entities
 
 
@@ -23,6 +24,8 @@ def test_corpus_has_at_least_ten_annotated_articles(gate):
 
 def test_entity_quality_meets_floors_and_beats_raw_spacy(gate):
     result = gate.run()
+    # The gate grades what the worker runs: the settings' NER budget, not a configuration of its own.
+    assert result["ner_max_words"] == PipelineSettings().ner_max_words
     problems = gate.check(result["scores"], result["baseline_raw_spacy"], gate.load_floors(), gate.corpus_digest())
     assert problems == [], (problems, result["scores"], result["baseline_raw_spacy"])
 
