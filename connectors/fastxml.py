@@ -37,8 +37,9 @@ from lxml import etree
 
 __all__ = ["FastFeed", "decode_like_feedparser", "feedparser_headers", "read_decoded", "read_fast"]
 
-# feedparser's private helpers, copied (feedparser 6.0, BSD-2-Clause, (c) Mark Pilgrim, Kurt McKee) so this
-# module depends on its public API only; tests/connectors/test_fastxml.py checks they still agree with it.
+# feedparser's small private helpers, copied (feedparser 6.0, BSD-2-Clause, (c) Mark Pilgrim, Kurt McKee) so
+# this module imports no other private name than _parse_date above (too large to copy, see there);
+# tests/connectors/test_fastxml.py checks the copies still agree with feedparser.
 # urls._urljoin: drop extra slashes after the scheme, then join; a join Python refuses yields "".
 _URI_FIXER = re.compile("^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")
 
