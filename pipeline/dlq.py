@@ -185,9 +185,10 @@ async def stage_guard(stage: str, origin: Origin, send_dead_letter: DeadLetterSe
             STAGE_SECONDS.labels(stage).observe(time.perf_counter() - start)
 
 
-async def deliver_dead_letter(send_dead_letter: DeadLetterSender, letter: DeadLetter) -> None:
-    """Send a dead letter, retrying while Kafka fails: for a caller that acks its message right after, so the
-    letter must not be lost (the sink). Counted once delivered."""
+async def deliver_dead_letter(send_dead_letter: DeadLetterSender, letter: DeadLetter, *, initial_s: float,
+                              max_s: float) -> None:
+    """Send a dead letter, retrying while Kafka fails (backoff from ``initial_s`` up to ``max_s``): for a caller
+    that acks its message right after, so the letter must not be lost (the sink). Counted once delivered."""
     attempt = 0
     while True:
         try:
@@ -195,7 +196,7 @@ async def deliver_dead_letter(send_dead_letter: DeadLetterSender, letter: DeadLe
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the producer's own errors: Kafka is down, so wait for it
-            delay = backoff_delay(attempt, initial_s=0.5, max_s=30.0)
+            delay = backoff_delay(attempt, initial_s=initial_s, max_s=max_s)
             log.warning("dead letter not delivered, retrying", stage=letter.stage, error=str(exc)[:300],
                         delay_s=round(delay, 2))
             await asyncio.sleep(delay)

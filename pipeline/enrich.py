@@ -110,7 +110,7 @@ def load_model(model: str = DEFAULT_MODEL) -> Language:
     return nlp
 
 
-def ner_units(article: DedupedArticle, max_words: int = 0) -> tuple[list[str], list[str]]:
+def ner_units(article: DedupedArticle, *, max_words: int) -> tuple[list[str], list[str]]:
     """The paragraphs NER reads in full (title, subtitle, body paragraphs) and, with a budget, the rest.
 
     NER runs paragraph by paragraph so that each paragraph's mentions can be cached (:mod:`pipeline.mention_cache`):
@@ -309,7 +309,7 @@ def enrich_articles(articles: Sequence[DedupedArticle], *, model: str = DEFAULT_
     variants = load_variants(variants_file)
     cache = mention_cache(cache_size)
     ner = _NerRun(nlp, model, cache)
-    units = [ner_units(a, ner_max_words) for a in articles]
+    units = [ner_units(a, max_words=ner_max_words) for a in articles]
     try:
         # 1. The head paragraphs of every article, each paragraph read by the model at most once.
         head_keys = [[ner.ask(text) for text in head] for head, _ in units]

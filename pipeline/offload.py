@@ -42,7 +42,7 @@ def _call(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -
 class Offload:
     """A lazily created executor; ``await offload.run(fn, *args, **kwargs)`` runs ``fn`` in it."""
 
-    def __init__(self, processes: int = 1) -> None:
+    def __init__(self, processes: int) -> None:
         self.processes = processes
         self._executor: Executor | None = None
 

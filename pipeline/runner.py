@@ -260,9 +260,9 @@ def run_pipeline(
     settings: Settings,
     *,
     feeds_file: Path | None = None,
-    workers: int = 2,
+    workers: int,
     echo: Callable[[str], None],
-    progress_every_s: float = 5.0,
+    progress_every_s: float,
     stop_event: threading.Event | None = None,
 ) -> int:
     """Run stack + connector + workers until SIGINT/SIGTERM/SIGHUP (or ``stop_event``); return an exit code."""

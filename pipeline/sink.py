@@ -57,7 +57,7 @@ from pipeline.metrics import (
     SINK_BULK_SECONDS,
     SINK_DOCUMENTS,
 )
-from pipeline.schemas import EnrichedArticle
+from pipeline.schemas import DeadLetter, EnrichedArticle
 from pipeline.settings import Settings
 
 __all__ = ["ElasticSink", "Rejection", "article_document", "index_stream"]
@@ -306,7 +306,7 @@ async def _index_held(events: Sequence[Any], sink: ElasticSink, send_dead_letter
             log.warning("message dead-lettered", stage="sink", kind=letter.kind, error=letter.error[:300],
                         topic=origin.topic, partition=origin.partition, offset=origin.offset)
             SINK_DOCUMENTS.labels("invalid").inc()
-            await deliver_dead_letter(send_dead_letter, letter)
+            await _dead_letter(sink, send_dead_letter, letter)
     # 3.
     rejections = await sink.index_articles(articles) if articles else []
     # 4.
@@ -316,13 +316,18 @@ async def _index_held(events: Sequence[Any], sink: ElasticSink, send_dead_letter
         letter = dead_letter_for("sink", error, origin)
         log.warning("document rejected", stage="sink", article_id=rejection.article.id, kind=letter.kind,
                     error=rejection.reason[:300], partition=origin.partition, offset=origin.offset)
-        await deliver_dead_letter(send_dead_letter, letter)
+        await _dead_letter(sink, send_dead_letter, letter)
     # 4b.
     if on_indexed is not None and articles:
         rejected = {r.position for r in rejections}
         acked = [a for i, a in enumerate(articles) if i not in rejected]
         if acked:
             await on_indexed(acked)
+
+
+async def _dead_letter(sink: ElasticSink, send_dead_letter: DeadLetterSender, letter: DeadLetter) -> None:
+    s = sink.settings.sink
+    await deliver_dead_letter(send_dead_letter, letter, initial_s=s.initial_backoff_s, max_s=s.max_backoff_s)
 
 
 async def index_stream(stream: Any, settings: Settings, send_dead_letter: DeadLetterSender,

@@ -265,7 +265,9 @@ def register_alerts(app: NewsflowApp, settings: Settings, send_dead_letter: Dead
                                                       key=article.story_id))
         log.warning("message dead-lettered", stage="alert", kind=letter.kind, article_id=article.id,
                     error=letter.error[:300], topic=letter.topic)
-        await deliver_dead_letter(send_dead_letter, letter)
+        # Waits for Kafka as the sink's dead letters do (sink backoff), not as the alert channels do.
+        await deliver_dead_letter(send_dead_letter, letter, initial_s=settings.sink.initial_backoff_s,
+                                  max_s=settings.sink.max_backoff_s)
 
     async def send_topic(key: bytes, value: bytes) -> None:
         await deliver([await app.alerts_topic.send(key=key, value=value)])
