@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 from connectors.service import Connector, PollSummary
+from pipeline.backoff import kafka_start_delay
 from pipeline.errors import KafkaUnavailable
 from pipeline.health import HealthServer, elasticsearch_check, kafka_check
 from pipeline.logs import get_logger
@@ -53,9 +54,10 @@ def run_connector_process(settings: Settings, feeds_file: str | Path | None = No
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
         connector = Connector(settings, feeds_file)
-        delay = 1.0
+        attempt = 0
         try:
             while True:
+                delay = kafka_start_delay(attempt)
                 try:
                     await connector.__aenter__()
                     break
@@ -63,7 +65,7 @@ def run_connector_process(settings: Settings, feeds_file: str | Path | None = No
                     # Started before Kafka (or during an outage): wait for it rather than crash-loop.
                     log.warning("kafka not reachable yet; retrying", error=str(exc), retry_in_s=delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                attempt += 1
             connected["producer"] = True
             return await connector.run(stop)
         except asyncio.CancelledError:  # stopped while still connecting to Kafka

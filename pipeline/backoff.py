@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-__all__ = ["backoff_delay"]
+__all__ = ["backoff_delay", "kafka_start_delay"]
 
 
 def backoff_delay(attempt: int, *, initial_s: float, max_s: float, min_fraction: float = 0.8,
@@ -17,3 +17,10 @@ def backoff_delay(attempt: int, *, initial_s: float, max_s: float, min_fraction:
     """
     delay = min(max_s, initial_s * (2.0 ** min(max(attempt, 0), 30)))
     return delay * (rng or random).uniform(min_fraction, 1.0)
+
+
+def kafka_start_delay(attempt: int) -> float:
+    """Seconds a worker or connector started before Kafka (or during an outage) waits before start-up attempt
+    ``attempt + 2``: 1 s doubling up to 30 s. Without jitter: each process waits alone, and this is the schedule
+    both start-up loops always had."""
+    return backoff_delay(attempt, initial_s=1.0, max_s=30.0, min_fraction=1.0)

@@ -17,6 +17,7 @@ import faust
 from pipeline import commit_guard
 from pipeline.agents import register_agents
 from pipeline.app import NewsflowApp, create_app
+from pipeline.backoff import kafka_start_delay
 from pipeline.diagnostics import install_state_dump
 from pipeline.errors import KafkaUnavailable
 from pipeline.health import HealthServer, elasticsearch_check, kafka_check
@@ -111,14 +112,15 @@ def _wait_for_topics(settings: Settings) -> dict[str, int] | None:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        delay = 1.0
+        attempt = 0
         while not stop.is_set():
+            delay = kafka_start_delay(attempt)
             try:
                 return ensure_topics(settings)
             except KafkaUnavailable as exc:  # a worker started before Kafka (or during an outage) waits for it
                 log.warning("kafka not reachable yet; retrying", error=str(exc), retry_in_s=delay)
             stop.wait(delay)
-            delay = min(delay * 2, 30.0)
+            attempt += 1
         return None
     finally:
         for sig, handler in previous.items():
