@@ -25,6 +25,7 @@ from defusedxml import ElementTree as SafeET
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.errors import SettingsError
+from pipeline.listfile import read_yaml_list, validation_problems
 from pipeline.settings import PROJECT_ROOT
 
 __all__ = ["FeedSpec", "add_feed", "import_opml", "load_feeds", "read_opml", "resolve_url"]
@@ -66,19 +67,10 @@ def load_feeds(path: Path) -> list[FeedSpec]:
     """Read and validate a feed list file; duplicates (same resolved URL) are kept once.
 
     Raises:
-        SettingsError: a missing file, bad YAML or an invalid entry, naming the entry.
+        SettingsError: a missing, unreadable or non-UTF-8 file, bad YAML or an invalid entry, naming the entry.
     """
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as exc:
-        raise SettingsError(f"{path}: feed list not found") from exc
-    except yaml.YAMLError as exc:
-        raise SettingsError(f"{path}: not valid YAML: {exc}") from exc
-    entries = data.get("feeds") if isinstance(data, dict) else None
-    if entries is None:
-        entries = []
-    if not isinstance(entries, list):
-        raise SettingsError(f"{path}: `feeds` must be a list of entries with a `url`")
+    entries = read_yaml_list(path, "feeds", what="feed list",
+                             not_a_list="`feeds` must be a list of entries with a `url`")
     specs: dict[str, FeedSpec] = {}
     for n, entry in enumerate(entries, start=1):
         if isinstance(entry, str):
@@ -86,8 +78,7 @@ def load_feeds(path: Path) -> list[FeedSpec]:
         try:
             spec = FeedSpec.model_validate(entry)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg']}" for e in exc.errors())
-            raise SettingsError(f"{path}: feed #{n}: {problems}") from exc
+            raise SettingsError(f"{path}: feed #{n}: {validation_problems(exc, whole='entry')}") from exc
         specs.setdefault(spec.url, spec)
     return list(specs.values())
 

@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # only for annotations: a command imports what it prints and no more
-    from pydantic import ValidationError
-
     from connectors.feedlist import FeedSpec
     from connectors.service import PollSummary
     from connectors.state import FeedState
@@ -66,7 +64,6 @@ __all__ = [
     "stack_action_lines",
     "stack_status_lines",
     "status_lines",
-    "validation_problems",
 ]
 
 FRAGMENT_CHARS = 180  # a hit without a highlight shows this much of its summary (the highlighter's fragment size)
@@ -380,11 +377,6 @@ def reindex_lines(result: ReindexResult, *, as_json: bool) -> list[str]:
 
 
 # -- alert rules -------------------------------------------------------------------------------------------------
-def validation_problems(exc: ValidationError) -> str:
-    """Every problem pydantic found, ``key: message`` joined by ``;`` (``rule`` when it is about the whole)."""
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'rule'}: {e['msg']}" for e in exc.errors())
-
-
 def rule_added(rule: Rule, path: Path) -> str:
     every = f" every {rule.digest}" if rule.digest else ""
     return f"added {rule.name!r} ({rule.mode}{every}; {', '.join(rule.channels.names())}) to {path}"

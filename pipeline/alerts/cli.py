@@ -74,6 +74,7 @@ def add_cmd(
 
     from pipeline import present
     from pipeline.alerts.rules import Rule, load_rules, rules_path, save_rules
+    from pipeline.listfile import validation_problems
 
     cli = _cli()
     s = cli.settings()
@@ -85,7 +86,7 @@ def add_cmd(
                                     "entity": entity, "tags": tag or [], "channels": channels,
                                     "mode": "digest" if digest else "instant", "digest": digest, "secret": secret})
     except ValidationError as exc:
-        raise cli.fail(present.validation_problems(exc), 2) from exc
+        raise cli.fail(validation_problems(exc, whole="rule"), 2) from exc
     problem = validate_query(s, rule)
     if problem:
         raise cli.fail(f"query does not parse: {problem}", 2)

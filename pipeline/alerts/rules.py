@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import SettingsError
+from pipeline.listfile import read_yaml_list, validation_problems
 from pipeline.search import parse_since
 from pipeline.settings import Settings
 
@@ -99,26 +100,14 @@ def load_rules(path: Path) -> list[Rule]:
     """
     if not path.exists():
         return []
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise SettingsError(f"{path}: not valid YAML: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise SettingsError(f"{path}: not UTF-8 text (byte {exc.start}): {exc.reason}") from exc
-    except OSError as exc:
-        raise SettingsError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
-    entries = data.get("rules") if isinstance(data, dict) else None
-    if entries is None:
-        entries = []
-    if not isinstance(entries, list):
-        raise SettingsError(f"{path}: 'rules' must be a list")
+    entries = read_yaml_list(path, "rules", what="rules file", not_a_list="'rules' must be a list")
     rules: list[Rule] = []
     for n, entry in enumerate(entries, 1):
         try:
             rules.append(Rule.model_validate(entry))
         except ValidationError as exc:
             what = entry.get("name") if isinstance(entry, dict) else None
-            details = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'rule'}: {e['msg']}" for e in exc.errors())
+            details = validation_problems(exc, whole="rule")
             raise SettingsError(f"{path}: rule {n} ({what or 'no name'}): {details}") from exc
     names = [r.name for r in rules]
     if len(set(names)) != len(names):
