@@ -16,37 +16,6 @@ def _cli() -> Any:
     return pipeline.cli
 
 
-def validate_query(settings: Any, rule: Any) -> str | None:
-    """The parser's message for a query Elasticsearch would refuse, or None when it is valid.
-
-    Elasticsearch's own parser decides (``_validate/query`` of the very query ``newsflow search`` sends, on the
-    read alias); without a server or an index yet, luqum's Lucene-syntax parser does.
-    """
-    from elasticsearch import ApiError, NotFoundError, TransportError
-
-    from pipeline.alerts.matcher import rule_search
-    from pipeline.alerts.query import syntax_error
-    from pipeline.index import make_client
-
-    es = make_client(settings.es)
-    try:
-        resp = es.indices.validate_query(index=settings.es.alias, query=rule_search(rule)["query"], explain=True)
-    except (NotFoundError, TransportError):  # no index yet, or no server: the local parser decides
-        return syntax_error(rule.query)
-    except ApiError as exc:
-        return f"refused by Elasticsearch ({exc.meta.status}): {exc.message}"
-    finally:
-        es.close()
-    if resp.get("valid"):
-        return None
-    errors = [e.get("error") for e in resp.get("explanations", []) if e.get("error")]
-    text = str(resp.get("error") or (errors[0] if errors else "invalid query"))
-    # "...QueryShardException[...]; nested: ParseException[Cannot parse 'a AND (': Encountered "<EOF>" at line 1,
-    # column 7. ...]": keep the parser's own sentence, which names the position.
-    start = text.rfind("Cannot parse")
-    return text[start:].split("; nested:")[0].rstrip("]") if start >= 0 else text
-
-
 @alerts_app.command("add")
 def add_cmd(
     name: Annotated[str, typer.Argument(help="rule name (letters, digits, space, _ . -)")],
@@ -73,7 +42,7 @@ def add_cmd(
     from pydantic import ValidationError
 
     from pipeline import present
-    from pipeline.alerts.rules import Rule, load_rules, rules_path, save_rules
+    from pipeline.alerts.rules import Rule, add_rule, rules_path, validate_query
     from pipeline.listfile import validation_problems
 
     cli = _cli()
@@ -91,11 +60,8 @@ def add_cmd(
     if problem:
         raise cli.fail(f"query does not parse: {problem}", 2)
     path = rules_path(s)
-    rules = load_rules(path)
-    if any(r.name == name for r in rules) and not replace:
+    if not add_rule(path, rule, replace=replace):
         raise cli.fail(f"rule {name!r} exists (use --replace)", 2)
-    rules = [r for r in rules if r.name != name] + [rule]
-    save_rules(path, rules)
     cli._echo(present.rule_added(rule, path))
 
 
@@ -123,14 +89,12 @@ def list_cmd(as_json: Annotated[bool, typer.Option("--json", help="one JSON obje
 @alerts_app.command("remove")
 def remove_cmd(name: Annotated[str, typer.Argument(help="rule name")]) -> None:
     """Remove a rule (running workers drop it at their next reload)."""
-    from pipeline.alerts.rules import load_rules, rules_path, save_rules
+    from pipeline.alerts.rules import remove_rule, rules_path
 
     cli = _cli()
     path = rules_path(cli.settings())
-    rules = load_rules(path)
-    if not any(r.name == name for r in rules):
+    if not remove_rule(path, name):
         raise cli.fail(f"no rule {name!r} in {path}")
-    save_rules(path, [r for r in rules if r.name != name])
     cli._echo(f"removed {name!r}")
 
 
@@ -144,7 +108,7 @@ def test_cmd(
 ) -> None:
     """The indexed articles (one per story) the rule matches now: exactly what `newsflow search` finds."""
     from pipeline import present
-    from pipeline.alerts.rules import load_rules, rules_path
+    from pipeline.alerts.rules import find_rule, rules_path
     from pipeline.search import parse_since, search_index
 
     cli = _cli()
@@ -153,7 +117,7 @@ def test_cmd(
         raise cli.fail("give a rule NAME or --query", 2)
     options: dict[str, Any] = {}
     if name is not None:
-        rule = next((r for r in load_rules(rules_path(s)) if r.name == name), None)
+        rule = find_rule(rules_path(s), name)
         if rule is None:
             raise cli.fail(f"no rule {name!r}")
         query = rule.query

@@ -22,7 +22,8 @@ from pipeline.listfile import read_yaml_list, validation_problems
 from pipeline.search import parse_since
 from pipeline.settings import Settings
 
-__all__ = ["Channels", "Rule", "RuleStats", "load_rules", "rules_path", "save_rules"]
+__all__ = ["Channels", "Rule", "RuleStats", "add_rule", "find_rule", "load_rules", "remove_rule", "rules_path",
+           "save_rules", "validate_query"]
 
 
 class Channels(BaseModel):
@@ -130,6 +131,61 @@ def save_rules(path: Path, rules: list[Rule]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def add_rule(path: Path, rule: Rule, *, replace: bool) -> bool:
+    """Append ``rule`` to the rules file; False (the file untouched) when a rule of its name exists and not
+    ``replace``. A replaced rule moves to the end."""
+    rules = load_rules(path)
+    if any(r.name == rule.name for r in rules) and not replace:
+        return False
+    save_rules(path, [r for r in rules if r.name != rule.name] + [rule])
+    return True
+
+
+def remove_rule(path: Path, name: str) -> bool:
+    """Remove the rule ``name`` from the rules file; False (the file untouched) when there is none."""
+    rules = load_rules(path)
+    if not any(r.name == name for r in rules):
+        return False
+    save_rules(path, [r for r in rules if r.name != name])
+    return True
+
+
+def find_rule(path: Path, name: str) -> Rule | None:
+    return next((r for r in load_rules(path) if r.name == name), None)
+
+
+def validate_query(settings: Settings, rule: Rule) -> str | None:
+    """The parser's message for a query Elasticsearch would refuse, or None when it is valid.
+
+    Elasticsearch's own parser decides (``_validate/query`` of the very query ``newsflow search`` sends, on the
+    read alias); without a server or an index yet, luqum's Lucene-syntax parser does.
+    """
+    # Imported here: loading the rules file (every worker, connector-free commands) needs no Elasticsearch client.
+    from elasticsearch import ApiError, NotFoundError, TransportError
+
+    from pipeline.alerts.matcher import rule_search  # the matcher imports this module
+    from pipeline.alerts.query import syntax_error
+    from pipeline.index import make_client
+
+    es = make_client(settings.es)
+    try:
+        resp = es.indices.validate_query(index=settings.es.alias, query=rule_search(rule)["query"], explain=True)
+    except (NotFoundError, TransportError):  # no index yet, or no server: the local parser decides
+        return syntax_error(rule.query)
+    except ApiError as exc:
+        return f"refused by Elasticsearch ({exc.meta.status}): {exc.message}"
+    finally:
+        es.close()
+    if resp.get("valid"):
+        return None
+    errors = [e.get("error") for e in resp.get("explanations", []) if e.get("error")]
+    text = str(resp.get("error") or (errors[0] if errors else "invalid query"))
+    # "...QueryShardException[...]; nested: ParseException[Cannot parse 'a AND (': Encountered "<EOF>" at line 1,
+    # column 7. ...]": keep the parser's own sentence, which names the position.
+    start = text.rfind("Cannot parse")
+    return text[start:].split("; nested:")[0].rstrip("]") if start >= 0 else text
 
 
 class RuleStats(BaseModel):
