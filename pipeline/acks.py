@@ -21,12 +21,13 @@ turns a failure into a delivered dead letter, and the hold is released.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["abandoned", "held"]
+__all__ = ["abandoned", "delivered", "held"]
 
 # Offsets whose processing was interrupted, per topic-partition (one Faust consumer per worker process).
 abandoned: defaultdict[Any, set[int]] = defaultdict(set)
@@ -56,3 +57,8 @@ def _abandon(event: Any) -> None:
     unacked = getattr(consumer, "_unacked_messages", None)
     if unacked is not None:
         unacked.discard(message)
+
+
+async def delivered(pending: Iterable[Awaitable[Any]]) -> None:
+    """Wait until the broker acknowledged these sends (before the source event is acked)."""
+    await asyncio.gather(*pending)

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from pipeline.acks import held
+from pipeline.acks import delivered, held
 from pipeline.clean import clean_and_sign
 from pipeline.dedupe import Deduper, MappingDedupeStore, minhash_signature
 from pipeline.dlq import DeadLetterSender, origin_of, stage_guard
-from pipeline.enrich import enrich_batch
+from pipeline.enrich import enrich_isolating
 from pipeline.logs import get_logger
 from pipeline.metrics import (
     ARTICLES_DEDUPED,
@@ -33,7 +33,15 @@ from pipeline.metrics import (
     STAGE_SECONDS,
 )
 from pipeline.offload import Offload
-from pipeline.schemas import SIGNATURE_HEADER, CleanArticle, DeadLetter, DedupedArticle, RawItem, decode_signature
+from pipeline.schemas import (
+    SIGNATURE_HEADER,
+    CleanArticle,
+    DeadLetter,
+    DedupedArticle,
+    RawItem,
+    decode_signature,
+    header_value,
+)
 from pipeline.settings import PipelineSettings, Settings
 
 if TYPE_CHECKING:
@@ -79,7 +87,7 @@ def clean_agent(app: NewsflowApp, p: PipelineSettings, offload: Offload, dead_le
                         CLEAN_HTML_FLATTENED.inc()
                     for field in signed.truncated:
                         CLEAN_FIELDS_TRUNCATED.labels(field=field).inc()
-                    await _delivered([await app.clean_topic.send(
+                    await delivered([await app.clean_topic.send(
                         key=signed.key.encode(), value=signed.value.encode(),
                         headers={SIGNATURE_HEADER: signed.signature},
                     )])
@@ -101,7 +109,7 @@ def dedupe_agent(app: NewsflowApp, p: PipelineSettings, offload: Offload, dead_l
 
     async def decide(event: Any) -> None:
         article = CleanArticle.model_validate_json(event.value)
-        signature = decode_signature(_header(event, SIGNATURE_HEADER), p.minhash_permutations, p.shingle_size)
+        signature = decode_signature(header_value(event, SIGNATURE_HEADER), p.minhash_permutations, p.shingle_size)
         if signature is None:
             signature = await offload.run(minhash_signature, article.body, num_perm=p.minhash_permutations,
                                           shingle_size=p.shingle_size)
@@ -148,10 +156,10 @@ def enrich_agent(app: NewsflowApp, settings: Settings, offload: Offload, dead_le
                 if not batch:
                     continue
                 pending = []
-                for event, (article_id, value) in await _enrich_isolating(batch, offload, options, dead_letter):
+                for event, (article_id, value) in await enrich_isolating(batch, offload, options, dead_letter):
                     async with stage_guard("enrich", origin_of(event), dead_letter, count=False):
                         pending.append(await app.enriched_topic.send(key=article_id.encode(), value=value.encode()))
-                await _delivered(pending)
+                await delivered(pending)
                 _count_batch("enrich", start, len(pending))
 
     return enrich
@@ -168,23 +176,6 @@ def index_agent(settings: Settings, dead_letter: DeadLetterSender, on_indexed: O
     return index
 
 
-async def _enrich_isolating(batch: list[tuple[Any, DedupedArticle]], offload: Offload, options: dict[str, Any],
-                            dead_letter: DeadLetterSender) -> list[tuple[Any, tuple[str, str]]]:
-    """``(event, (id, EnrichedArticle JSON))`` for the batch, enriched in the pool in one call; when that fails,
-    article by article, so one bad article is dead-lettered alone and its batch goes on."""
-    try:
-        results = await offload.run(enrich_batch, [article for _, article in batch], **options)
-        return [(event, result) for (event, _), result in zip(batch, results, strict=True)]
-    except Exception as exc:
-        log.warning("enrich batch failed, retrying one by one", size=len(batch), error=str(exc)[:300])
-    done = []
-    for event, article in batch:
-        async with stage_guard("enrich", origin_of(event), dead_letter, count=False):
-            [result] = await offload.run(enrich_batch, [article], **{**options, "batch_size": 1})
-            done.append((event, result))
-    return done
-
-
 def _count_batch(stage: str, start: float, done: int) -> None:
     """A batch stage's successes, counted once per batch, each timed as its share of the batch."""
     if done:
@@ -197,21 +188,6 @@ def _count_batch(stage: str, start: float, done: int) -> None:
 def _dead_letter_sender(app: NewsflowApp) -> DeadLetterSender:
     async def send(letter: DeadLetter) -> None:
         key = letter.key.encode() if letter.key is not None else None
-        await _delivered([await app.dlq_topic.send(key=key, value=letter.model_dump_json().encode())])
+        await delivered([await app.dlq_topic.send(key=key, value=letter.model_dump_json().encode())])
 
     return send
-
-
-async def _delivered(pending: Iterable[Awaitable[Any]]) -> None:
-    """Wait until the broker acknowledged these sends (before the source event is acked)."""
-    await asyncio.gather(*pending)
-
-
-def _header(event: Any, name: str) -> bytes | None:
-    headers = event.headers or {}
-    pairs = headers.items() if isinstance(headers, dict) else headers
-    value: bytes
-    for key, value in pairs:
-        if key == name:
-            return value
-    return None

@@ -27,11 +27,15 @@ from pipeline.settings import PipelineSettings
 if TYPE_CHECKING:
     from spacy.language import Language
 
+    from pipeline.dlq import DeadLetterSender
+    from pipeline.offload import Offload
+
 __all__ = [
     "DEFAULT_MODEL",
     "article_from_text",
     "enrich_articles",
     "enrich_batch",
+    "enrich_isolating",
     "lead",
     "load_model",
     "mention_cache",
@@ -352,3 +356,24 @@ def enrich_batch(articles: list[DedupedArticle], **options: Any) -> list[tuple[s
     Returns ``(id, EnrichedArticle JSON)`` per article, in input order: what the enrich agent sends, unparsed.
     """
     return [(a.id, a.model_dump_json()) for a in enrich_articles(articles, **options)]
+
+
+async def enrich_isolating(batch: list[tuple[Any, DedupedArticle]], offload: Offload, options: dict[str, Any],
+                           dead_letter: DeadLetterSender) -> list[tuple[Any, tuple[str, str]]]:
+    """Agent-side: ``(event, (id, EnrichedArticle JSON))`` for the batch, enriched in the pool in one
+    :func:`enrich_batch` call; when that fails, article by article, so one bad article is dead-lettered alone and
+    its batch goes on."""
+    # Imported here: pool processes import this module for enrich_batch and need no dead-letter machinery.
+    from pipeline.dlq import origin_of, stage_guard
+
+    try:
+        results = await offload.run(enrich_batch, [article for _, article in batch], **options)
+        return [(event, result) for (event, _), result in zip(batch, results, strict=True)]
+    except Exception as exc:
+        log.warning("enrich batch failed, retrying one by one", size=len(batch), error=str(exc)[:300])
+    done = []
+    for event, article in batch:
+        async with stage_guard("enrich", origin_of(event), dead_letter, count=False):
+            [result] = await offload.run(enrich_batch, [article], **{**options, "batch_size": 1})
+            done.append((event, result))
+    return done

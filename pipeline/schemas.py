@@ -22,7 +22,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -49,6 +49,7 @@ __all__ = [
     "ReplayRecord",
     "decode_signature",
     "encode_signature",
+    "header_value",
     "utcnow",
 ]
 
@@ -83,6 +84,17 @@ def decode_signature(value: bytes | None, num_perm: int, shingle_size: int) -> l
     if not value or not value.startswith(prefix) or len(value) != len(prefix) + 8 * num_perm:
         return None
     return list(struct.unpack(f"<{num_perm}Q", value[len(prefix) :]))
+
+
+def header_value(event: Any, name: str) -> bytes | None:
+    """The value of header ``name`` of a Faust event (its headers are a dict or a list of pairs), or None."""
+    headers = event.headers or {}
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    value: bytes
+    for key, value in pairs:
+        if key == name:
+            return value
+    return None
 
 
 def utcnow() -> datetime:

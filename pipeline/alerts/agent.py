@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 from pydantic import ValidationError
 
-from pipeline.acks import held
+from pipeline.acks import delivered, held
 from pipeline.alerts.channels import Deliverer, dead_letter_event
 from pipeline.alerts.digest import register_digests
 from pipeline.alerts.matcher import Match, Matcher, story_copies
@@ -243,9 +243,6 @@ def register_alerts(app: NewsflowApp, settings: Settings, send_dead_letter: Dead
     # One view of the rules file for both agents (the digest agent looks rules up by name).
     watcher = RulesWatcher(rules_path(settings), msearch_chunk=settings.alerts.msearch_chunk)
 
-    async def deliver(pending: list[Any]) -> None:
-        await asyncio.gather(*pending)
-
     async def on_indexed(articles: list[EnrichedArticle]) -> None:
         pending = []
         for a in articles:
@@ -256,7 +253,7 @@ def register_alerts(app: NewsflowApp, settings: Settings, send_dead_letter: Dead
                 if error_kind(exc) != "message_too_large":
                     raise
                 await _not_alerted(a, value, exc)
-        await deliver(pending)
+        await delivered(pending)
 
     async def _not_alerted(article: EnrichedArticle, value: bytes, exc: BaseException) -> None:
         # Indexed, but larger than a Kafka message (a title of a megabyte): it cannot be matched. Said in news.dlq
@@ -270,10 +267,10 @@ def register_alerts(app: NewsflowApp, settings: Settings, send_dead_letter: Dead
                                   max_s=settings.sink.max_backoff_s)
 
     async def send_topic(key: bytes, value: bytes) -> None:
-        await deliver([await app.alerts_topic.send(key=key, value=value)])
+        await delivered([await app.alerts_topic.send(key=key, value=value)])
 
     async def send_digest(item: DigestItem) -> None:
-        await deliver([await app.digests_topic.send(key=item.rule.encode(), value=item.model_dump_json().encode())])
+        await delivered([await app.digests_topic.send(key=item.rule.encode(), value=item.model_dump_json().encode())])
 
     async def alerts(stream: Any) -> None:
         await alerts_stream(stream, settings, app.alerted_table, send_topic=send_topic,

@@ -363,6 +363,7 @@ def _enrich_failing_on_boom(articles: list[Any], **options: Any) -> list[tuple[s
 
 
 async def test_agents_send_along_the_path_and_dead_letter_bad_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.enrich
     from pipeline import agents
 
     settings = _pipeline_settings(nlp_batch_size=8)
@@ -397,7 +398,7 @@ async def test_agents_send_along_the_path_and_dead_letter_bad_messages(monkeypat
         # enrich: one batch of the two articles, bad JSON and one the pool fails on: only that one is dead-lettered.
         good = [v for _, v, _ in app.deduped_topic.sent[:2]]
         boom = DedupedArticle.model_validate_json(good[0]).model_copy(update={"title": "boom", "id": "boom"})
-        monkeypatch.setattr(agents, "enrich_batch", _enrich_failing_on_boom)
+        monkeypatch.setattr(pipeline.enrich, "enrich_batch", _enrich_failing_on_boom)
         stream = _Stream([good[0], b"{}", boom.model_dump_json().encode(), good[1]])
         await agents.enrich_agent(app, settings, offload, dead_letter)(stream)
         assert stream.acked() == [0, 1, 2, 3]
