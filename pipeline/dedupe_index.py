@@ -131,8 +131,11 @@ class _Segment:
         return cls(hashes[order], np.concatenate(rows)[order], np.concatenate([p.ids for p in parts]), odd)
 
     def query_one(self, key: int, out: set[str]) -> None:
-        lo = int(self.hashes.searchsorted(key, side="left"))
-        hi = int(self.hashes.searchsorted(key, side="right"))
+        # The needle in the array's own dtype: searchsorted with a Python int casts the whole uint32 array to
+        # int64 first (a copy of the day's hashes per call: ~120 us instead of ~1 us at 33,000 articles a day).
+        needle = self.hashes.dtype.type(key)
+        lo = int(self.hashes.searchsorted(needle, side="left"))
+        hi = int(self.hashes.searchsorted(needle, side="right"))
         for row in self.rows[lo:hi].tolist():
             out.add(self.id(row))
 
