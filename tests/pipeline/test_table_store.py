@@ -1,0 +1,43 @@
+"""The worker's RocksDB tables open with the settings' bounded options and one shared block cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.app import create_app
+from pipeline.settings import load_settings
+from pipeline.table_store import BoundedRocksDBOptions
+
+rocksdict = pytest.importorskip("rocksdict", reason="extra rocksdb not installed")
+
+
+def _app(tmp_path: Path, store: str, **env: str) -> object:
+    environ = {"NEWSFLOW_DATA_DIR": str(tmp_path), "NEWSFLOW_PIPELINE_STORE": store, **env}
+    return create_app(load_settings(environ=environ), web_port=0)
+
+
+def test_dedupe_tables_share_one_bounded_cache(tmp_path: Path) -> None:
+    app = _app(tmp_path, "rocksdb://", NEWSFLOW_PIPELINE_TABLE_BLOCK_CACHE_MB="16")
+    tables = [app.url_table, app.fingerprint_table, app.signature_table]  # type: ignore[attr-defined]
+    options = [t.data.rocksdb_options for t in tables]
+    assert all(isinstance(o, BoundedRocksDBOptions) for o in options)
+    assert {id(o.cache) for o in options} == {id(app.table_cache())}  # type: ignore[attr-defined]
+
+    db = options[2].open(tmp_path / "signatures.db")  # as Faust opens a partition
+    try:
+        db[b'"a"'] = b'{"story_id": "a"}'
+        assert db[b'"a"'] == b'{"story_id": "a"}'
+        # Index and filter blocks are charged to the shared cache (RocksDB's default keeps them outside).
+        db.flush()
+        assert db[b'"a"'] == b'{"story_id": "a"}'
+        assert (db.property_int_value("rocksdb.block-cache-usage") or 0) > 0
+        assert db.property_int_value("rocksdb.block-cache-capacity") == 16 << 20
+    finally:
+        db.close()
+
+
+def test_memory_store_is_left_alone(tmp_path: Path) -> None:
+    app = _app(tmp_path, "memory://")
+    assert not hasattr(app.signature_table.data, "rocksdb_options")  # type: ignore[attr-defined]
