@@ -68,3 +68,26 @@ def test_a_day_beyond_65536_articles_keeps_finding_every_row() -> None:
     assert index.nbytes() <= 2 * n * (25 * 8 + 12) + 2 * n * 25 * 4  # 32-bit rows now, plus the filter
     for i in (0, n - 1, n, 2 * n - 1, 65_535, 65_536, 70_001):
         assert ids[i] in index.query(index.keys(sigs[i]))
+
+
+def test_a_query_of_a_closed_day_copies_none_of_its_arrays() -> None:
+    """A search in a closed day's sorted hashes must not convert them (numpy casts a uint32 array to int64 when
+    the needle is a Python int: a copy of the whole day per probe, which made decisions ~10x slower)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(3)
+    index = BandIndex(25, 5)
+    sigs = rng.integers(0, 2**32 - 1, (40_000, NUM_PERM), dtype=np.uint64)
+    index.add_many(0, [f"{i:024x}" for i in range(len(sigs))], sigs)
+    index.close_days(1)
+    day_bytes = index.nbytes()
+    keys = index.keys(sigs[123])
+    index.query(index.keys(sigs[0]))  # the first query stacks the days' filters (once per day closed)
+    tracemalloc.start()
+    try:
+        found = index.query(keys)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert f"{123:024x}" in found
+    assert peak < day_bytes // 20, f"a query allocated {peak} bytes for a day of {day_bytes}"
