@@ -44,8 +44,14 @@ def rocksdb_options(settings: PipelineSettings, cache: rocksdict.Cache) -> rocks
     table.set_block_cache(cache)
     table.set_bloom_filter(_BLOOM_BITS_PER_KEY, False)
     # Index and filter blocks inside the cache: outside it (RocksDB's default) they stay resident for every
-    # open SST file, growing with the data. The newest (L0) files' blocks are pinned: they are read the most.
+    # open SST file, growing with the data. Partitioned into 4 KB blocks under a small pinned top level: one
+    # index or filter block per 64 MB file is ~1 MB at a million keys, larger than a shard of the cache, so it
+    # was read from disk again on every look-up (measured: one 1.1 MB read per decision).
+    table.set_index_type(rocksdict.BlockBasedIndexType.two_level_index_search())
+    table.set_partition_filters(True)
+    table.set_metadata_block_size(4096)
     table.set_cache_index_and_filter_blocks(True)
+    table.set_pin_top_level_index_and_filter(True)
     table.set_pin_l0_filter_and_index_blocks_in_cache(True)
     options.set_block_based_table_factory(table)
     return options
