@@ -2,7 +2,9 @@
 
 Inserts N synthetic articles (random 128-value MinHash signatures, spread over ``--days`` days of a simulated
 clock) through the real :class:`pipeline.dedupe.Deduper` and a RocksDB store (rocksdict, the library behind
-Faust's ``rocksdb://`` tables, JSON keys and values as the Faust tables hold them). A share of them
+Faust's ``rocksdb://`` tables, JSON keys and values as the Faust tables hold them), opened with the worker's
+options (:func:`pipeline.table_store.rocksdb_options` over the loaded settings: one shared block cache holding
+the SST index and filter blocks, small memtables). A share of them
 (``--copies``) are edited copies of an earlier article (each signature value kept with probability J, J uniform
 in [0.6, 0.95]: the estimated Jaccard a lightly edited syndicated copy scores) and a share (``--distractors``)
 are same-topic articles (J in [0.1, 0.35]) that must stay apart.
@@ -52,22 +54,9 @@ def _rss() -> int:
 class JsonRocks(MutableMapping[str, Any]):
     """A RocksDB database holding JSON keys and values, as a Faust ``rocksdb://`` table stores them."""
 
-    def __init__(self, path: Path, cache: Any, *, bounded: bool = False) -> None:
+    def __init__(self, path: Path, options: Any) -> None:
         import rocksdict
 
-        options = rocksdict.Options(raw_mode=True)
-        options.create_if_missing(True)
-        # Small memtables and one shared block cache (Faust's defaults are 3 x 64 MB memtables and a 2 GB block
-        # cache per table). --bounded-store also keeps the SST index and filter blocks in that cache: RocksDB's
-        # memory then stays bounded, but its reads get slower (see docs/dedupe.md).
-        options.set_write_buffer_size(4 << 20)
-        options.set_max_write_buffer_number(2)
-        table = rocksdict.BlockBasedOptions()
-        table.set_block_cache(cache)
-        if bounded:
-            table.set_bloom_filter(10, False)
-            table.set_cache_index_and_filter_blocks(True)
-        options.set_block_based_table_factory(table)
         self.db = rocksdict.Rdict(str(path), options=options)
 
     @staticmethod
@@ -106,6 +95,12 @@ class JsonRocks(MutableMapping[str, Any]):
 
     def close(self) -> None:
         self.db.close()
+
+    def memory(self) -> dict[str, int]:
+        """RocksDB's own memory figures for this database (the block cache is the shared one)."""
+        names = {"memtables": "rocksdb.cur-size-all-mem-tables", "table_readers": "rocksdb.estimate-table-readers-mem",
+                 "block_cache": "rocksdb.block-cache-usage", "sst_files": "rocksdb.total-sst-files-size"}
+        return {key: self.db.property_int_value(prop) or 0 for key, prop in names.items()}
 
 
 @dataclass
@@ -233,20 +228,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--dir", type=Path, default=None, help="where the RocksDB store goes (default: a tmp dir)")
-    parser.add_argument("--bounded-store", action="store_true",
-                        help="RocksDB index/filter blocks in a 32 MB block cache (less memory, slower reads)")
     args = parser.parse_args(argv)
 
     from pipeline.dedupe import Deduper, MappingDedupeStore
     from pipeline.malloc import fix_mmap_threshold
+    from pipeline.settings import load_settings
+    from pipeline.table_store import rocksdb_options
 
     mmap_fixed = fix_mmap_threshold()  # as `newsflow worker` does
     tmp = tempfile.TemporaryDirectory(prefix="dedupe-state-", dir=args.dir)
     base = Path(tmp.name)
     import rocksdict
 
-    cache = rocksdict.Cache((32 if args.bounded_store else 8) << 20)
-    tables = [JsonRocks(base / name, cache, bounded=args.bounded_store)
+    settings = load_settings().pipeline  # the worker's settings: its RocksDB options and cache size
+    cache = rocksdict.Cache(settings.table_block_cache_mb << 20)  # one per worker, as NewsflowApp.table_cache
+    tables = [JsonRocks(base / name, rocksdb_options(settings, cache))
               for name in ("urls", "fingerprints", "signatures")]
     store = MappingDedupeStore(*tables)
     now = [T0]
@@ -271,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     held = len(deduper.index)
     index_bytes = deduper.index.nbytes()
     rss1 = _rss()
+    store_mem = [t.memory() for t in tables]
     del deduper
 
     # A restart: a new Deduper over the same store.
@@ -313,10 +310,17 @@ def main(argv: list[str] | None = None) -> int:
         list(stream(min(args.compare, args.n), copies=args.copies, distractors=args.distractors, seed=args.seed)),
         args.threshold)
     print(json.dumps({
-        "bench": "dedupe_state", "n": args.n, "held": held, "days": args.days, "bounded_store": args.bounded_store,
+        "bench": "dedupe_state", "n": args.n, "held": held, "days": args.days,
+        "table_block_cache_mb": settings.table_block_cache_mb,
+        "table_memtables_mb": settings.table_write_buffers * settings.table_write_buffer_mb,
         "mmap_threshold_fixed": mmap_fixed,
         "bytes_per_article": round((rss1 - rss0) / args.n, 1),
         "index_bytes_per_article": round(index_bytes / args.n, 1),
+        # RocksDB's memory after the insert, MB (memtables and table readers summed over the three tables)
+        "store_memtables_mb": round(sum(m["memtables"] for m in store_mem) / 2**20, 1),
+        "store_table_readers_mb": round(sum(m["table_readers"] for m in store_mem) / 2**20, 1),
+        "store_block_cache_mb": round(store_mem[0]["block_cache"] / 2**20, 1),
+        "store_sst_mb": round(sum(m["sst_files"] for m in store_mem) / 2**20, 1),
         "insert_per_s": round(args.n / insert_s, 1),
         "rebuild_s": round(rebuild_s, 2), "rebuild_cpu_s": round(rebuild_cpu_s, 2),
         "decisions_per_s": round(args.probe / decide_s, 1),

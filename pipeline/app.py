@@ -32,6 +32,7 @@ from pipeline.schemas import (
 )
 from pipeline.security import faust_credentials
 from pipeline.settings import Settings
+from pipeline.table_store import NewsflowTable
 
 __all__ = ["NewsflowApp", "create_app"]
 
@@ -40,6 +41,16 @@ class NewsflowApp(faust.App):
     """A ``faust.App`` that also holds newsflow's settings, topics and dedupe tables."""
 
     settings: Settings
+    _table_cache: Any = None
+
+    def table_cache(self) -> Any:
+        """The one RocksDB block cache of this worker's tables (``pipeline.table_block_cache_mb``), made on first use:
+        a ``rocksdict.Cache`` (rocksdict is imported only with ``rocksdb://``)."""
+        if self._table_cache is None:
+            import rocksdict
+
+            self._table_cache = rocksdict.Cache(self.settings.pipeline.table_block_cache_mb << 20)
+        return self._table_cache
 
     def declare(self, settings: Settings) -> None:
         """Declare the topics and tables (once per app)."""
@@ -120,6 +131,8 @@ def create_app(settings: Settings, *, worker_name: str = "worker", web_port: int
         producer_acks=-1,
         # A standby copy of the dedupe tables on another worker makes fail-over fast (no full changelog replay).
         table_standby_replicas=1,
+        # RocksDB tables with the settings' bounded memory (pipeline/table_store.py), not Faust's per-table defaults.
+        Table=NewsflowTable,
     )
     app.declare(settings)
     return app

@@ -72,16 +72,36 @@ def _encode_ids(ids: Sequence[str]) -> tuple[np.ndarray, dict[int, str]]:
 _BLOOM_HASHES = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)[:, None]
 
 
-def _bloom_positions(keys: np.ndarray, bits: int) -> np.ndarray:
-    """Bit positions of 32-bit band hashes in a filter of 2**bits bits: ``(3, n)``."""
-    return ((keys[None, :].astype(np.uint64) * _BLOOM_HASHES) >> np.uint64(64 - bits)).astype(np.intp)
+_MAX_FILTER_BITS = 1 << 32  # positions are computed in 64-bit products of two 32-bit numbers
+
+
+def _bloom_positions(keys: np.ndarray, nbits: int) -> np.ndarray:
+    """Bit positions of 32-bit band hashes in a filter of ``nbits`` bits: ``(3, n)``.
+
+    Each hash's top 32 bits scaled to ``[0, nbits)`` (multiply and shift, not a modulo): any size works.
+    """
+    mixed = (keys[None, :].astype(np.uint64) * _BLOOM_HASHES) >> _SHIFT
+    return ((mixed * np.uint64(nbits)) >> _SHIFT).astype(np.intp)
+
+
+def _filter_bits(n: int) -> int:
+    """Bits of a filter for ``n`` band hashes: 16 per hash, rounded up to a multiple of a quarter of the largest
+    power of two below that.
+
+    Quarter steps waste at most a quarter (a power of two wasted up to half: ~20 bits per hash at 33,000
+    articles a day, 8 MB of filters more at a million articles over 30 days), and days of about the same
+    size still get the same size, so their filters stack into one array.
+    """
+    want = 16 * max(1, n)
+    step = max(64, 1 << max(0, want.bit_length() - 3))  # a multiple of 8: the filter is packed into bytes
+    return min(_MAX_FILTER_BITS, -(-want // step) * step)
 
 
 def _bloom(keys: np.ndarray) -> np.ndarray:
-    """A Bloom filter of these band hashes, 16 bits per hash (a power of two), packed little-endian."""
-    bits = max(6, (16 * max(1, len(keys)) - 1).bit_length())
-    flags = np.zeros(1 << bits, dtype=bool)
-    flags[_bloom_positions(keys, bits).ravel()] = True
+    """A Bloom filter of these band hashes (:func:`_filter_bits` bits, 3 hashes), packed little-endian."""
+    nbits = _filter_bits(len(keys))
+    flags = np.zeros(nbits, dtype=bool)
+    flags[_bloom_positions(keys, nbits).ravel()] = True
     return np.packbits(flags, bitorder="little")
 
 
@@ -131,8 +151,11 @@ class _Segment:
         return cls(hashes[order], np.concatenate(rows)[order], np.concatenate([p.ids for p in parts]), odd)
 
     def query_one(self, key: int, out: set[str]) -> None:
-        lo = int(self.hashes.searchsorted(key, side="left"))
-        hi = int(self.hashes.searchsorted(key, side="right"))
+        # The needle in the array's own dtype: searchsorted with a Python int casts the whole uint32 array to
+        # int64 first (a copy of the day's hashes per call: ~120 us instead of ~1 us at 33,000 articles a day).
+        needle = self.hashes.dtype.type(key)
+        lo = int(self.hashes.searchsorted(needle, side="left"))
+        hi = int(self.hashes.searchsorted(needle, side="right"))
         for row in self.rows[lo:hi].tolist():
             out.add(self.id(row))
 
@@ -262,8 +285,8 @@ class BandIndex:
         found: set[str] = set()
         plain = keys.tolist()
         if self._filters:
-            for bits, (days, stack) in self._stacked().items():
-                pos = _bloom_positions(keys, bits)  # (hashes, bands)
+            for nbits, (days, stack) in self._stacked().items():
+                pos = _bloom_positions(keys, nbits)  # (hashes, bands)
                 maybe = ((stack[:, pos >> 3] >> (pos & 7).astype(np.uint8)) & 1).all(axis=1)  # (days, bands)
                 for d, b in zip(*np.nonzero(maybe), strict=True):
                     self._days[days[d]].segments[0].query_one(plain[b], found)
@@ -287,7 +310,7 @@ class BandIndex:
             groups: dict[int, list[int]] = {}
             for day, f in self._filters.items():
                 groups.setdefault(f.size, []).append(day)
-            self._stacks = {(size * 8).bit_length() - 1: (days, np.stack([self._filters[d] for d in days]))
+            self._stacks = {size * 8: (days, np.stack([self._filters[d] for d in days]))
                             for size, days in groups.items()}
             # Each day's filter becomes a view of its stack row: the filters are held once, not twice.
             for days, stack in self._stacks.values():

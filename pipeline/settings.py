@@ -199,6 +199,12 @@ class PipelineSettings(_Section):
 
     app_id: str = "newsflow"
     store: str = "memory://"  # rocksdb://  where rocksdict is installed (extra `rocksdb`)
+    # rocksdb:// tables (pipeline/table_store.py): one block cache shared by every table of the worker, SST index
+    # and filter blocks included, and small memtables, so their memory stays bounded whatever they hold (Faust's
+    # defaults: 3 x 64 MB memtables and a 2 GB cache per table, index and filter blocks outside it).
+    table_block_cache_mb: int = Field(32, ge=1, le=65536)
+    table_write_buffer_mb: int = Field(4, ge=1, le=1024)  # one memtable of one table
+    table_write_buffers: int = Field(2, ge=2, le=16)  # memtables per table: one filling while one is flushed
     # A worker's /health /ready /metrics port (`run`: web_port+i for worker i, web_port+N for the connector); 0: off
     web_port: int = Field(6066, ge=0, le=65535)
     # The address that port listens on: loopback on a shared host; 0.0.0.0 in a container (probes come from outside)

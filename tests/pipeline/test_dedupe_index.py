@@ -68,3 +68,44 @@ def test_a_day_beyond_65536_articles_keeps_finding_every_row() -> None:
     assert index.nbytes() <= 2 * n * (25 * 8 + 12) + 2 * n * 25 * 4  # 32-bit rows now, plus the filter
     for i in (0, n - 1, n, 2 * n - 1, 65_535, 65_536, 70_001):
         assert ids[i] in index.query(index.keys(sigs[i]))
+
+
+def test_a_query_of_a_closed_day_copies_none_of_its_arrays() -> None:
+    """A search in a closed day's sorted hashes must not convert them (numpy casts a uint32 array to int64 when
+    the needle is a Python int: a copy of the whole day per probe, which made decisions ~10x slower)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(3)
+    index = BandIndex(25, 5)
+    sigs = rng.integers(0, 2**32 - 1, (40_000, NUM_PERM), dtype=np.uint64)
+    index.add_many(0, [f"{i:024x}" for i in range(len(sigs))], sigs)
+    index.close_days(1)
+    day_bytes = index.nbytes()
+    keys = index.keys(sigs[123])
+    index.query(index.keys(sigs[0]))  # the first query stacks the days' filters (once per day closed)
+    tracemalloc.start()
+    try:
+        found = index.query(keys)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert f"{123:024x}" in found
+    assert peak < day_bytes // 20, f"a query allocated {peak} bytes for a day of {day_bytes}"
+
+
+def test_day_filters_hold_16_to_20_bits_per_band_and_miss_nothing() -> None:
+    """A closed day's filter: every indexed band hash passes, about 0.5 % of others do, and its size is within
+    a quarter above 16 bits per band hash (power-of-two sizes wasted up to half)."""
+    from pipeline.dedupe_index import _bloom, _bloom_positions
+
+    rng = np.random.default_rng(5)
+    for n in (1_000, 33_333 * 25, 50_000 * 25):
+        keys = rng.integers(0, 2**32, n, dtype=np.uint64)
+        packed = _bloom(keys)
+        nbits = packed.size * 8
+        assert 16 * n <= nbits <= 20 * n + 64
+        flags = np.unpackbits(packed, bitorder="little").astype(bool)
+        assert flags[_bloom_positions(keys, nbits)].all()
+        others = rng.integers(0, 2**32, 200_000, dtype=np.uint64)
+        false_positive = flags[_bloom_positions(others, nbits)].all(axis=0).mean()
+        assert false_positive < 0.01
