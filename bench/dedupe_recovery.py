@@ -76,12 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from kafka import KafkaConsumer, KafkaProducer
-    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.admin import KafkaAdminClient
 
     from pipeline.canonical import stable_id, text_fingerprint
     from pipeline.schemas import CLEAN_TOPIC, DEDUPED_TOPIC, SIGNATURE_HEADER, CleanArticle, encode_signature, utcnow
     from pipeline.settings import load_settings
-    from pipeline.topics import ensure_topics
+    from pipeline.topics import ensure_topic, ensure_topics
 
     settings = load_settings()
     bootstrap = settings.kafka.bootstrap
@@ -89,10 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     app_id, prefix = f"t{unique}", f"t{unique}."
     kafka = settings.kafka.model_copy(update={"topic_prefix": prefix, "partitions": 1})
     ensure_topics(settings.model_copy(update={"kafka": kafka}))
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)  # to delete this run's topics at the end
     changelogs = {name: f"{app_id}-dedupe-{name}-changelog" for name in ("urls", "fingerprints", "signatures")}
-    admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1,
-                                  topic_configs={"cleanup.policy": "compact"}) for t in changelogs.values()])
+    for changelog in changelogs.values():  # as Faust makes a table's changelog: one partition, compacted
+        ensure_topic(settings, changelog, partitions=1, configs={"cleanup.policy": "compact"})
 
     day = int(time.time() // 86400)
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=50, batch_size=512 * 1024,

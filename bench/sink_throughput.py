@@ -88,16 +88,14 @@ async def direct(settings: Settings, n: int, body_words: int | None) -> dict[str
 def through_kafka(settings: Settings, n: int, env: dict[str, str], body_words: int | None) -> dict[str, float]:
     import subprocess
 
-    from kafka import KafkaAdminClient, KafkaProducer
-    from kafka.admin import NewTopic
+    from kafka import KafkaProducer
 
+    from pipeline.topics import ensure_topic
     from testkit.sink_worker import WORKER
 
     topic = settings.kafka.topic("news.enriched")
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
-    admin.create_topics([NewTopic(topic, num_partitions=settings.kafka.partitions, replication_factor=1),
-                         NewTopic(settings.kafka.topic("news.dlq"), num_partitions=1, replication_factor=1)])
-    admin.close()
+    ensure_topic(settings, topic)
+    ensure_topic(settings, settings.kafka.topic("news.dlq"), partitions=1)
     producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all", linger_ms=20,
                              compression_type="gzip", batch_size=256 * 1024)
     for a in articles(n, offset=10_000_000, body_words=body_words):

@@ -22,8 +22,9 @@ from pipeline.logs import get_logger
 from pipeline.metrics import DEAD_LETTERS, STAGE_ERRORS, STAGE_MESSAGES, STAGE_SECONDS
 from pipeline.schemas import DeadLetter
 
-__all__ = ["MAX_KEY_CHARS", "MAX_PAYLOAD_BYTES", "MAX_PAYLOAD_CHARS", "DeadLetterSender", "Origin", "dead_letter_for",
-           "deliver_dead_letter", "error_kind", "origin_of", "original_payload", "stage_guard"]
+__all__ = ["MAX_KEY_CHARS", "MAX_PAYLOAD_BYTES", "MAX_PAYLOAD_CHARS", "DeadLetterSender", "Origin", "Retry",
+           "dead_letter", "dead_letter_for", "deliver_dead_letter", "error_kind", "origin_of", "original_payload",
+           "stage_guard"]
 
 log = get_logger(__name__)
 
@@ -167,22 +168,50 @@ async def stage_guard(stage: str, origin: Origin, send_dead_letter: DeadLetterSe
     try:
         yield
     except Exception as exc:
-        letter = dead_letter_for(stage, exc, origin)
+        kind = error_kind(exc)
         # ArticleDiscarded's kind; it may have crossed the offload pool, so compare kinds, not classes.
-        status = "discarded" if letter.kind == "discarded" else "error"
-        log_fn = log.info if status == "discarded" else log.warning
-        log_fn("message dead-lettered", stage=stage, kind=letter.kind, error=letter.error[:300],
-               topic=origin.topic, partition=origin.partition, offset=origin.offset)
-        STAGE_MESSAGES.labels(stage, status).inc()
-        STAGE_ERRORS.labels(stage, letter.kind).inc()
-        await send_dead_letter(letter)
-        DEAD_LETTERS.labels(stage, letter.kind).inc()
+        STAGE_MESSAGES.labels(stage, "discarded" if kind == "discarded" else "error").inc()
+        STAGE_ERRORS.labels(stage, kind).inc()
+        # Sent once: should Kafka fail, the error propagates and the message, not acknowledged, comes again.
+        await dead_letter(stage, exc, origin, send_dead_letter, retry=None)
     else:
         if count:
             STAGE_MESSAGES.labels(stage, "ok").inc()
     finally:
         if count:
             STAGE_SECONDS.labels(stage).observe(time.perf_counter() - start)
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """How a dead letter waits for Kafka (:func:`deliver_dead_letter`'s backoff bounds)."""
+
+    initial_s: float
+    max_s: float
+
+
+async def dead_letter(stage: str, exc: BaseException, origin: Origin, send_dead_letter: DeadLetterSender, *,
+                      retry: Retry | None, event: str = "message dead-lettered", **log_fields: Any) -> DeadLetter:
+    """The one dead-letter path: build the letter for ``exc``, log it once, send it, count it once sent.
+
+    ``retry=None`` sends once and lets a send failure propagate (for a caller whose message then stays
+    unacknowledged); else the send is retried while Kafka fails (for a caller that acks right after).
+    ``event`` and ``log_fields`` name and add to (or override) the log line's fields: stage, kind, error, topic,
+    partition, offset.
+    """
+    letter = dead_letter_for(stage, exc, origin)
+    fields: dict[str, Any] = {"stage": stage, "kind": letter.kind, "error": letter.error[:300], "topic": origin.topic,
+                              "partition": origin.partition, "offset": origin.offset}
+    fields.update(log_fields)
+    # A discarded article is the stage's decision, not a fault: logged at info.
+    log_fn = log.info if letter.kind == "discarded" else log.warning
+    log_fn(event, **fields)
+    if retry is None:
+        await send_dead_letter(letter)
+        DEAD_LETTERS.labels(letter.stage, letter.kind).inc()
+    else:
+        await deliver_dead_letter(send_dead_letter, letter, initial_s=retry.initial_s, max_s=retry.max_s)
+    return letter
 
 
 async def deliver_dead_letter(send_dead_letter: DeadLetterSender, letter: DeadLetter, *, initial_s: float,

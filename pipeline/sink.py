@@ -45,7 +45,7 @@ from pydantic import ValidationError
 
 from pipeline.acks import held
 from pipeline.backoff import backoff_delay
-from pipeline.dlq import DeadLetterSender, Origin, dead_letter_for, deliver_dead_letter, origin_of
+from pipeline.dlq import DeadLetterSender, Origin, Retry, dead_letter, origin_of
 from pipeline.errors import DocumentRejected, ElasticUnavailable
 from pipeline.index import ensure_index_template, index_name, make_async_client
 from pipeline.logs import get_logger
@@ -57,7 +57,7 @@ from pipeline.metrics import (
     SINK_BULK_SECONDS,
     SINK_DOCUMENTS,
 )
-from pipeline.schemas import DeadLetter, EnrichedArticle
+from pipeline.schemas import EnrichedArticle
 from pipeline.settings import Settings
 
 __all__ = ["ElasticSink", "Rejection", "article_document", "index_stream"]
@@ -293,7 +293,8 @@ async def index_events(events: Sequence[Any], sink: ElasticSink, send_dead_lette
 
 async def _index_held(events: Sequence[Any], sink: ElasticSink, send_dead_letter: DeadLetterSender,
                       on_indexed: OnIndexed | None) -> None:
-    # 2.
+    # 2. The batch is acked right after: its dead letters wait for Kafka (sink backoff) rather than be lost.
+    retry = Retry(sink.settings.sink.initial_backoff_s, sink.settings.sink.max_backoff_s)
     articles: list[EnrichedArticle] = []
     origins: list[Origin] = []
     for event in events:
@@ -302,32 +303,21 @@ async def _index_held(events: Sequence[Any], sink: ElasticSink, send_dead_letter
             articles.append(_parse(event.value))
             origins.append(origin)
         except (ValidationError, ValueError) as exc:
-            letter = dead_letter_for("sink", exc, origin)
-            log.warning("message dead-lettered", stage="sink", kind=letter.kind, error=letter.error[:300],
-                        topic=origin.topic, partition=origin.partition, offset=origin.offset)
             SINK_DOCUMENTS.labels("invalid").inc()
-            await _dead_letter(sink, send_dead_letter, letter)
+            await dead_letter("sink", exc, origin, send_dead_letter, retry=retry)
     # 3.
     rejections = await sink.index_articles(articles) if articles else []
     # 4.
     for rejection in rejections:
         error = DocumentRejected(f"Elasticsearch rejected the document ({rejection.status}): {rejection.reason}")
-        origin = origins[rejection.position]
-        letter = dead_letter_for("sink", error, origin)
-        log.warning("document rejected", stage="sink", article_id=rejection.article.id, kind=letter.kind,
-                    error=rejection.reason[:300], partition=origin.partition, offset=origin.offset)
-        await _dead_letter(sink, send_dead_letter, letter)
+        await dead_letter("sink", error, origins[rejection.position], send_dead_letter, retry=retry,
+                          event="document rejected", article_id=rejection.article.id, error=rejection.reason[:300])
     # 4b.
     if on_indexed is not None and articles:
         rejected = {r.position for r in rejections}
         acked = [a for i, a in enumerate(articles) if i not in rejected]
         if acked:
             await on_indexed(acked)
-
-
-async def _dead_letter(sink: ElasticSink, send_dead_letter: DeadLetterSender, letter: DeadLetter) -> None:
-    s = sink.settings.sink
-    await deliver_dead_letter(send_dead_letter, letter, initial_s=s.initial_backoff_s, max_s=s.max_backoff_s)
 
 
 async def index_stream(stream: Any, settings: Settings, send_dead_letter: DeadLetterSender,

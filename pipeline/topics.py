@@ -18,7 +18,7 @@ N is ``kafka.partitions``. Faust creates the dedupe tables' changelog topics its
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
@@ -61,21 +61,37 @@ def _admin(settings: Settings, what: str) -> Iterator[KafkaAdminClient]:
         admin.close()
 
 
-def ensure_topic(settings: Settings, name: str) -> bool:
-    """Create ``name`` with ``kafka.partitions`` partitions if it is missing; True when it was created.
+def _create_missing(admin: KafkaAdminClient, settings: Settings, partitions: Mapping[str, int],
+                    configs: Mapping[str, str] | None = None) -> list[str]:
+    """The one topic creation: create those of ``partitions`` (name -> count) that are missing, with
+    ``kafka.replication_factor`` and ``configs``; return the names created (none when another process won the
+    race)."""
+    existing = set(admin.list_topics())
+    missing = [NewTopic(name, num_partitions=parts, replication_factor=settings.kafka.replication_factor,
+                        topic_configs=dict(configs or {}))
+               for name, parts in partitions.items() if name not in existing]
+    if not missing:
+        return []
+    try:
+        admin.create_topics(missing)
+    except TopicAlreadyExistsError:  # another process won the race
+        return []
+    created = [t.name for t in missing]
+    log.info("topics created", topics=created)
+    return created
+
+
+def ensure_topic(settings: Settings, name: str, *, partitions: int | None = None,
+                 configs: Mapping[str, str] | None = None) -> bool:
+    """Create ``name`` if it is missing, with ``partitions`` partitions (default ``kafka.partitions``) and topic
+    ``configs``; True when it was created.
 
     Raises:
         KafkaUnavailable: the broker cannot be reached or refused the topic.
     """
+    parts = settings.kafka.partitions if partitions is None else partitions
     with _admin(settings, f"create topic {name}") as admin:
-        if name in admin.list_topics():
-            return False
-        try:
-            admin.create_topics([NewTopic(name, num_partitions=settings.kafka.partitions,
-                                          replication_factor=settings.kafka.replication_factor)])
-        except TopicAlreadyExistsError:  # another process won the race
-            return False
-        return True
+        return bool(_create_missing(admin, settings, {name: parts}, configs))
 
 
 def topic_layout(settings: Settings) -> dict[str, int]:
@@ -95,16 +111,7 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
     """
     layout = topic_layout(settings)
     with _admin(settings, "create topics") as admin:
-        existing = set(admin.list_topics())
-        missing = [
-            NewTopic(name, num_partitions=parts, replication_factor=settings.kafka.replication_factor)
-            for name, parts in layout.items()
-            if name not in existing
-        ]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
-                admin.create_topics(missing)
-            log.info("topics created", topics=[t.name for t in missing])
+        _create_missing(admin, settings, layout)
         found = {
             d.get("topic") or d["name"]: len(d["partitions"])
             for d in admin.describe_topics(list(layout))
@@ -126,11 +133,5 @@ def ensure_replayed_topic(settings: Settings) -> str:
         KafkaUnavailable: the broker cannot be reached.
     """
     name = settings.kafka.topic(DLQ_REPLAYED_TOPIC)
-    with _admin(settings, f"create topic {name}") as admin:
-        if name not in set(admin.list_topics()):
-            topic = NewTopic(name, num_partitions=1, replication_factor=settings.kafka.replication_factor,
-                             topic_configs={"cleanup.policy": "compact"})
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([topic])
-            log.info("topic created", topic=name)
+    ensure_topic(settings, name, partitions=1, configs={"cleanup.policy": "compact"})
     return name

@@ -20,11 +20,11 @@ from pathlib import Path
 
 from elasticsearch import ApiError, TransportError
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
 
 from pipeline.index import make_client
 from pipeline.schemas import DLQ_TOPIC, ENRICHED_TOPIC, DeadLetter, EnrichedArticle, Entity
 from pipeline.settings import PROJECT_ROOT, Settings, load_settings
+from pipeline.topics import ensure_topic
 from testkit.es_index import delete_indices
 
 __all__ = ["WORKER", "SinkRig", "make_article", "make_rig"]
@@ -87,12 +87,8 @@ class SinkRig:
         return self.settings.kafka.topic(DLQ_TOPIC)
 
     def create_topics(self, partitions: int = 2) -> None:
-        admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka.bootstrap)
-        try:
-            admin.create_topics([NewTopic(self.enriched, num_partitions=partitions, replication_factor=1),
-                                 NewTopic(self.dlq, num_partitions=1, replication_factor=1)])
-        finally:
-            admin.close()
+        ensure_topic(self.settings, self.enriched, partitions=partitions)
+        ensure_topic(self.settings, self.dlq, partitions=1)
 
     def produce(self, values: list[tuple[str, bytes]]) -> None:
         producer = KafkaProducer(bootstrap_servers=self.settings.kafka.bootstrap, acks="all", linger_ms=5)

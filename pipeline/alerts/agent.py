@@ -38,7 +38,7 @@ from pipeline.alerts.matcher import Match, Matcher, story_copies
 from pipeline.alerts.present import alert_event, alert_id
 from pipeline.alerts.rules import Rule, load_rules, rules_path
 from pipeline.backoff import backoff_delay
-from pipeline.dlq import DeadLetterSender, Origin, dead_letter_for, deliver_dead_letter, error_kind
+from pipeline.dlq import DeadLetterSender, Origin, Retry, dead_letter, error_kind
 from pipeline.errors import NewsflowError
 from pipeline.index import make_async_client
 from pipeline.logs import get_logger
@@ -258,13 +258,11 @@ def register_alerts(app: NewsflowApp, settings: Settings, send_dead_letter: Dead
     async def _not_alerted(article: EnrichedArticle, value: bytes, exc: BaseException) -> None:
         # Indexed, but larger than a Kafka message (a title of a megabyte): it cannot be matched. Said in news.dlq
         # and the batch goes on; raising would crash the index agent and leave its batch unacknowledged for good.
-        letter = dead_letter_for("alert", exc, Origin(payload=value, topic=app.indexed_topic.get_topic_name(),
-                                                      key=article.story_id))
-        log.warning("message dead-lettered", stage="alert", kind=letter.kind, article_id=article.id,
-                    error=letter.error[:300], topic=letter.topic)
         # Waits for Kafka as the sink's dead letters do (sink backoff), not as the alert channels do.
-        await deliver_dead_letter(send_dead_letter, letter, initial_s=settings.sink.initial_backoff_s,
-                                  max_s=settings.sink.max_backoff_s)
+        await dead_letter("alert", exc, Origin(payload=value, topic=app.indexed_topic.get_topic_name(),
+                                               key=article.story_id),
+                          send_dead_letter, retry=Retry(settings.sink.initial_backoff_s, settings.sink.max_backoff_s),
+                          article_id=article.id)
 
     async def send_topic(key: bytes, value: bytes) -> None:
         await delivered([await app.alerts_topic.send(key=key, value=value)])

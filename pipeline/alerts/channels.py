@@ -23,10 +23,10 @@ import httpx
 from pipeline.alerts.present import email_bodies, slack_body, subject, webhook_body
 from pipeline.alerts.rules import Rule
 from pipeline.backoff import backoff_delay
-from pipeline.dlq import DeadLetterSender, Origin, dead_letter_for, origin_of
+from pipeline.dlq import DeadLetterSender, Origin, Retry, dead_letter, origin_of
 from pipeline.errors import AlertDeliveryError
 from pipeline.logs import get_logger
-from pipeline.metrics import ALERT_LATENCY, ALERT_RETRIES, ALERTS_SENT, DEAD_LETTERS
+from pipeline.metrics import ALERT_LATENCY, ALERT_RETRIES, ALERTS_SENT
 from pipeline.schemas import AlertEvent
 from pipeline.settings import AlertSettings
 
@@ -45,12 +45,8 @@ def sign(secret: str, body: bytes) -> str:
 
 async def dead_letter_event(event: Any, exc: BaseException, send_dead_letter: DeadLetterSender) -> None:
     """Send a consumed message the alert agents cannot use to news.dlq (stage alert), as it came."""
-    origin = origin_of(event)
-    letter = dead_letter_for("alert", exc, origin)
-    log.warning("message dead-lettered", stage="alert", kind=letter.kind, error=letter.error[:300],
-                topic=origin.topic, partition=origin.partition, offset=origin.offset)
-    await send_dead_letter(letter)
-    DEAD_LETTERS.labels("alert", letter.kind).inc()
+    # Sent once: should Kafka fail, the error propagates and the message, not acknowledged, comes again.
+    await dead_letter("alert", exc, origin_of(event), send_dead_letter, retry=None)
 
 
 class Deliverer:
@@ -101,15 +97,12 @@ class Deliverer:
         error = AlertDeliveryError(name, str(exc)[:1000] or type(exc).__name__)
         payload = json.dumps({"channel": name, "rule": rule.name,
                               "alerts": [a.model_dump(mode="json") for a in alerts]}, ensure_ascii=False)
-        letter = dead_letter_for("alert", error, Origin(payload=payload, key=alerts[0].alert_id if alerts else None))
-        log.warning("alert dead-lettered", stage="alert", channel=name, alerts=len(alerts), error=letter.error[:300])
         ALERTS_SENT.labels(name, "dead_letter").inc()
-        try:
-            await self.send_dead_letter(letter)
-        except Exception as dlq_exc:  # Kafka down too: the log line above is all that is left
-            log.error("alert dead letter not delivered", channel=name, error=str(dlq_exc)[:300])
-            return
-        DEAD_LETTERS.labels("alert", letter.kind).inc()
+        # The alert is marked sent once its deliveries end, so its letter waits for Kafka rather than be lost.
+        s = self.settings
+        await dead_letter("alert", error, Origin(payload=payload, key=alerts[0].alert_id if alerts else None),
+                          self.send_dead_letter, retry=Retry(s.initial_backoff_s, s.max_backoff_s),
+                          event="alert dead-lettered", channel=name, alerts=len(alerts))
 
     async def _send(self, name: str, rule: Rule, alerts: Sequence[AlertEvent]) -> None:
         ch = rule.channels

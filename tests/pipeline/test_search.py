@@ -1,4 +1,5 @@
-"""The search request builder and the index template body, without a server (hits as text: test_present.py)."""
+"""The search request builder and the sink's documents, without a server (hits as text: test_present.py; the index
+template: test_index.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pipeline.errors import SearchError
-from pipeline.index import build_template, index_name, template_version
+from pipeline.index import index_name
 from pipeline.schemas import EnrichedArticle, Entity
 from pipeline.search import build_search, parse_since
 from pipeline.settings import Settings
@@ -80,19 +81,3 @@ def test_route_time_prefers_published_and_falls_back_to_ingested() -> None:
     assert index_name(settings, route_time(_article())) == "news-2026.02"
     published = _article(published_at=datetime(2026, 1, 31, 23, 30, tzinfo=UTC))
     assert index_name(settings, route_time(published)) == "news-2026.01"
-
-
-@pytest.mark.parametrize("analyzer", ["english", "standard"])
-def test_template_fills_analyzer_alias_and_prefix(analyzer: str) -> None:
-    settings = Settings()
-    body = build_template(settings, analyzer)
-    assert "__" not in str({k: v for k, v in body.items()})
-    assert body["index_patterns"] == ["news-*"]
-    assert body["template"]["aliases"] == {"news": {}}
-    assert body["template"]["settings"]["analysis"]["analyzer"]["newsflow_text"] == {"type": analyzer}
-    assert body["template"]["mappings"]["_meta"]["text_analyzer"] == analyzer
-    assert body["version"] == template_version(settings)
-    props = body["template"]["mappings"]["properties"]
-    assert props["title"]["analyzer"] == "newsflow_text" and props["title"]["fields"]["keyword"]["type"] == "keyword"
-    assert props["word_count"]["type"] == "integer"
-    assert props["published_at"]["type"] == "date" and props["indexed_at"]["type"] == "date"

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import SettingsError
-from pipeline.settings import load_settings
+from pipeline.settings import DEFAULT_CONFIG_FILE, Settings, load_settings
 
 
 def test_defaults_load_from_the_shipped_yaml() -> None:
@@ -11,6 +11,43 @@ def test_defaults_load_from_the_shipped_yaml() -> None:
     assert s.kafka.bootstrap == "127.0.0.1:9092"
     assert s.es.url == "http://127.0.0.1:9200"
     assert s.stack.kafka_version.startswith("4.")
+
+
+def _shipped_values() -> list[tuple[str, object, str]]:
+    """(dotted key, value, its line) of every value set in config/newsflow.yaml, with the line for its comment."""
+    import yaml
+
+    text = DEFAULT_CONFIG_FILE.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    found: list[tuple[str, object, str]] = []
+
+    def walk(node: yaml.Node, prefix: str) -> None:
+        assert isinstance(node, yaml.MappingNode)
+        for key, value in node.value:
+            if isinstance(value, yaml.MappingNode):
+                walk(value, f"{prefix}{key.value}.")
+            else:
+                found.append((prefix + key.value, yaml.safe_load(yaml.serialize(value)),
+                              lines[key.start_mark.line]))
+
+    walk(yaml.compose(text), "")
+    return found
+
+
+def test_the_shipped_yaml_restates_only_the_models_defaults() -> None:
+    """config/newsflow.yaml is the template operators copy: every value in it is the model's default (the one
+    place defaults are set, pipeline/settings.py) unless its line says ``# override``, so the two cannot drift."""
+    defaults = Settings().model_dump(mode="json")
+    values = _shipped_values()
+    assert len(values) > 40  # the walk found the file's values
+    for dotted, value, line in values:
+        default: object = defaults
+        for part in dotted.split("."):
+            assert isinstance(default, dict) and part in default, f"{dotted}: not a setting"
+            default = default[part]
+        if "# override" not in line:
+            assert value == default, f"{dotted}: {value!r} in config/newsflow.yaml, {default!r} in the model; " \
+                                     "change the model or mark the line '# override'"
 
 
 @pytest.mark.parametrize(
