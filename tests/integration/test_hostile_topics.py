@@ -338,7 +338,10 @@ def test_poison_on_every_topic_is_dead_lettered_and_the_worker_goes_on(stack: Se
         for topic, key in valid:
             if expected_valid[key.decode()] and topic != prefix + ENRICHED_TOPIC:
                 assert logged[(topic, valid_offsets[key.decode()])] == 1, key
-        assert not [r for r in records if r.get("level") in ("error", "critical")]
+        # mode's "Thread keepalive is not responding" is logged at error level when a loaded machine delays the
+        # worker's threads for a few seconds: about the host, not about the poison. Anything else fails the test.
+        assert not [r for r in records if r.get("level") in ("error", "critical")
+                    and "Thread keepalive is not responding" not in str(r.get("event"))]
         worker.check_alive()
     finally:
         worker.stop()
