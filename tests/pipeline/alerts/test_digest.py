@@ -10,7 +10,7 @@ from pipeline.alerts.digest import DigestWindows
 from pipeline.alerts.matcher import Match
 from pipeline.alerts.present import alert_event, webhook_body
 from pipeline.alerts.rules import Channels, Rule
-from pipeline.schemas import DigestItem
+from pipeline.schemas import DeadLetter, DigestItem
 from testkit.alerts_corpus import sample_article
 
 
@@ -83,19 +83,12 @@ class _SizeLimitedChangelog(_Changelog):
                                   value_serializer=value_serializer)
 
 
-async def test_an_alert_the_window_cannot_hold_is_dead_lettered_and_the_window_kept() -> None:
+async def _run_digests(table: SimpleNamespace, rule: Rule, values: list[bytes], deliverer: object) -> tuple[
+        list[SimpleNamespace], list[DeadLetter]]:
+    """``digests_stream`` over messages of ``values`` on partition 0 (fakes of what it uses of Faust's messages and
+    events); returns the messages and the dead letters sent."""
     from pipeline.alerts.digest import digests_stream
-    from pipeline.schemas import DeadLetter
 
-    table = SimpleNamespace(data={}, changelog_topic=_SizeLimitedChangelog())
-    rule = Rule(name="d", query="q", mode="digest", digest="30m", channels=Channels(log=True))
-
-    def item(n: int, title: str) -> bytes:
-        event = alert_event(Match(rule, sample_article(id=f"a{n}", story_id=f"s{n}", title=title)), copies=1,
-                            indexed_at=None, top_entities=3)
-        return DigestItem(rule="d", alert=event, interval_s=1800).model_dump_json().encode()
-
-    values = [item(0, "Small"), item(1, "A" * 2_000_000), item(2, "Small again")]
     messages = [SimpleNamespace(partition=0, topic="news.digests", offset=n, value=v, key=b"d", refcount=1)
                 for n, v in enumerate(values)]
     for m in messages:  # what pipeline.acks.held uses of a Faust message and event
@@ -114,8 +107,22 @@ async def test_an_alert_the_window_cannot_hold_is_dead_lettered_and_the_window_k
         letters.append(letter)
 
     watcher = SimpleNamespace(rules={"d": rule}, reload=lambda: False)
-    await digests_stream(_Stream(), table, deliverer=SimpleNamespace(), send_dead_letter=send_dead_letter,
+    await digests_stream(_Stream(), table, deliverer=deliverer, send_dead_letter=send_dead_letter,  # type: ignore[arg-type]
                          owned=lambda: None, watcher=watcher)  # type: ignore[arg-type]
+    return messages, letters
+
+
+async def test_an_alert_the_window_cannot_hold_is_dead_lettered_and_the_window_kept() -> None:
+    table = SimpleNamespace(data={}, changelog_topic=_SizeLimitedChangelog())
+    rule = Rule(name="d", query="q", mode="digest", digest="30m", channels=Channels(log=True))
+
+    def item(n: int, title: str) -> bytes:
+        event = alert_event(Match(rule, sample_article(id=f"a{n}", story_id=f"s{n}", title=title)), copies=1,
+                            indexed_at=None, top_entities=3)
+        return DigestItem(rule="d", alert=event, interval_s=1800).model_dump_json().encode()
+
+    values = [item(0, "Small"), item(1, "A" * 2_000_000), item(2, "Small again")]
+    messages, letters = await _run_digests(table, rule, values, SimpleNamespace())
     assert [(d.stage, d.kind, d.offset) for d in letters] == [("alert", "message_too_large", 1)]
     assert [a["article_id"] for a in table.data["d"]["alerts"]] == ["a0", "a2"]  # the agent went on
     assert [m.refcount for m in messages] == [1, 1, 1]  # every hold released: the dead letter is done too
@@ -124,39 +131,21 @@ async def test_an_alert_the_window_cannot_hold_is_dead_lettered_and_the_window_k
 async def test_a_full_window_is_delivered_early_and_the_next_one_opened() -> None:
     """A thousand alerts in one interval would not fit one changelog message: the window is delivered as soon as
     the next alert would overflow it, and nothing is dead-lettered."""
-    from pipeline.alerts.digest import WINDOW_MAX_BYTES, digests_stream
-    from pipeline.schemas import AlertEvent, DeadLetter
+    from pipeline.alerts.digest import WINDOW_MAX_BYTES
+    from pipeline.schemas import AlertEvent
 
     table = SimpleNamespace(data={}, changelog_topic=_SizeLimitedChangelog())
     rule = Rule(name="d", query="q", mode="digest", digest="1h", channels=Channels(log=True))
     alerts = [alert_event(Match(rule, sample_article(id=f"a{n}", story_id=f"s{n}", title="T" * 100_000)), copies=1,
                           indexed_at=None, top_entities=3) for n in range(20)]
     values = [DigestItem(rule="d", alert=a, interval_s=3600).model_dump_json().encode() for a in alerts]
-    events = []
-    for n, v in enumerate(values):
-        m = SimpleNamespace(partition=0, topic="news.digests", offset=n, value=v, key=b"d", refcount=1)
-        m.incref = lambda m=m: setattr(m, "refcount", m.refcount + 1)
-        events.append(SimpleNamespace(value=v, message=m, ack=lambda m=m: setattr(m, "refcount", m.refcount - 1)))
-
-    class _Stream:
-        async def events(self):  # type: ignore[no-untyped-def]
-            for event in events:
-                yield event
-
     delivered: list[list[AlertEvent]] = []
 
     class _Deliverer:
         async def deliver(self, rule: Rule, batch: list[AlertEvent]) -> None:
             delivered.append(batch)
 
-    letters: list[DeadLetter] = []
-
-    async def send_dead_letter(letter: DeadLetter) -> None:
-        letters.append(letter)
-
-    watcher = SimpleNamespace(rules={"d": rule}, reload=lambda: False)
-    await digests_stream(_Stream(), table, deliverer=_Deliverer(), send_dead_letter=send_dead_letter,
-                         owned=lambda: None, watcher=watcher)  # type: ignore[arg-type]
+    _messages, letters = await _run_digests(table, rule, values, _Deliverer())
     assert letters == []
     kept = [a["article_id"] for a in table.data["d"]["alerts"]]
     sent = [a.article_id for batch in delivered for a in batch]
