@@ -143,7 +143,11 @@ class Matcher:
         self._posting_keys: frozenset[str] = frozenset()
         self._prefixes: list[Cond] | None = None
         self._queries: dict[str, dict[str, Any]] = {}
-        self._highlight_texts = [highlight_texts(r.query) for r in self.rules]
+        self._highlight_texts = {r.name: highlight_texts(r.query) for r in self.rules}
+        # Every text whose analysed terms a decision or a highlight needs; rules do not change in a Matcher.
+        self._texts = sorted({t for c in self.conds for t in cond_terms(c)}
+                             | {t for f in self.forms if f for t in exact_terms(f)}
+                             | {t for words, _prefixes in self._highlight_texts.values() for t in words})
         self._highlights: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {}
 
     @property
@@ -181,9 +185,9 @@ class Matcher:
         return out
 
     async def _analyse_rules(self, es: AsyncElasticsearch, index: str) -> None:
-        texts = {t for c in self.conds for t in cond_terms(c)} | {t for f in self.forms if f for t in exact_terms(f)}
-        texts |= {t for words, _prefixes in self._highlight_texts for t in words}
-        missing = sorted(texts - self._analysed.keys())
+        if len(self._analysed) == len(self._texts):
+            return  # all analysed (the common case: once per Matcher)
+        missing = [t for t in self._texts if t not in self._analysed]
         for start in range(0, len(missing), 1000):
             chunk = missing[start:start + 1000]
             vectors = await self._term_vectors(es, index, [{"body": t} for t in chunk], ["body"])
@@ -329,7 +333,7 @@ class Matcher:
     def _highlight_terms(self, rule: Rule) -> tuple[frozenset[str], tuple[str, ...]]:
         found = self._highlights.get(rule.name)
         if found is None:
-            words, prefixes = highlight_texts(rule.query)  # parsed once (cached) at load
+            words, prefixes = self._highlight_texts[rule.name]
             terms = frozenset().union(*(self._analysed.get(w, frozenset()) for w in words))
             found = self._highlights[rule.name] = (terms, prefixes)
         return found
