@@ -22,7 +22,7 @@ def read_yaml_list(path: Path, key: str, *, what: str, not_a_list: str) -> list[
 
     Raises:
         SettingsError: the file is missing (``"<path>: <what> not found"``), unreadable, not UTF-8 or not YAML,
-            or ``key`` holds something other than a list (``"<path>: <not_a_list>"``).
+            not a mapping, or ``key`` holds something other than a list (``"<path>: <not_a_list>"``).
     """
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -34,7 +34,10 @@ def read_yaml_list(path: Path, key: str, *, what: str, not_a_list: str) -> list[
         raise SettingsError(f"{path}: not UTF-8 text (byte {exc.start}): {exc.reason}") from exc
     except OSError as exc:
         raise SettingsError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
-    entries = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        # A bare list or scalar would otherwise read as "no entries": every feed or rule silently gone.
+        raise SettingsError(f"{path}: expected a mapping with a `{key}:` list, got {type(data).__name__}")
+    entries = data.get(key)
     if entries is None:
         return []
     if not isinstance(entries, list):

@@ -28,6 +28,7 @@ def test_read_yaml_list_reads_the_key_and_treats_empty_as_none(tmp_path: Path) -
     (b"feeds: [\n", "not valid YAML"),
     (b"feeds:\n- url: \xed\xa0\x80\xff\n", "not UTF-8 text"),
     (b"feeds: 3\n", "`feeds` must be a list"),
+    (b"- url: https://example.com/rss\n", "expected a mapping with a `feeds:` list, got list"),
 ])
 def test_feed_list_and_rules_fail_alike(tmp_path: Path, body: bytes, message: str) -> None:
     feeds, rules = tmp_path / "feeds.yaml", tmp_path / "alerts.yaml"
@@ -35,7 +36,8 @@ def test_feed_list_and_rules_fail_alike(tmp_path: Path, body: bytes, message: st
     rules.write_bytes(body.replace(b"feeds", b"rules"))
     with pytest.raises(SettingsError, match=message):
         load_feeds(feeds)
-    with pytest.raises(SettingsError, match=message.replace("`feeds`", "'rules'")):
+    with pytest.raises(SettingsError, match=message.replace("`feeds` must", "'rules' must").replace("`feeds:`",
+                                                                                                    "`rules:`")):
         load_rules(rules)
 
 
