@@ -13,7 +13,7 @@ Reports:
 - counts that must reconcile exactly: published on news.raw = indexed documents + dedupe `duplicate` and
   `update` decisions (they add no document) + letters on news.dlq; and generated items = found by search.
 
-    python bench/soak.py [--minutes 30] [--feeds 500] [--rate 2] [--workers 2]
+    python bench/soak.py [--minutes 30] [--feeds 500] [--rate 2] [--workers 2] [--store rocksdb://]
 
 Not in CI. Prints one JSON object on its last line; docs/soak.md holds the reported run.
 """
@@ -169,11 +169,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--interval", type=int, default=10, help="configured poll interval of each feed (s)")
     parser.add_argument("--drain-s", type=float, default=300, help="how long to wait for the last items")
+    parser.add_argument("--store", default=None,
+                        help="pipeline.store for the workers (default: the settings' own, memory://)")
     args = parser.parse_args()
 
     run_id = uuid.uuid4().hex[:8]
     work = Path(tempfile.mkdtemp(prefix=f"newsflow-soak-{run_id}-"))
-    env = isolated_env("soak", run_id, work)
+    env = isolated_env("soak", run_id, work, **({"NEWSFLOW_PIPELINE_STORE": args.store} if args.store else {}))
     alias, prefix = env["NEWSFLOW_ES_ALIAS"], env["NEWSFLOW_KAFKA_TOPIC_PREFIX"]
     bootstrap = env.get("NEWSFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     base_port = int(env.get("NEWSFLOW_PIPELINE_WEB_PORT", "6066"))
@@ -278,6 +280,7 @@ def main() -> None:
         "feeds": args.feeds,
         "rate_items_per_s": args.rate,
         "workers": args.workers,
+        "store": args.store or "settings default",
         "generated": generated + 1,  # + the warm-up item
         "found_by_search": found_items + 1,
         "missing": len(watcher.pending),
