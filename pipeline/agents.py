@@ -22,7 +22,7 @@ from pipeline.acks import delivered, held
 from pipeline.clean import clean_and_sign
 from pipeline.dedupe import Deduper, MappingDedupeStore, decide_article
 from pipeline.dlq import DeadLetterSender, origin_of, stage_guard
-from pipeline.enrich import enrich_isolating
+from pipeline.enrich import enrich_isolating, enrich_options
 from pipeline.metrics import (
     CLEAN_FIELDS_TRUNCATED,
     CLEAN_HTML_FLATTENED,
@@ -121,8 +121,7 @@ def dedupe_agent(app: NewsflowApp, p: PipelineSettings, offload: Offload, dead_l
 def enrich_agent(app: NewsflowApp, settings: Settings, offload: Offload, dead_letter: DeadLetterSender) -> AgentFun:
     """3. enrich: news.deduped (N) -> news.enriched (N), in batches through the process pool (spaCy)."""
     p = settings.pipeline
-    options = {"model": p.spacy_model, "batch_size": p.nlp_batch_size,
-               "variants_file": str(settings.path(p.entity_variants_file)), "ner_max_words": p.ner_max_words}
+    options = enrich_options(settings)
 
     async def enrich(stream: Any) -> None:
         async for events in stream.take_events(p.nlp_batch_size, within=p.nlp_batch_timeout_s):
