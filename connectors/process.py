@@ -7,8 +7,7 @@ import signal
 from pathlib import Path
 
 from connectors.service import Connector, PollSummary
-from pipeline.backoff import kafka_start_delay
-from pipeline.errors import KafkaUnavailable
+from pipeline.backoff import wait_for_kafka_async
 from pipeline.health import HealthServer, elasticsearch_check, kafka_check
 from pipeline.logs import get_logger
 from pipeline.metrics import serve_metrics
@@ -54,18 +53,9 @@ def run_connector_process(settings: Settings, feeds_file: str | Path | None = No
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
         connector = Connector(settings, feeds_file)
-        attempt = 0
         try:
-            while True:
-                delay = kafka_start_delay(attempt)
-                try:
-                    await connector.__aenter__()
-                    break
-                except KafkaUnavailable as exc:
-                    # Started before Kafka (or during an outage): wait for it rather than crash-loop.
-                    log.warning("kafka not reachable yet; retrying", error=str(exc), retry_in_s=delay)
-                await asyncio.sleep(delay)
-                attempt += 1
+            # Started before Kafka (or during an outage): wait for it rather than crash-loop.
+            await wait_for_kafka_async(connector.__aenter__, log=log)
             connected["producer"] = True
             return await connector.run(stop)
         except asyncio.CancelledError:  # stopped while still connecting to Kafka

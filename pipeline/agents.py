@@ -14,19 +14,16 @@ re-emits an already-decided article with exactly the ids it was first given (:at
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from pipeline.acks import delivered, held
 from pipeline.clean import clean_and_sign
-from pipeline.dedupe import Deduper, MappingDedupeStore, minhash_signature
+from pipeline.dedupe import Deduper, MappingDedupeStore, decide_article
 from pipeline.dlq import DeadLetterSender, origin_of, stage_guard
-from pipeline.enrich import enrich_isolating
-from pipeline.logs import get_logger
+from pipeline.enrich import enrich_isolating, enrich_options
 from pipeline.metrics import (
-    ARTICLES_DEDUPED,
     CLEAN_FIELDS_TRUNCATED,
     CLEAN_HTML_FLATTENED,
     STAGE_MESSAGES,
@@ -49,8 +46,6 @@ if TYPE_CHECKING:
     from pipeline.sink import OnIndexed
 
 __all__ = ["register_agents"]
-
-log = get_logger(__name__)
 
 AgentFun = Callable[[Any], Awaitable[None]]  # a Faust agent's body: it consumes the stream it is given
 
@@ -107,32 +102,18 @@ def dedupe_agent(app: NewsflowApp, p: PipelineSettings, offload: Offload, dead_l
         # worker took over news.clean): rebuild it before the next decision.
         deduper.mark_stale()
 
-    async def decide(event: Any) -> None:
-        article = CleanArticle.model_validate_json(event.value)
-        signature = decode_signature(header_value(event, SIGNATURE_HEADER), p.minhash_permutations, p.shingle_size)
-        if signature is None:
-            signature = await offload.run(minhash_signature, article.body, num_perm=p.minhash_permutations,
-                                          shingle_size=p.shingle_size)
-        # In slices: the loop keeps serving the other agents and the consumer's heartbeats.
-        for _ in deduper.refresh_steps():
-            await asyncio.sleep(0)
-        # A decision that fails half-way needs no rebuild: an index entry is only ever a candidate, checked
-        # against the signature table, and a rebuild would index the same signature record anyway.
-        decision = deduper.decide(article, signature)
-        ARTICLES_DEDUPED.labels(decision.action).inc()
-        out = decision.article or decision.existing
-        log.debug("dedupe decided", action=decision.action, article_id=out.id if out else None,
-                  story_id=out.story_id if out else None)
-        if out is not None:
-            await app.deduped_topic.send(key=out.id.encode(), value=out.model_dump_json().encode())
-        # Output and the tables' changelog writes are both on the broker before this event is acked.
-        await app.producer.flush()
-
     async def dedupe(stream: Any) -> None:
         async for event in stream.events():
             with held(event):
                 async with stage_guard("dedupe", origin_of(event), dead_letter):
-                    await decide(event)
+                    article = CleanArticle.model_validate_json(event.value)
+                    signature = decode_signature(header_value(event, SIGNATURE_HEADER), p.minhash_permutations,
+                                                 p.shingle_size)
+                    out = await decide_article(deduper, article, signature, offload, shingle_size=p.shingle_size)
+                    if out is not None:
+                        await app.deduped_topic.send(key=out.id.encode(), value=out.model_dump_json().encode())
+                    # Output and the tables' changelog writes are both on the broker before this event is acked.
+                    await app.producer.flush()
 
     return dedupe
 
@@ -140,8 +121,7 @@ def dedupe_agent(app: NewsflowApp, p: PipelineSettings, offload: Offload, dead_l
 def enrich_agent(app: NewsflowApp, settings: Settings, offload: Offload, dead_letter: DeadLetterSender) -> AgentFun:
     """3. enrich: news.deduped (N) -> news.enriched (N), in batches through the process pool (spaCy)."""
     p = settings.pipeline
-    options = {"model": p.spacy_model, "batch_size": p.nlp_batch_size,
-               "variants_file": str(settings.path(p.entity_variants_file)), "ner_max_words": p.ner_max_words}
+    options = enrich_options(settings)
 
     async def enrich(stream: Any) -> None:
         async for events in stream.take_events(p.nlp_batch_size, within=p.nlp_batch_timeout_s):

@@ -358,12 +358,10 @@ def enrich_cmd(
                                          allow_dash=True)],
 ) -> None:
     """Run the enrich stage on one text and print entities, entity_names, keywords and summary as JSON."""
-    from pipeline.enrich import article_from_text, enrich_articles
+    from pipeline.enrich import article_from_text, enrich_articles, enrich_options
 
     article = article_from_text(_read(text), feed_url="file://" + str(text))
-    p = settings().pipeline
-    [out] = enrich_articles([article], model=p.spacy_model, ner_max_words=p.ner_max_words,
-                            variants_file=str(settings().path(p.entity_variants_file)))
+    [out] = enrich_articles([article], **enrich_options(settings()))
     _echo(present.enrichment_json(out))
 
 

@@ -24,15 +24,19 @@ replays are idempotent; an agent that crashed after the table write but before t
 Signature text: the agents sign ``article.body`` (the cleaned text), so headline tweaks and outlet boilerplate
 do not count; the syndicated copy of the seed article scores well above the threshold and an unrelated
 article on the same topic far below it (see tests/pipeline/test_dedupe.py for the measured margins).
+
+The dedupe agent calls :func:`decide_article` (agent-side, on the event loop): the signature, computed in the pool
+only when the clean stage's is missing, the index refreshed when stale, the decision, its metric and log line.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
@@ -44,6 +48,9 @@ from pipeline.errors import DedupeFailed
 from pipeline.logs import get_logger
 from pipeline.schemas import CleanArticle, DedupedArticle
 
+if TYPE_CHECKING:
+    from pipeline.offload import Offload
+
 __all__ = [
     "Decision",
     "DedupeStore",
@@ -52,6 +59,7 @@ __all__ = [
     "SignatureRecord",
     "UrlRecord",
     "article_id",
+    "decide_article",
     "minhash_signature",
 ]
 
@@ -583,3 +591,31 @@ class Deduper:
                           story_id=article.story_id, duplicate_of=article.duplicate_of),
             )
 
+
+async def decide_article(deduper: Deduper, article: CleanArticle, signature: list[int] | None, offload: Offload, *,
+                         shingle_size: int) -> DedupedArticle | None:
+    """Agent-side: the dedupe stage for one parsed article on the event loop; returns what to send on
+    (``news.deduped``), or None.
+
+    ``signature`` is the clean stage's (its header), or None when missing or unreadable: then it is computed in the
+    pool. A stale index is rebuilt first, in slices between which the loop serves the other agents and the
+    consumer's heartbeats. The decision is counted (``newsflow_dedupe_decisions_total``) and logged at debug; what
+    it yields is the new article, or for a duplicate of the same URL the article as first decided (a replay
+    re-emits the same ids), or None for a text first seen at another URL.
+    """
+    # Imported here: pool processes import this module for minhash_signature and need no metrics.
+    from pipeline.metrics import ARTICLES_DEDUPED
+
+    if signature is None:
+        signature = await offload.run(minhash_signature, article.body, num_perm=deduper.num_perm,
+                                      shingle_size=shingle_size)
+    for _ in deduper.refresh_steps():
+        await asyncio.sleep(0)
+    # A decision that fails half-way needs no rebuild: an index entry is only ever a candidate, checked against the
+    # signature table, and a rebuild would index the same signature record anyway.
+    decision = deduper.decide(article, signature)
+    ARTICLES_DEDUPED.labels(decision.action).inc()
+    out = decision.article or decision.existing
+    log.debug("dedupe decided", action=decision.action, article_id=out.id if out else None,
+              story_id=out.story_id if out else None)
+    return out

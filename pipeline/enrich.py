@@ -22,7 +22,7 @@ from pipeline.errors import EnrichFailed
 from pipeline.logs import get_logger
 from pipeline.mention_cache import MentionCache, Mentions, paragraph_key
 from pipeline.schemas import DedupedArticle, EnrichedArticle, utcnow
-from pipeline.settings import PipelineSettings
+from pipeline.settings import PipelineSettings, Settings
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -36,6 +36,7 @@ __all__ = [
     "enrich_articles",
     "enrich_batch",
     "enrich_isolating",
+    "enrich_options",
     "lead",
     "load_model",
     "mention_cache",
@@ -348,6 +349,14 @@ def enrich_articles(articles: Sequence[DedupedArticle], *, model: str = DEFAULT_
             )
         )
     return out
+
+
+def enrich_options(settings: Settings) -> dict[str, Any]:
+    """The configured keyword arguments of :func:`enrich_articles` (and :func:`enrich_batch`): model, batch_size,
+    variants_file, ner_max_words."""
+    p = settings.pipeline
+    return {"model": p.spacy_model, "batch_size": p.nlp_batch_size,
+            "variants_file": str(settings.path(p.entity_variants_file)), "ner_max_words": p.ner_max_words}
 
 
 def enrich_batch(articles: list[DedupedArticle], **options: Any) -> list[tuple[str, str]]:

@@ -17,9 +17,8 @@ import faust
 from pipeline import commit_guard
 from pipeline.agents import register_agents
 from pipeline.app import NewsflowApp, create_app
-from pipeline.backoff import kafka_start_delay
+from pipeline.backoff import wait_for_kafka
 from pipeline.diagnostics import install_state_dump
-from pipeline.errors import KafkaUnavailable
 from pipeline.health import HealthServer, elasticsearch_check, kafka_check
 from pipeline.logs import get_logger
 from pipeline.malloc import fix_mmap_threshold
@@ -112,16 +111,8 @@ def _wait_for_topics(settings: Settings) -> dict[str, int] | None:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        attempt = 0
-        while not stop.is_set():
-            delay = kafka_start_delay(attempt)
-            try:
-                return ensure_topics(settings)
-            except KafkaUnavailable as exc:  # a worker started before Kafka (or during an outage) waits for it
-                log.warning("kafka not reachable yet; retrying", error=str(exc), retry_in_s=delay)
-            stop.wait(delay)
-            attempt += 1
-        return None
+        # A worker started before Kafka (or during an outage) waits for it.
+        return wait_for_kafka(lambda: ensure_topics(settings), stop=stop, log=log)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -1,9 +1,9 @@
 """The ``alerts`` agent: news.indexed -> match -> once per (rule, story) -> channels.
 
 Hook: the index agent, after Elasticsearch acknowledged a batch and before its offsets become committable,
-sends each acknowledged article to ``news.indexed`` (key = story id) and waits for the broker
-(:func:`register_alerts` returns that hook). So an article is alerted only once it is indexed, a worker crash
-between the two replays the batch, and indexing pays only one broker round trip per bulk for alerting. An article
+sends each acknowledged article to ``news.indexed`` (key = story id) and waits for the broker (:func:`indexed_hook`,
+returned by :func:`register_alerts`). So an article is alerted only once it is indexed, a worker crash between the
+two replays the batch, and indexing pays only one broker round trip per bulk for alerting. An article
 larger than a Kafka message (a title of a megabyte) is indexed but cannot be sent: it is dead-lettered (stage
 alert, kind message_too_large) and the batch goes on.
 
@@ -48,8 +48,9 @@ from pipeline.settings import Settings
 
 if TYPE_CHECKING:
     from pipeline.app import NewsflowApp
+    from pipeline.sink import OnIndexed
 
-__all__ = ["RulesWatcher", "alerts_stream", "register_alerts", "table_key"]
+__all__ = ["RulesWatcher", "alerts_stream", "indexed_hook", "register_alerts", "table_key"]
 
 log = get_logger(__name__)
 
@@ -237,32 +238,10 @@ async def _alert_batch(events: Sequence[Any], settings: Settings, es: AsyncElast
     await asyncio.gather(*pending)
 
 
-def register_alerts(app: NewsflowApp, settings: Settings, send_dead_letter: DeadLetterSender
-                    ) -> Callable[[list[EnrichedArticle]], Awaitable[None]]:
+def register_alerts(app: NewsflowApp, settings: Settings, send_dead_letter: DeadLetterSender) -> OnIndexed:
     """Add the ``alerts`` agent (when ``alerts.enabled``); return the index agent's after-acknowledgement hook."""
     # One view of the rules file for both agents (the digest agent looks rules up by name).
     watcher = RulesWatcher(rules_path(settings), msearch_chunk=settings.alerts.msearch_chunk)
-
-    async def on_indexed(articles: list[EnrichedArticle]) -> None:
-        pending = []
-        for a in articles:
-            value = a.model_dump_json().encode()
-            try:
-                pending.append(await app.indexed_topic.send(key=a.story_id.encode(), value=value))
-            except Exception as exc:
-                if error_kind(exc) != "message_too_large":
-                    raise
-                await _not_alerted(a, value, exc)
-        await delivered(pending)
-
-    async def _not_alerted(article: EnrichedArticle, value: bytes, exc: BaseException) -> None:
-        # Indexed, but larger than a Kafka message (a title of a megabyte): it cannot be matched. Said in news.dlq
-        # and the batch goes on; raising would crash the index agent and leave its batch unacknowledged for good.
-        # Waits for Kafka as the sink's dead letters do (sink backoff), not as the alert channels do.
-        await dead_letter("alert", exc, Origin(payload=value, topic=app.indexed_topic.get_topic_name(),
-                                               key=article.story_id),
-                          send_dead_letter, retry=Retry(settings.sink.initial_backoff_s, settings.sink.max_backoff_s),
-                          article_id=article.id)
 
     async def send_topic(key: bytes, value: bytes) -> None:
         await delivered([await app.alerts_topic.send(key=key, value=value)])
@@ -278,4 +257,28 @@ def register_alerts(app: NewsflowApp, settings: Settings, send_dead_letter: Dead
     app.agent(app.indexed_topic, name="alerts", concurrency=1)(alerts)
     register_digests(app, lambda: Deliverer(settings.alerts, send_topic=send_topic, send_dead_letter=send_dead_letter),
                      send_dead_letter, watcher)
+    return indexed_hook(app, settings, send_dead_letter)
+
+
+def indexed_hook(app: NewsflowApp, settings: Settings, send_dead_letter: DeadLetterSender) -> OnIndexed:
+    """The index agent's after-acknowledgement hook: each acknowledged article to news.indexed (key = story id),
+    awaited. An article larger than a Kafka message (a title of a megabyte) is indexed but cannot be matched: it is
+    dead-lettered (stage alert, kind message_too_large) and the batch goes on; raising would crash the index agent
+    and leave its batch unacknowledged for good."""
+    # Waits for Kafka as the sink's dead letters do (sink backoff), not as the alert channels do.
+    retry = Retry(settings.sink.initial_backoff_s, settings.sink.max_backoff_s)
+
+    async def on_indexed(articles: list[EnrichedArticle]) -> None:
+        pending = []
+        for a in articles:
+            value = a.model_dump_json().encode()
+            try:
+                pending.append(await app.indexed_topic.send(key=a.story_id.encode(), value=value))
+            except Exception as exc:
+                if error_kind(exc) != "message_too_large":
+                    raise
+                origin = Origin(payload=value, topic=app.indexed_topic.get_topic_name(), key=a.story_id)
+                await dead_letter("alert", exc, origin, send_dead_letter, retry=retry, article_id=a.id)
+        await delivered(pending)
+
     return on_indexed

@@ -42,18 +42,14 @@ def add_cmd(
     from pydantic import ValidationError
 
     from pipeline import present
-    from pipeline.alerts.rules import Rule, add_rule, rules_path, validate_query
+    from pipeline.alerts.rules import add_rule, rule_from_options, rules_path, validate_query
     from pipeline.listfile import validation_problems
 
     cli = _cli()
     s = cli.settings()
-    channels: dict[str, Any] = {"webhook": webhook, "slack": slack, "email": email or [], "topic": topic, "log": log}
-    if not (webhook or slack or email or topic):
-        channels["log"] = True
     try:
-        rule = Rule.model_validate({"name": name, "query": query, "source": source, "language": lang,
-                                    "entity": entity, "tags": tag or [], "channels": channels,
-                                    "mode": "digest" if digest else "instant", "digest": digest, "secret": secret})
+        rule = rule_from_options(name, query, webhook=webhook, slack=slack, email=email, topic=topic, log=log,
+                                 digest=digest, secret=secret, source=source, language=lang, entity=entity, tags=tag)
     except ValidationError as exc:
         raise cli.fail(validation_problems(exc, whole="rule"), 2) from exc
     problem = validate_query(s, rule)
@@ -108,20 +104,14 @@ def test_cmd(
 ) -> None:
     """The indexed articles (one per story) the rule matches now: exactly what `newsflow search` finds."""
     from pipeline import present
-    from pipeline.alerts.rules import find_rule, rules_path
-    from pipeline.search import parse_since, search_index
+    from pipeline.alerts.rules import rule_matches
+    from pipeline.search import parse_since
 
     cli = _cli()
-    s = cli.settings()
     if (name is None) == (query is None):
         raise cli.fail("give a rule NAME or --query", 2)
-    options: dict[str, Any] = {}
-    if name is not None:
-        rule = find_rule(rules_path(s), name)
-        if rule is None:
-            raise cli.fail(f"no rule {name!r}")
-        query = rule.query
-        options = {"source": rule.source, "entity": rule.entity, "language": rule.language, "feed_tags": rule.tags}
-    assert query is not None
-    result = search_index(s, query, since=parse_since(since) if since else None, limit=limit, **options)
+    result = rule_matches(cli.settings(), name=name, query=query, since=parse_since(since) if since else None,
+                          limit=limit)
+    if result is None:
+        raise cli.fail(f"no rule {name!r}")
     cli._echo_lines(present.rule_test_lines(result, as_json=as_json))

@@ -69,8 +69,8 @@ class Match:
 def rule_search(rule: Rule, *, ids: Sequence[str] | None = None, since: Any = None, limit: int = 10,
                 all_copies: bool = True) -> dict[str, Any]:
     """The search request of ``rule``: ``newsflow search``'s own body, optionally restricted to ``ids``."""
-    body = build_search(rule.query, since=since, source=rule.source, entity=rule.entity, language=rule.language,
-                        feed_tags=rule.tags, limit=limit, all_copies=all_copies, sort="newest")
+    body = build_search(rule.query, since=since, **rule.search_filters(), limit=limit, all_copies=all_copies,
+                        sort="newest")
     if ids is not None:
         body["query"]["bool"]["filter"].append({"ids": {"values": list(ids)}})
     return body

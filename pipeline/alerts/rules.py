@@ -17,13 +17,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline import search
 from pipeline.errors import SettingsError
 from pipeline.listfile import read_yaml_list, validation_problems
-from pipeline.search import parse_since
+from pipeline.search import SearchResult, parse_since
 from pipeline.settings import Settings
 
-__all__ = ["Channels", "Rule", "RuleStats", "add_rule", "find_rule", "load_rules", "remove_rule", "rules_path",
-           "save_rules", "validate_query"]
+__all__ = ["Channels", "Rule", "RuleStats", "add_rule", "find_rule", "load_rules", "remove_rule", "rule_from_options",
+           "rule_matches", "rules_path", "save_rules", "validate_query"]
 
 
 class Channels(BaseModel):
@@ -77,6 +78,10 @@ class Rule(BaseModel):
             raise ValueError("digest interval given for an instant rule (set mode: digest)")
         return self
 
+    def search_filters(self) -> dict[str, Any]:
+        """The rule's filters as options of :func:`pipeline.search.build_search` (the one place they are named)."""
+        return {"source": self.source, "entity": self.entity, "language": self.language, "feed_tags": self.tags}
+
     def digest_interval(self) -> timedelta:
         if not self.digest:
             return timedelta(0)
@@ -87,6 +92,23 @@ class Rule(BaseModel):
         if interval < timedelta(seconds=1):
             raise ValueError("digest interval must be at least 1s")
         return interval
+
+
+def rule_from_options(name: str, query: str, *, webhook: str | None = None, slack: str | None = None,
+                      email: list[str] | None = None, topic: bool = False, log: bool = False, digest: str | None = None,
+                      secret: str | None = None, source: str | None = None, language: str | None = None,
+                      entity: str | None = None, tags: list[str] | None = None) -> Rule:
+    """The rule of ``newsflow alerts add``'s options: a digest rule when ``digest`` (its interval) is given, and
+    alerting on the log when no delivering channel (webhook, slack, email, topic) is.
+
+    Raises:
+        ValidationError: an option is invalid (a bad name, URL or interval).
+    """
+    channels: dict[str, Any] = {"webhook": webhook, "slack": slack, "email": email or [], "topic": topic,
+                                "log": log or not (webhook or slack or email or topic)}
+    return Rule.model_validate({"name": name, "query": query, "source": source, "language": language,
+                                "entity": entity, "tags": tags or [], "channels": channels,
+                                "mode": "digest" if digest else "instant", "digest": digest, "secret": secret})
 
 
 def rules_path(settings: Settings) -> Path:
@@ -186,6 +208,28 @@ def validate_query(settings: Settings, rule: Rule) -> str | None:
     # column 7. ...]": keep the parser's own sentence, which names the position.
     start = text.rfind("Cannot parse")
     return text[start:].split("; nested:")[0].rstrip("]") if start >= 0 else text
+
+
+def rule_matches(settings: Settings, *, name: str | None = None, query: str | None = None,
+                 since: timedelta | None = None, limit: int = 20) -> SearchResult | None:
+    """What ``newsflow alerts test`` shows: the indexed articles (one per story) that the rule ``name`` (its query
+    and filters), or a bare ``query``, matches now, newest first: exactly what ``newsflow search`` finds. None when
+    the rules file has no rule ``name``.
+
+    Raises:
+        ValueError: not exactly one of ``name`` and ``query``.
+        SearchRefused: Elasticsearch refused the query; SearchError: no index yet, or the server unreachable.
+    """
+    if (name is None) == (query is None):
+        raise ValueError("give exactly one of name and query")
+    options: dict[str, Any] = {}
+    if name is not None:
+        rule = find_rule(rules_path(settings), name)
+        if rule is None:
+            return None
+        query, options = rule.query, rule.search_filters()
+    assert query is not None
+    return search.search_index(settings, query, since=since, limit=limit, **options)
 
 
 class RuleStats(BaseModel):

@@ -19,8 +19,17 @@ from datasketch import LeanMinHash
 
 from pipeline.canonical import stable_id, text_fingerprint
 from pipeline.clean import clean_article
-from pipeline.dedupe import Deduper, DedupeStore, MappingDedupeStore, SignatureRecord, UrlRecord, minhash_signature
+from pipeline.dedupe import (
+    Deduper,
+    DedupeStore,
+    MappingDedupeStore,
+    SignatureRecord,
+    UrlRecord,
+    decide_article,
+    minhash_signature,
+)
 from pipeline.errors import DedupeFailed
+from pipeline.metrics import ARTICLES_DEDUPED
 from pipeline.schemas import CleanArticle, RawItem, utcnow
 from pipeline.settings import PipelineSettings, load_settings
 
@@ -150,6 +159,39 @@ def test_same_text_at_another_url_is_one_article(seed):
     decision = _decide(deduper, mirror)
     assert decision.action == "duplicate"
     assert decision.article is None and decision.existing is None
+
+
+class _Offload:
+    """Runs the pool's calls inline and records them."""
+
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+
+    async def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append(fn)
+        return fn(*args, **kwargs)
+
+
+def _decisions(action: str) -> float:
+    return ARTICLES_DEDUPED.labels(action)._value.get()
+
+
+async def test_decide_article_signs_only_when_the_signature_is_missing_and_refreshes_a_stale_index(seed):
+    deduper, offload = _deduper(), _Offload()
+    new_before, duplicate_before = _decisions("new"), _decisions("duplicate")
+    first = await decide_article(deduper, seed, _signature(seed.body), offload, shingle_size=P.shingle_size)
+    assert first is not None and first.version == 1 and first.story_id == first.id
+    assert offload.calls == [] and not deduper.stale  # the header's signature used; the index built first
+
+    # No signature (header missing): computed in the pool; a replay re-emits the article as first decided.
+    deduper.mark_stale()
+    again = await decide_article(deduper, seed, None, offload, shingle_size=P.shingle_size)
+    assert offload.calls == [minhash_signature] and not deduper.stale
+    assert again == first
+    # The same text at another URL: counted, nothing to send.
+    mirror = _with(seed, canonical_url="https://mirror.example/story/123", url="https://mirror.example/story/123")
+    assert await decide_article(deduper, mirror, _signature(mirror.body), offload, shingle_size=P.shingle_size) is None
+    assert (_decisions("new") - new_before, _decisions("duplicate") - duplicate_before) == (1, 2)
 
 
 def test_correction_updates_the_article(seed, syndicated):

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.canonical import text_fingerprint
 from pipeline.clean import clean_article
-from pipeline.enrich import enrich_articles, lead, load_model, ner_units, sentences_with_names
+from pipeline.enrich import enrich_articles, enrich_options, lead, load_model, ner_units, sentences_with_names
 from pipeline.errors import EnrichFailed
 from pipeline.schemas import DedupedArticle, EnrichedArticle, RawItem
 from pipeline.settings import PipelineSettings
@@ -171,3 +171,12 @@ def test_odd_bodies_do_not_crash(body):
     [out] = enrich_articles([article])
     assert out.id == "odd"
     assert isinstance(out.entities, list) and isinstance(out.keywords, list)
+
+
+def test_enrich_options_are_the_configured_pipeline_values() -> None:
+    from pipeline.settings import load_settings
+
+    settings = load_settings(environ={"NEWSFLOW_PIPELINE_NLP_BATCH_SIZE": "7", "NEWSFLOW_PIPELINE_NER_MAX_WORDS": "90"})
+    p = settings.pipeline
+    assert enrich_options(settings) == {"model": p.spacy_model, "batch_size": 7, "ner_max_words": 90,
+                                        "variants_file": str(settings.path(p.entity_variants_file))}
