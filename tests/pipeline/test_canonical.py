@@ -1,4 +1,4 @@
-"""pipeline.canonical: one canonical URL per article, and text fingerprints that ignore spacing, case and punctuation."""
+"""pipeline.canonical: one canonical URL per article; text fingerprints that ignore spacing, case, punctuation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""pipeline.metrics: every collector registered once under ``newsflow_<component>_<what>_<unit>``, served on /metrics."""
+"""pipeline.metrics: every collector registered once under ``newsflow_<component>_<what>_<unit>``, on /metrics."""
 
 from __future__ import annotations
 
