@@ -10,6 +10,8 @@ consumer group.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from typing import Any
 
 from kafka.errors import KafkaError
 
@@ -33,23 +35,28 @@ def read_stats(settings: Settings) -> dict[str, RuleStats]:
     Raises:
         KafkaUnavailable: Kafka cannot be reached or the read stopped.
     """
-    entries: dict[str, str | None] = {}  # key -> its latest "at"
     try:
         with TopicReader(settings, "alerts-stats") as reader:
-            for record in reader.scan(sent_changelog(settings)):
-                try:
-                    key = json.loads(record.key)
-                    value = json.loads(record.value) if record.value is not None else None
-                except (TypeError, ValueError):
-                    continue  # not one of ours
-                if not isinstance(key, str):
-                    continue
-                if value is None:  # a tombstone
-                    entries.pop(key, None)
-                else:
-                    entries[key] = value.get("at") if isinstance(value, dict) else None
+            return _rule_stats(reader.scan(sent_changelog(settings)))
     except KafkaError as exc:
         raise KafkaUnavailable(f"cannot read {sent_changelog(settings)}: {exc}") from exc
+
+
+def _rule_stats(records: Iterable[Any]) -> dict[str, RuleStats]:
+    """Fold the changelog's records (kafka-python ``ConsumerRecord``s, oldest first) into rule name -> stats."""
+    entries: dict[str, str | None] = {}  # key -> its latest "at"
+    for record in records:
+        try:
+            key = json.loads(record.key)
+            value = json.loads(record.value) if record.value is not None else None
+        except (TypeError, ValueError):
+            continue  # not one of ours
+        if not isinstance(key, str):
+            continue
+        if value is None:  # a tombstone
+            entries.pop(key, None)
+        else:
+            entries[key] = value.get("at") if isinstance(value, dict) else None
     stats: dict[str, RuleStats] = {}
     for key, at in entries.items():
         rule = key.split("|", 1)[0]  # rule names cannot contain "|"

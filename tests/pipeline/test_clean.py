@@ -19,7 +19,6 @@ from pipeline.language import detect_language
 from pipeline.nesting import NESTING_LIMIT
 from pipeline.schemas import CleanArticle, RawItem
 from pipeline.settings import PipelineSettings
-from pipeline.syndication import syndicated_from
 
 PAGES = Path(__file__).resolve().parents[1] / "fixtures" / "pages"
 SEED_TEXT = PAGES / "seed-article.txt"  # the seed as text, with its boilerplate (copied from shared fixtures)
@@ -362,23 +361,6 @@ def test_errors_and_articles_survive_pickling(seed: CleanArticle) -> None:
     assert pickle.loads(pickle.dumps(seed)) == seed
     error = pickle.loads(pickle.dumps(ArticleDiscarded("too_short", stage="clean")))
     assert isinstance(error, ArticleDiscarded)
-
-
-@pytest.mark.parametrize(
-    ("text", "source", "expected"),
-    [
-        ("… This article was first published by Kommersant, and was translated and edited by the RT team.", "RT",
-         "Kommersant"),
-        ("This article was originally published on The Conversation. Read the original article.", None,
-         "The Conversation"),
-        ("Republished with permission from The New York Times.", None, "The New York Times"),
-        ("This story was first published by the U.S. Naval Institute News.", None, "U.S. Naval Institute News"),
-        ("The post NATO talks appeared first on Example News.", None, None),
-        ("This article was first published by RT.", "RT", None),
-    ],
-)
-def test_syndication_notice(text: str, source: str | None, expected: str | None) -> None:
-    assert syndicated_from(text, source=source) == expected
 
 
 def test_teaser_filter_keeps_subheadings_and_sentences() -> None:
