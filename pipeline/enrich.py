@@ -353,14 +353,15 @@ def enrich_articles(articles: Sequence[DedupedArticle], *, model: str = DEFAULT_
 
 def enrich_options(settings: Settings) -> dict[str, Any]:
     """The configured keyword arguments of :func:`enrich_articles` (and :func:`enrich_batch`): model, batch_size,
-    variants_file, ner_max_words."""
+    variants_file, ner_max_words, cache_size."""
     p = settings.pipeline
     return {"model": p.spacy_model, "batch_size": p.nlp_batch_size,
-            "variants_file": str(settings.path(p.entity_variants_file)), "ner_max_words": p.ner_max_words}
+            "variants_file": str(settings.path(p.entity_variants_file)), "ner_max_words": p.ner_max_words,
+            "cache_size": p.ner_cache_paragraphs}
 
 
 def enrich_batch(articles: list[DedupedArticle], **options: Any) -> list[tuple[str, str]]:
-    """Pool-side: :func:`enrich_articles` with ``options`` (model, batch_size, variants_file, ner_max_words).
+    """Pool-side: :func:`enrich_articles` with ``options`` (:func:`enrich_options`).
 
     Returns ``(id, EnrichedArticle JSON)`` per article, in input order: what the enrich agent sends, unparsed.
     """

@@ -176,7 +176,8 @@ def test_odd_bodies_do_not_crash(body):
 def test_enrich_options_are_the_configured_pipeline_values() -> None:
     from pipeline.settings import load_settings
 
-    settings = load_settings(environ={"NEWSFLOW_PIPELINE_NLP_BATCH_SIZE": "7", "NEWSFLOW_PIPELINE_NER_MAX_WORDS": "90"})
+    settings = load_settings(environ={"NEWSFLOW_PIPELINE_NLP_BATCH_SIZE": "7", "NEWSFLOW_PIPELINE_NER_MAX_WORDS": "90",
+                                      "NEWSFLOW_PIPELINE_NER_CACHE_PARAGRAPHS": "0"})
     p = settings.pipeline
     assert enrich_options(settings) == {"model": p.spacy_model, "batch_size": 7, "ner_max_words": 90,
-                                        "variants_file": str(settings.path(p.entity_variants_file))}
+                                        "variants_file": str(settings.path(p.entity_variants_file)), "cache_size": 0}
