@@ -352,3 +352,41 @@ async def test_an_agent_cancelled_half_way_acks_nothing_it_did_not_finish(agent:
         assert stream.delivered[0].message.refcount == 1  # the hold stays: the offset is never committable
     finally:
         offload.shutdown()
+
+
+async def test_dedupe_flushes_once_per_batch_and_acks_nothing_before_the_flush() -> None:
+    """dedupe decides a batch's messages in order, then one flush puts their output and changelog writes on the
+    broker; until that flush returns, none of the batch's events is acked (a worker stopped there replays them)."""
+    from pipeline import agents
+
+    settings = _pipeline_settings(dedupe_batch_size=3)
+    p = settings.pipeline
+    app = _App()
+    offload = Offload(0)
+    flushes: list[int] = []
+    release = asyncio.Event()
+
+    class _SlowProducer:
+        async def flush(self) -> None:
+            flushes.append(len(app.deduped_topic.sent))
+            if len(flushes) == 2:
+                await release.wait()  # the second batch's flush is still in flight
+
+    app.producer = _SlowProducer()  # type: ignore[assignment]
+
+    async def dead_letter(letter: DeadLetter) -> None:
+        raise AssertionError(f"nothing is dead-lettered: {letter}")
+
+    try:
+        await agents.clean_agent(app, p, offload, dead_letter)(_Stream([_raw(n) for n in range(5)]))
+        stream = _Stream(app.clean_topic.sent)
+        task = asyncio.ensure_future(agents.dedupe_agent(app, p, offload, dead_letter)(stream))
+        while len(flushes) < 2:
+            await asyncio.sleep(0.01)
+        assert flushes == [3, 5]  # one flush per batch, after every send of the batch
+        assert stream.acked() == [0, 1, 2]  # the second batch waits for its flush
+        release.set()
+        await asyncio.wait_for(task, 10)
+        assert stream.acked() == [0, 1, 2, 3, 4]
+    finally:
+        offload.shutdown()
