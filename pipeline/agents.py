@@ -3,13 +3,13 @@ Each one parses its message once, calls the stage function (off the event loop w
 adapters live beside their stages, :func:`pipeline.clean.clean_and_sign` and :func:`pipeline.enrich.enrich_batch`),
 sends on, and dead-letters what fails.
 
-Delivery guarantee: at-least-once with idempotent results. An event is acked (its offset becomes committable)
-only after everything it produced has been acknowledged by the broker: each agent awaits the delivery of its
-sends, and dedupe also flushes its table changelog writes (once per batch); each agent holds its events
-(:func:`pipeline.acks.held`)
-so that one cancelled or crashing half-way never acks what it did not finish. A worker killed at any point therefore
-replays from the last committed offset, and a replay yields the same output: ``clean`` is deterministic, ``dedupe``
-re-emits an already-decided article with exactly the ids it was first given (:attr:`Decision.existing`),
+Delivery guarantee: at-least-once with idempotent results. An event is acked (its offset becomes committable) only
+after everything it produced has been acknowledged by the broker: each agent awaits the delivery of its sends, and
+dedupe also flushes its table changelog writes (once per batch); each agent holds its events
+(:func:`pipeline.acks.held`) so that one cancelled or crashing half-way never acks what it did not finish. A worker
+killed at any point therefore replays from the last committed offset, and a replay yields the same output: ``clean``
+is deterministic, ``dedupe`` re-emits an already-decided article with exactly the ids it was first given
+(:attr:`Decision.existing`),
 ``enrich`` is deterministic and the index sink writes with ``_id = id``.
 """
 
