@@ -41,6 +41,7 @@ from pipeline.schemas import (
     header_value,
 )
 from pipeline.settings import PipelineSettings, Settings
+from pipeline.table_store import table_writes_of
 
 if TYPE_CHECKING:
     from pipeline.app import NewsflowApp
@@ -107,13 +108,15 @@ def dedupe_agent(app: NewsflowApp, p: PipelineSettings, offload: Offload, dead_l
         async for events in stream.take_events(p.dedupe_batch_size, within=p.dedupe_batch_timeout_s):
             with held(*events):
                 for event in events:  # one by one, in offset order: each decision sees the ones before it
-                    async with stage_guard("dedupe", origin_of(event), dead_letter):
-                        article = CleanArticle.model_validate_json(event.value)
-                        signature = decode_signature(header_value(event, SIGNATURE_HEADER), p.minhash_permutations,
-                                                     p.shingle_size)
-                        out = await decide_article(deduper, article, signature, offload, shingle_size=p.shingle_size)
-                        if out is not None:
-                            await app.deduped_topic.send(key=out.id.encode(), value=out.model_dump_json().encode())
+                    with table_writes_of(event):
+                        async with stage_guard("dedupe", origin_of(event), dead_letter):
+                            article = CleanArticle.model_validate_json(event.value)
+                            signature = decode_signature(header_value(event, SIGNATURE_HEADER),
+                                                         p.minhash_permutations, p.shingle_size)
+                            out = await decide_article(deduper, article, signature, offload,
+                                                       shingle_size=p.shingle_size)
+                            if out is not None:
+                                await app.deduped_topic.send(key=out.id.encode(), value=out.model_dump_json().encode())
                 # The batch's output and the tables' changelog writes are all on the broker before any of its events
                 # is acked.
                 await app.producer.flush()

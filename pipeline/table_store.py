@@ -10,11 +10,15 @@ memory is bounded whatever they hold (docs/dedupe.md). ``bench/dedupe_state.py``
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import faust
 from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as RocksDBStore
+from faust.streams import _current_event
 from yarl import URL
 
 from pipeline.settings import PipelineSettings
@@ -22,7 +26,7 @@ from pipeline.settings import PipelineSettings
 if TYPE_CHECKING:
     import rocksdict
 
-__all__ = ["BoundedRocksDBOptions", "NewsflowTable", "rocksdb_options"]
+__all__ = ["BoundedRocksDBOptions", "NewsflowTable", "rocksdb_options", "table_writes_of"]
 
 # A full (not block-based) Bloom filter per SST file: ~1 % false positives, so the look-up of a URL or a
 # fingerprint never seen (two per new article) reads no data block.
@@ -80,3 +84,18 @@ class NewsflowTable(faust.Table):  # type: ignore[type-arg]  # Faust's Table is 
                 self.app.settings.pipeline, self.app.table_cache(), ttl=store.rocksdb_options.ttl)  # type: ignore[attr-defined]
         return store
 
+
+@contextmanager
+def table_writes_of(event: Any) -> Iterator[None]:
+    """Table writes in this block go to the changelog partition of ``event``'s message.
+
+    Faust finds that partition through its *current event*, which it sets only while a stream yields events one
+    by one; ``take_events`` fills its batches in another task, where a table write raises "Cannot modify table key
+    from outside of stream iteration". faust-streaming 0.15 has no public setter (``Stream._set_current_event``
+    sets the same context variable).
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)

@@ -65,3 +65,19 @@ def test_tables_written_with_fausts_defaults_open_with_the_bounded_options(tmp_p
         assert sum(1 for _ in db.keys()) == 2001  # noqa: SIM118  (Rdict's stubs declare keys(), not __iter__)
     finally:
         db.close()
+
+
+def test_table_writes_of_makes_the_event_faust_s_current_event() -> None:
+    """Faust picks a table write's changelog partition from its current event; dedupe's batches set it per event."""
+    from faust.streams import current_event
+
+    from pipeline.table_store import table_writes_of
+
+    class _Event:  # weak-referenceable, as Faust's events
+        pass
+
+    event = _Event()
+    assert current_event() is None
+    with table_writes_of(event):
+        assert current_event() is event
+    assert current_event() is None
