@@ -9,7 +9,9 @@ Reports:
 - throughput (items generated, published, indexed per second over the run);
 - p50/p99 lag from fetch (``ingested_at``) to found by a search on the alias;
 - resident memory (RSS) of every process of the run (`run`, each child, each child's pool processes) once a
-  minute, and its least-squares slope in MB/min over the whole run and over its second half;
+  minute, and its least-squares slope in MB/min over the whole run and over its second half; with
+  ``--store rocksdb://`` also each worker's RocksDB memtables + block cache (``newsflow_table_*_bytes``) and its RSS
+  without them;
 - counts that must reconcile exactly: published on news.raw = indexed documents + dedupe `duplicate` and
   `update` decisions (they add no document) + letters on news.dlq; and generated items = found by search.
 
@@ -222,6 +224,14 @@ def main() -> None:
                     mb = _rss_mb(pid)
                     if mb is not None:
                         rss.setdefault(label, []).append((minute, mb))
+                for i in range(args.workers):  # the RocksDB tables' share of each worker's RSS (rocksdb:// only)
+                    scraped = _scrape(base_port + i)
+                    tables = sum(scraped.get(f"newsflow_table_{k}_bytes", 0.0) for k in ("memtable", "block_cache"))
+                    worker = f"worker-{i + 1}"
+                    if tables and rss.get(worker) and rss[worker][-1][0] == minute:
+                        rss.setdefault(f"{worker} tables", []).append((minute, round(tables / 2**20, 1)))
+                        rss.setdefault(f"{worker} without tables", []).append(
+                            (minute, round(rss[worker][-1][1] - tables / 2**20, 1)))
                 loads.append([round(x, 2) for x in os.getloadavg()])
                 print(json.dumps({"minute": minute, "generated": generated, "pending": len(watcher.pending),
                                   "found": len(watcher.lags), "load": loads[-1],

@@ -26,7 +26,8 @@ from pipeline.settings import PipelineSettings
 if TYPE_CHECKING:
     import rocksdict
 
-__all__ = ["BoundedRocksDBOptions", "NewsflowTable", "rocksdb_options", "table_writes_of"]
+__all__ = ["BoundedRocksDBOptions", "NewsflowTable", "TableMemoryCollector", "report_table_memory", "rocksdb_options",
+           "table_writes_of"]
 
 # A full (not block-based) Bloom filter per SST file: ~1 % false positives, so the look-up of a URL or a
 # fingerprint never seen (two per new article) reads no data block.
@@ -99,3 +100,51 @@ def table_writes_of(event: Any) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
+
+
+def report_table_memory(app: Any) -> None:
+    """Export ``app``'s table memory in the process's metrics (:class:`TableMemoryCollector`; registered once per
+    process, the last app built is the one reported)."""
+    global _collector
+    if _collector is None:
+        from prometheus_client import REGISTRY
+
+        _collector = TableMemoryCollector(app)
+        REGISTRY.register(_collector)
+    _collector.app = app
+
+
+class TableMemoryCollector:
+    """Prometheus collector: what the worker's RocksDB tables hold in memory, read from RocksDB at each scrape.
+
+    ``newsflow_table_memtable_bytes`` (every table partition's memtables; bounded by ``table_write_buffers`` x
+    ``table_write_buffer_mb`` per table partition) and ``newsflow_table_block_cache_bytes`` (the one shared block
+    cache with the index and filter blocks; bounded by ``table_block_cache_mb``): the part of a worker's resident
+    memory that is its tables (docs/soak.md). Nothing with ``memory://`` (the tables are Python dicts there).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def describe(self) -> list[Any]:
+        return []  # collected lazily: registering must not open the stores
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        memtables = 0
+        for table in list(self.app.tables.values()):
+            store = getattr(table, "_data", None)  # the store once opened (Faust's Collection keeps it there)
+            if isinstance(store, RocksDBStore):
+                # faust-streaming 0.15 keeps one rocksdict per partition in ``_dbs`` (no public accessor).
+                for db in list(getattr(store, "_dbs", {}).values()):
+                    memtables += int(db.property_int_value("rocksdb.cur-size-all-mem-tables") or 0)
+        cache = self.app._table_cache  # None until a rocksdb:// table opened
+        yield GaugeMetricFamily("newsflow_table_memtable_bytes",
+                                "Bytes in the RocksDB memtables of the worker's tables", value=memtables)
+        yield GaugeMetricFamily("newsflow_table_block_cache_bytes",
+                                "Bytes in the worker's shared RocksDB block cache (data, index and filter blocks)",
+                                value=int(cache.get_usage()) if cache is not None else 0)
+
+
+_collector: TableMemoryCollector | None = None

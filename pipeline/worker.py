@@ -27,6 +27,7 @@ from pipeline.offload import Offload
 from pipeline.procs import arm_shutdown_deadline, die_with_run
 from pipeline.settings import Settings
 from pipeline.stall_guard import StallGuard
+from pipeline.table_store import report_table_memory
 from pipeline.topics import ensure_topics
 
 __all__ = ["build_worker_app", "run_worker"]
@@ -43,6 +44,7 @@ def build_worker_app(settings: Settings, *, name: str = "worker", web_port: int 
     offload = Offload(settings.pipeline.offload_processes)
     register_agents(app, settings, offload)
 
+    report_table_memory(app)  # newsflow_table_*_bytes: the tables' share of the worker's memory
     commit_guard.install(app.consumer)  # Faust's commit arithmetic can skip an unprocessed offset
     if settings.pipeline.stall_check_interval_s:
         guard = StallGuard()
