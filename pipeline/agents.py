@@ -3,13 +3,12 @@ Each one parses its message once, calls the stage function (off the event loop w
 adapters live beside their stages, :func:`pipeline.clean.clean_and_sign` and :func:`pipeline.enrich.enrich_batch`),
 sends on, and dead-letters what fails.
 
-Delivery guarantee: at-least-once with idempotent results. An event is acked (its offset becomes committable) only
-after everything it produced has been acknowledged by the broker: each agent awaits the delivery of its sends, and
-dedupe also flushes its table changelog writes (once per batch); each agent holds its events
-(:func:`pipeline.acks.held`) so that one cancelled or crashing half-way never acks what it did not finish. A worker
-killed at any point therefore replays from the last committed offset, and a replay yields the same output: ``clean``
-is deterministic, ``dedupe`` re-emits an already-decided article with exactly the ids it was first given
-(:attr:`Decision.existing`),
+Delivery guarantee: at-least-once with idempotent results. An event is acked (its offset becomes committable)
+only after everything it produced has been acknowledged by the broker: each agent awaits the delivery of its
+sends, and dedupe also flushes its table changelog writes; each agent holds its events (:func:`pipeline.acks.held`)
+so that one cancelled or crashing half-way never acks what it did not finish. A worker killed at any point therefore
+replays from the last committed offset, and a replay yields the same output: ``clean`` is deterministic, ``dedupe``
+re-emits an already-decided article with exactly the ids it was first given (:attr:`Decision.existing`),
 ``enrich`` is deterministic and the index sink writes with ``_id = id``.
 """
 
@@ -41,7 +40,6 @@ from pipeline.schemas import (
     header_value,
 )
 from pipeline.settings import PipelineSettings, Settings
-from pipeline.table_store import table_writes_of
 
 if TYPE_CHECKING:
     from pipeline.app import NewsflowApp
@@ -105,21 +103,17 @@ def dedupe_agent(app: NewsflowApp, p: PipelineSettings, offload: Offload, dead_l
         deduper.mark_stale()
 
     async def dedupe(stream: Any) -> None:
-        async for events in stream.take_events(p.dedupe_batch_size, within=p.dedupe_batch_timeout_s):
-            with held(*events):
-                for event in events:  # one by one, in offset order: each decision sees the ones before it
-                    with table_writes_of(event):
-                        async with stage_guard("dedupe", origin_of(event), dead_letter):
-                            article = CleanArticle.model_validate_json(event.value)
-                            signature = decode_signature(header_value(event, SIGNATURE_HEADER),
-                                                         p.minhash_permutations, p.shingle_size)
-                            out = await decide_article(deduper, article, signature, offload,
-                                                       shingle_size=p.shingle_size)
-                            if out is not None:
-                                await app.deduped_topic.send(key=out.id.encode(), value=out.model_dump_json().encode())
-                # The batch's output and the tables' changelog writes are all on the broker before any of its events
-                # is acked.
-                await app.producer.flush()
+        async for event in stream.events():
+            with held(event):
+                async with stage_guard("dedupe", origin_of(event), dead_letter):
+                    article = CleanArticle.model_validate_json(event.value)
+                    signature = decode_signature(header_value(event, SIGNATURE_HEADER), p.minhash_permutations,
+                                                 p.shingle_size)
+                    out = await decide_article(deduper, article, signature, offload, shingle_size=p.shingle_size)
+                    if out is not None:
+                        await app.deduped_topic.send(key=out.id.encode(), value=out.model_dump_json().encode())
+                    # Output and the tables' changelog writes are both on the broker before this event is acked.
+                    await app.producer.flush()
 
     return dedupe
 

@@ -213,10 +213,6 @@ class PipelineSettings(_Section):
     clean_concurrency: int = Field(2, ge=1, le=64)  # clean agent instances per worker (stateless stage)
     enrich_concurrency: int = Field(1, ge=1, le=64)  # enrich agent instances per worker
     nlp_batch_timeout_s: float = Field(0.5, gt=0, le=60)  # how long enrich waits to fill a batch
-    # dedupe decides a batch's messages one by one, then flushes its sends and changelog writes once (a flush per
-    # message was a broker round trip and ~4 produce requests per article).
-    dedupe_batch_size: int = Field(32, ge=1, le=10_000)
-    dedupe_batch_timeout_s: float = Field(0.05, gt=0, le=60)  # how long dedupe waits to fill a batch
     commit_every: int = Field(100, ge=1)  # commit offsets after this many messages (or commit_interval_s)
     commit_interval_s: float = Field(2.0, gt=0, le=600)
     index_enabled: bool = True  # run the Elasticsearch index agent in this worker

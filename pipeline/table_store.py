@@ -10,15 +10,12 @@ memory is bounded whatever they hold (docs/dedupe.md). ``bench/dedupe_state.py``
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import faust
 from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as RocksDBStore
-from faust.streams import _current_event
 from yarl import URL
 
 from pipeline.settings import PipelineSettings
@@ -26,8 +23,7 @@ from pipeline.settings import PipelineSettings
 if TYPE_CHECKING:
     import rocksdict
 
-__all__ = ["BoundedRocksDBOptions", "NewsflowTable", "TableMemoryCollector", "report_table_memory", "rocksdb_options",
-           "table_writes_of"]
+__all__ = ["BoundedRocksDBOptions", "NewsflowTable", "TableMemoryCollector", "report_table_memory", "rocksdb_options"]
 
 # A full (not block-based) Bloom filter per SST file: ~1 % false positives, so the look-up of a URL or a
 # fingerprint never seen (two per new article) reads no data block.
@@ -84,22 +80,6 @@ class NewsflowTable(faust.Table):  # type: ignore[type-arg]  # Faust's Table is 
             store.rocksdb_options = BoundedRocksDBOptions(
                 self.app.settings.pipeline, self.app.table_cache(), ttl=store.rocksdb_options.ttl)  # type: ignore[attr-defined]
         return store
-
-
-@contextmanager
-def table_writes_of(event: Any) -> Iterator[None]:
-    """Table writes in this block go to the changelog partition of ``event``'s message.
-
-    Faust finds that partition through its *current event*, which it sets only while a stream yields events one
-    by one; ``take_events`` fills its batches in another task, where a table write raises "Cannot modify table key
-    from outside of stream iteration". faust-streaming 0.15 has no public setter (``Stream._set_current_event``
-    sets the same context variable).
-    """
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
 
 
 def report_table_memory(app: Any) -> None:

@@ -67,22 +67,6 @@ def test_tables_written_with_fausts_defaults_open_with_the_bounded_options(tmp_p
         db.close()
 
 
-def test_table_writes_of_makes_the_event_faust_s_current_event() -> None:
-    """Faust picks a table write's changelog partition from its current event; dedupe's batches set it per event."""
-    from faust.streams import current_event
-
-    from pipeline.table_store import table_writes_of
-
-    class _Event:  # weak-referenceable, as Faust's events
-        pass
-
-    event = _Event()
-    assert current_event() is None
-    with table_writes_of(event):
-        assert current_event() is event
-    assert current_event() is None
-
-
 def test_table_memory_is_reported_from_rocksdb(tmp_path: Path) -> None:
     """newsflow_table_memtable_bytes and newsflow_table_block_cache_bytes: what RocksDB itself says it holds."""
     from pipeline.table_store import TableMemoryCollector
