@@ -143,7 +143,8 @@ BENCHMARKS: dict[str, Benchmark] = {
         Figure("pipeline with 10,000 narrow rules", "pipeline.10000_rules_articles_per_s", "articles/s"),
         Figure("pipeline slowdown from the rules", "pipeline.slowdown_pct", "%", ("<=", 10)),
     ]),
-    "alert_latency_broad": Benchmark("Alerts: pipeline cost of 10,000 broad rules (~47 alerts per article, 200 articles)", [
+    "alert_latency_broad": Benchmark(
+            "Alerts: pipeline cost of 10,000 broad rules (~47 alerts per article, 200 articles)", [
         Figure("pipeline without rules", "pipeline.no_rules_articles_per_s", "articles/s"),
         Figure("pipeline with 10,000 broad rules", "pipeline.10000_rules_articles_per_s", "articles/s"),
         Figure("pipeline slowdown from the rules", "pipeline.slowdown_pct", "%", ("<=", 10)),
