@@ -90,6 +90,11 @@ def article_from_text(text: str, *, feed_url: str) -> DedupedArticle:
                           text_fingerprint=text_fingerprint(body), id="-", story_id="-")
 
 
+# New strings (words the model had not met) a pool process's model may collect before it is loaded afresh: ~10 MB.
+VOCAB_GROWTH_LIMIT = 20_000
+_LOADED_STRINGS: dict[str, int] = {}
+
+
 def load_model(model: str = DEFAULT_MODEL) -> Language:
     """The spaCy pipeline ``model`` (loaded once per process).
 
@@ -110,9 +115,25 @@ def load_model(model: str = DEFAULT_MODEL) -> Language:
                 stage="enrich",
             ) from exc
         _MODELS[model] = nlp
+        _LOADED_STRINGS[model] = len(nlp.vocab.strings)
         log.info("spacy model loaded", model=model, pipes=nlp.pipe_names,
                  took_ms=round((time.perf_counter() - started) * 1000))
     return nlp
+
+
+def _bound_vocabulary(model: str, nlp: Language) -> None:
+    """Drop ``model`` once its vocabulary has grown by :data:`VOCAB_GROWTH_LIMIT` strings; the next batch loads it
+    afresh (~0.3 s).
+
+    spaCy keeps every word the model meets that its vocabulary lacked (new names, numbers, typos), ~0.5 KB each, for
+    the life of the process. Its memory zones free them after each batch but stop the tokenizer's cache inside the
+    zone, which cost enrich a tenth of its speed (bench/stage_enrich.py, pipeline_throughput.py); a reload every
+    ~10,000 articles costs nothing measurable.
+    """
+    grown = len(nlp.vocab.strings) - _LOADED_STRINGS.get(model, 0)
+    if grown > VOCAB_GROWTH_LIMIT:
+        _MODELS.pop(model, None)
+        log.info("spacy model dropped to free its vocabulary", model=model, new_strings=grown)
 
 
 def ner_units(article: DedupedArticle, *, max_words: int) -> tuple[list[str], list[str]]:
@@ -255,15 +276,11 @@ class _NerRun:
         if not self.pending:
             return
         keys, texts = list(self.pending), list(self.pending.values())
-        # A memory zone frees the strings and lexemes the model added for words it had not seen (names, numbers):
-        # without it the vocabulary keeps every one, ~0.5 KB each, for the life of the process. The docs are dead
-        # after the zone: their mentions are copied out as plain strings inside it.
-        with self.nlp.memory_zone():
-            docs = self.nlp.pipe(texts, batch_size=batch_size)
-            for key, doc in zip(keys, docs, strict=True):
-                mentions = tuple((e.text, e.label_) for e in doc.ents)
-                self.found[key] = mentions
-                self.cache.put(key, mentions)
+        docs = self.nlp.pipe(texts, batch_size=batch_size)
+        for key, doc in zip(keys, docs, strict=True):
+            mentions = tuple((e.text, e.label_) for e in doc.ents)
+            self.found[key] = mentions
+            self.cache.put(key, mentions)
         self.paragraphs_run += len(texts)
         self.words_run += sum(t.count(" ") + 1 for t in texts)
         self.pending = {}
@@ -334,6 +351,7 @@ def enrich_articles(articles: Sequence[DedupedArticle], *, model: str = DEFAULT_
         raise EnrichFailed(f"spaCy failed on a batch of {len(articles)}: {exc!r}", stage="enrich") from exc
     log.debug("enrich batch", articles=len(articles), paragraphs_run=ner.paragraphs_run, words_run=ner.words_run,
               cache_entries=len(cache))
+    _bound_vocabulary(model, nlp)  # the mentions are plain strings: nothing below reads the model's vocabulary
     now = utcnow()
     out: list[EnrichedArticle] = []
     for article, keys, more in zip(articles, head_keys, rest_keys, strict=True):

@@ -183,17 +183,27 @@ def test_enrich_options_are_the_configured_pipeline_values() -> None:
                                         "variants_file": str(settings.path(p.entity_variants_file)), "cache_size": 0}
 
 
-def test_words_never_seen_do_not_stay_in_the_model_s_vocabulary() -> None:
-    """A long-lived pool process meets new names and numbers in every article: NER runs in a spaCy memory zone, so
-    the strings it added are freed after each batch (they were ~0.5 KB each, kept for the life of the process)."""
+def test_the_model_is_loaded_afresh_once_its_vocabulary_has_grown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long-lived pool process meets new names and numbers in every article, and spaCy keeps each in the model's
+    vocabulary: past VOCAB_GROWTH_LIMIT new strings the model is dropped, and the next batch loads it afresh."""
+    import pipeline.enrich as enrich
+
     now = datetime.now(UTC)
-    nlp = load_model()
-    enrich_articles([DedupedArticle(feed_url="f", title="Warm", body="Mark Rutte spoke in Kiev. " * 5,
-                                    ingested_at=now, text_fingerprint="w", id="w", story_id="w")], cache_size=0)
-    before = len(nlp.vocab.strings)
-    articles = [DedupedArticle(feed_url="f", title=f"Zorblat{n} visits Quexville{n}",
-                               body=f"Minister Zorblat{n} met Vrenna Oxlade{n} in Quexville{n} on {n * 7919} day. " * 5,
-                               ingested_at=now, text_fingerprint=str(n), id=str(n), story_id=str(n)) for n in range(20)]
-    out = enrich_articles(articles, cache_size=0)
-    assert any(e.name.startswith("Zorblat") for a in out for e in a.entities)  # the new names were recognised
-    assert len(nlp.vocab.strings) == before
+
+    def articles(tag: str) -> list[DedupedArticle]:
+        return [DedupedArticle(feed_url="f", title=f"Zorblat{tag}{n} visits Quexville{tag}{n}",
+                               body=f"Minister Zorblat{tag}{n} met Vrenna Oxlade{tag}{n} in Quexville{tag}{n}. " * 5,
+                               ingested_at=now, text_fingerprint=str(n), id=str(n), story_id=str(n))
+                for n in range(20)]
+
+    first = load_model()
+    fresh = len(first.vocab.strings)
+    enrich_articles(articles("a"), cache_size=0)
+    assert load_model() is first and len(first.vocab.strings) > fresh  # grown, under the default limit
+
+    monkeypatch.setattr(enrich, "VOCAB_GROWTH_LIMIT", 10)
+    out = enrich_articles(articles("b"), cache_size=0)
+    assert any(e.name.startswith("Zorblatb") for a in out for e in a.entities)  # the batch itself is complete
+    second = load_model()
+    assert second is not first
+    assert len(second.vocab.strings) < len(first.vocab.strings)
