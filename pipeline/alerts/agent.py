@@ -211,10 +211,7 @@ async def _alert_batch(events: Sequence[Any], settings: Settings, es: AsyncElast
         log.info("alert repeats suppressed", matches=repeats)  # a copy, a replay or a correction of a story
     if not fresh:
         return
-    try:
-        fresh = await matcher.highlight(es, settings.es.alias, fresh)
-    except (ApiError, TransportError) as exc:  # fragments are a nicety: alert without them
-        log.warning("alert highlights unavailable", error=str(exc)[:300])
+    fresh = matcher.highlight(fresh)
     copies = await story_copies(es, settings.es.alias, sorted({m.article.story_id for m in fresh}))
     instant: list[tuple[Rule, AlertEvent]] = []
     digest: list[DigestItem] = []

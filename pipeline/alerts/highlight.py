@@ -1,8 +1,9 @@
 """An alert's highlighted fragments, made locally from the article's terms and their offsets.
 
-Elasticsearch analyses the article (``_mtermvectors`` with offsets on the just-indexed text, the index's own
-analyzer), and each rule names the terms it looks for (:func:`pipeline.alerts.query.highlight_terms`: the words
-and phrases it does not negate, and its wildcards' prefixes, analysed the same way). The fragments mark every
+Elasticsearch analyses the article (the ``_mtermvectors`` request the matcher makes anyway, with offsets, on the
+just-indexed text: the index's own analyzer), and each rule names the terms it looks for
+(:func:`pipeline.alerts.query.highlight_texts`: the words and phrases it does not negate, and its wildcards'
+prefixes, analysed the same way). The fragments mark every
 occurrence of those terms: the whole title, and one fragment of about ``FRAGMENT_CHARS`` characters of the summary
 and of the body, the window with the most occurrences. This is what ``newsflow search`` shows for the same query
 (its highlighter marks each matching term, not phrases as a whole), without one highlighting search per rule:
@@ -12,12 +13,9 @@ more than matching them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch
-
-__all__ = ["FIELDS", "FRAGMENT_CHARS", "Offsets", "fragments", "term_offsets"]
+__all__ = ["FIELDS", "FRAGMENT_CHARS", "Offsets", "fragments", "offsets_from_vectors"]
 
 FIELDS = ("title", "summary", "body")
 FRAGMENT_CHARS = 180  # as the search highlighter's fragment_size (pipeline.search.build_search)
@@ -25,20 +23,12 @@ FRAGMENT_CHARS = 180  # as the search highlighter's fragment_size (pipeline.sear
 Offsets = dict[str, dict[str, list[tuple[int, int]]]]  # field -> term -> [(start, end)] in the field's text
 
 
-async def term_offsets(es: AsyncElasticsearch, index: str, texts: Sequence[dict[str, str]]) -> list[Offsets]:
-    """Each document's terms with their character offsets per field, as the index analyses them (one request)."""
-    if not texts:
-        return []
-    resp = await es.mtermvectors(index=index, docs=[
-        {"doc": doc, "fields": list(FIELDS), "positions": False, "offsets": True, "payloads": False,
-         "term_statistics": False, "field_statistics": False} for doc in texts])
-    out: list[Offsets] = []
-    for item in resp["docs"]:
-        vectors: dict[str, Any] = item.get("term_vectors") or {}
-        out.append({field: {term: [(t["start_offset"], t["end_offset"]) for t in info.get("tokens", [])]
-                            for term, info in vector.get("terms", {}).items()}
-                    for field, vector in vectors.items()})
-    return out
+def offsets_from_vectors(vectors: dict[str, Any]) -> Offsets:
+    """An article's terms with their character offsets per highlighted field, from its ``term_vectors`` (as
+    ``_mtermvectors`` gives them with ``offsets``)."""
+    return {field: {term: [(t["start_offset"], t["end_offset"]) for t in info.get("tokens", ())]
+                    for term, info in vectors[field].get("terms", {}).items()}
+            for field in FIELDS if field in vectors}
 
 
 def fragments(texts: dict[str, str], offsets: Offsets, terms: frozenset[str], prefixes: tuple[str, ...],

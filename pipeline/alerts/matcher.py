@@ -11,7 +11,9 @@
    search means. Rules whose query has an exact form (:func:`~pipeline.alerts.query.exact_form`: boolean
    combinations of plain one-term words and keyword values) skip this step: the per-field terms Elasticsearch
    gave in step 1 decide them exactly as its ``query_string`` would. :meth:`Matcher.highlight` then marks the
-   rules' terms in the new alerts' articles (:mod:`pipeline.alerts.highlight`).
+   rules' terms in the new alerts' articles (:mod:`pipeline.alerts.highlight`), with the offsets step 1 asked
+   for: highlighting costs Elasticsearch nothing more (a second analysis of every matched article used to cost
+   the worker as much JSON decoding as the first).
 
 The articles must be searchable: :meth:`Matcher.match` refreshes the read alias first (the sink acknowledged
 them, the periodic refresh may not have run yet).
@@ -27,7 +29,7 @@ from typing import Any
 from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, TransportError
 
 from pipeline.alerts.highlight import FIELDS as HIGHLIGHT_FIELDS
-from pipeline.alerts.highlight import fragments, term_offsets
+from pipeline.alerts.highlight import Offsets, fragments, offsets_from_vectors
 from pipeline.alerts.query import (
     ALWAYS,
     DEFAULT_FIELDS,
@@ -64,6 +66,8 @@ class Match:
     rule: Rule
     article: EnrichedArticle
     highlight: dict[str, list[str]] = field(default_factory=dict)
+    # The article's term vectors with offsets, as matching got them: what :meth:`Matcher.highlight` marks.
+    vectors: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def rule_search(rule: Rule, *, ids: Sequence[str] | None = None, since: Any = None, limit: int = 10,
@@ -82,6 +86,14 @@ def _doc(article: EnrichedArticle) -> dict[str, Any]:
 
 
 FieldTerms = dict[str, frozenset[str]]  # field (or "" for the default fields, KEYWORD_TERMS) -> its terms
+_EMPTY: frozenset[str] = frozenset()
+
+
+def _terms(vectors: dict[str, Any], field: str) -> frozenset[str]:
+    """A field's analysed terms from a document's ``term_vectors``."""
+    return frozenset(vectors[field].get("terms", ())) if field in vectors else _EMPTY
+
+
 ExactCheck = Callable[[FieldTerms], bool]
 
 
@@ -170,19 +182,14 @@ class Matcher:
             return None
 
     async def _term_vectors(self, es: AsyncElasticsearch, index: str, docs: list[dict[str, Any]],
-                            fields: Sequence[str]) -> list[FieldTerms]:
-        """The analysed terms of artificial documents per field, by the index's own mapping (one request)."""
+                            fields: Sequence[str], *, offsets: bool = False) -> list[dict[str, Any]]:
+        """The ``term_vectors`` of artificial documents (field -> terms), by the index's own mapping (one request)."""
         if not docs:
             return []
         resp = await es.mtermvectors(index=index, docs=[
-            {"doc": d, "fields": list(fields), "positions": False, "offsets": False, "payloads": False,
+            {"doc": d, "fields": list(fields), "positions": False, "offsets": offsets, "payloads": False,
              "term_statistics": False, "field_statistics": False} for d in docs])
-        empty: frozenset[str] = frozenset()
-        out = []
-        for item in resp["docs"]:
-            vectors = item.get("term_vectors") or {}
-            out.append({f: frozenset(vectors[f].get("terms", {})) if f in vectors else empty for f in fields})
-        return out
+        return [item.get("term_vectors") or {} for item in resp["docs"]]
 
     async def _analyse_rules(self, es: AsyncElasticsearch, index: str) -> None:
         if len(self._analysed) == len(self._texts):
@@ -191,7 +198,7 @@ class Matcher:
         for start in range(0, len(missing), 1000):
             chunk = missing[start:start + 1000]
             vectors = await self._term_vectors(es, index, [{"body": t} for t in chunk], ["body"])
-            self._analysed.update(zip(chunk, (v["body"] for v in vectors), strict=True))
+            self._analysed.update(zip(chunk, (_terms(v, "body") for v in vectors), strict=True))
         if missing:
             self._postings = None  # anchors, exact checks and highlighted terms depend on the analysed terms
             self._checks = None
@@ -262,11 +269,14 @@ class Matcher:
         if index is None:
             return []
         await self._analyse_rules(es, index)
-        vectors = await self._term_vectors(es, index, [_doc(a) for a in articles], DOC_FIELDS)
+        # With offsets, for the highlights of the alerts to come (one analysis of each article, not two).
+        vectors = await self._term_vectors(es, index, [_doc(a) for a in articles], DOC_FIELDS, offsets=True)
+        by_id = {a.id: (a, v) for a, v in zip(articles, vectors, strict=True)}
         lengths = sorted({len(str(c.parts[0])) for c in self._prefix_conds()})
         docs: list[FieldTerms] = []
         doc_terms: list[frozenset[str]] = []
-        for article, fields in zip(articles, vectors, strict=True):
+        for article, vector in zip(articles, vectors, strict=True):
+            fields = {f: _terms(vector, f) for f in DOC_FIELDS}
             keywords = _keyword_terms(article)
             default = frozenset().union(*(fields[f] for f in DEFAULT_FIELDS))
             docs.append({**fields, "": default, KEYWORD_TERMS: keywords})
@@ -284,7 +294,6 @@ class Matcher:
                 ALERT_DECIDED_LOCALLY.inc()
         ALERT_CANDIDATES.inc(len(work))
         await es.indices.refresh(index=alias)
-        by_id = {a.id: a for a in articles}
         chunks = [work[first:first + self.msearch_chunk] for first in range(0, len(work), self.msearch_chunk)]
         searches: list[dict[str, Any]] = []
         for chunk in chunks:
@@ -297,7 +306,7 @@ class Matcher:
             for hit in answer["hits"]["hits"]:
                 for name in hit.get("matched_queries", []):
                     pairs.append((chunk[int(name)][0], hit["_id"]))
-        matches = [Match(rule, by_id[doc_id]) for rule, doc_id in pairs if doc_id in by_id]
+        matches = [Match(rule, by_id[doc_id][0], vectors=by_id[doc_id][1]) for rule, doc_id in pairs if doc_id in by_id]
         ALERT_MATCH_SECONDS.observe(time.perf_counter() - start)
         return matches
 
@@ -314,20 +323,19 @@ class Matcher:
             pairs += [(rule, hit["_id"]) for hit in answer["hits"]["hits"]]
         return pairs
 
-    async def highlight(self, es: AsyncElasticsearch, alias: str, matches: Sequence[Match]) -> list[Match]:
-        """The matches with their highlighted fragments (:mod:`pipeline.alerts.highlight`): one term-vector request
-        for the matched articles, then each rule's terms marked locally."""
-        index = await self._concrete_index(es, alias)
-        if index is None or not matches:
-            return list(matches)
-        await self._analyse_rules(es, index)
-        articles = {m.article.id: m.article for m in matches}
-        texts = {i: {f: getattr(a, f) or "" for f in HIGHLIGHT_FIELDS} for i, a in articles.items()}
-        offsets = dict(zip(texts, await term_offsets(es, index, list(texts.values())), strict=True))
+    def highlight(self, matches: Sequence[Match]) -> list[Match]:
+        """The matches with their highlighted fragments (:mod:`pipeline.alerts.highlight`): each rule's terms marked
+        locally, at the offsets matching got (needs :meth:`match` to have run: the rules' terms are analysed)."""
+        offsets: dict[str, Offsets] = {}
         out: list[Match] = []
         for m in matches:
+            a = m.article
+            known = offsets.get(a.id)
+            if known is None:
+                known = offsets[a.id] = offsets_from_vectors(m.vectors)
             terms, prefixes = self._highlight_terms(m.rule)
-            out.append(Match(m.rule, m.article, fragments(texts[m.article.id], offsets[m.article.id], terms, prefixes)))
+            texts = {f: getattr(a, f) or "" for f in HIGHLIGHT_FIELDS}
+            out.append(Match(m.rule, a, fragments(texts, known, terms, prefixes)))
         return out
 
     def _highlight_terms(self, rule: Rule) -> tuple[frozenset[str], tuple[str, ...]]:
