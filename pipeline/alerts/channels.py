@@ -4,12 +4,17 @@
 with :func:`pipeline.backoff.backoff_delay` between attempts and ``alerts.delivery_timeout_s`` per attempt,
 then dead-lettered to news.dlq (stage ``alert``) with the alert as payload. One channel failing never holds
 up another: they run side by side and each ends on its own.
+
+At most ``alerts.max_concurrent_deliveries`` attempts run at once (a slot is held for one attempt, never
+during a backoff). A batch of broad rules brings thousands of alerts; started all at once, each built its body
+and request before the first connection was free, and the event loop spent whole seconds on that burst while
+the stages' results waited behind it (the pool process fell from 97 % to ~68 % of a core). Waiting for a slot
+costs next to nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import hmac
 import json
@@ -19,10 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from email.message import EmailMessage
 from typing import Any
 
-import aiohttp
-from aiohttp.helpers import get_env_proxy_for_url
-from yarl import URL
-
+from pipeline.alerts.poster import Poster
 from pipeline.alerts.present import email_bodies, slack_body, subject, webhook_body
 from pipeline.alerts.rules import Rule
 from pipeline.backoff import backoff_delay
@@ -39,19 +41,6 @@ log = get_logger(__name__)
 
 SIGNATURE_HEADER = "X-Newsflow-Signature"
 TopicSender = Callable[[bytes, bytes], Awaitable[None]]  # (key, value), returns once the broker acknowledged
-
-
-@functools.lru_cache(maxsize=1024)
-def _env_proxy(origin: URL) -> tuple[URL | None, aiohttp.BasicAuth | None]:
-    """The proxy the environment names for ``origin`` (HTTP(S)_PROXY, NO_PROXY, ~/.netrc), looked up once per origin.
-
-    aiohttp's ``trust_env=True`` looks it up on every request, reading ~/.netrc in a thread each time: a third of the
-    worker's CPU under a broad rule set (py-spy). The environment of a running worker does not change.
-    """
-    try:
-        return get_env_proxy_for_url(origin)
-    except LookupError:  # none, or NO_PROXY excludes it
-        return None, None
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -73,32 +62,26 @@ class Deliverer:
         self.settings = settings
         self.send_topic = send_topic
         self.send_dead_letter = send_dead_letter
-        self._http: aiohttp.ClientSession | None = None
+        self._poster = Poster(limit=settings.max_concurrent_deliveries, timeout_s=settings.delivery_timeout_s,
+                              nice=settings.delivery_nice)
+        self._slots = asyncio.Semaphore(settings.max_concurrent_deliveries)
 
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.close()
+        await self._poster.close()
 
     async def _post(self, channel: str, url: str, body: bytes, headers: dict[str, str]) -> None:
-        """POST ``body``; anything but a 2xx answer (a redirect too: never followed) is a failed attempt.
-
-        aiohttp, not httpx: one POST cost 1.07 ms of the worker's event loop with httpx and 0.075 ms with aiohttp
-        (2,000 concurrent POSTs to a loopback server), and a broad rule set sends dozens of alerts per article
-        from the loop that also feeds the stages. aiohttp is already the worker's HTTP client (Faust, the
-        Elasticsearch client)."""
-        if self._http is None:  # created on the running loop
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.settings.delivery_timeout_s))
-        proxy, proxy_auth = _env_proxy(URL(url).origin())
-        async with self._http.post(url, data=body, headers=headers, allow_redirects=False, proxy=proxy,
-                                   proxy_auth=proxy_auth) as resp:
-            if not 200 <= resp.status < 300:
-                # Not the URL: a Slack webhook's path is its secret.
-                raise AlertDeliveryError(channel, f"answered {resp.status} {resp.reason or ''}".rstrip())
-            await resp.read()
+        """POST ``body`` (from the poster process); anything but a 2xx answer (a redirect too: never followed) is a
+        failed attempt."""
+        status, reason = await self._poster.post(url, body, headers)
+        if not 200 <= status < 300:
+            # Not the URL: a Slack webhook's path is its secret.
+            raise AlertDeliveryError(channel, f"answered {status} {reason}".rstrip())
 
     async def deliver(self, rule: Rule, alerts: Sequence[AlertEvent]) -> dict[str, bool]:
         """Deliver on every channel of ``rule``; returns channel -> delivered (False: dead-lettered)."""
         names = rule.channels.names()
+        if len(names) == 1:  # the common case: no task of its own (a broad rule set delivers thousands a batch)
+            return {names[0]: await self._channel(names[0], rule, alerts)}
         results = await asyncio.gather(*(self._channel(name, rule, alerts) for name in names))
         return dict(zip(names, results, strict=True))
 
@@ -106,7 +89,10 @@ class Deliverer:
         s = self.settings
         for attempt in range(s.max_attempts):
             try:
-                await asyncio.wait_for(self._send(name, rule, alerts), s.delivery_timeout_s)
+                # The timeout counts from the attempt's start, not from the wait for a slot; asyncio.timeout, not
+                # wait_for: no task per attempt.
+                async with self._slots, asyncio.timeout(s.delivery_timeout_s):
+                    await self._send(name, rule, alerts)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
