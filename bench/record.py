@@ -23,7 +23,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.render_results import BENCHMARKS, RESULTS_DIR, RESULTS_MD, load_results, render  # noqa: E402
+from bench.render_results import (  # noqa: E402
+    BENCHMARKS,
+    README_MD,
+    RESULTS_DIR,
+    RESULTS_MD,
+    load_results,
+    readme_with_headline,
+    render,
+)
 
 
 def last_json_line(stdout: str) -> dict[str, object]:
@@ -80,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     args.results.mkdir(exist_ok=True)
     path = args.results / f"{args.name}.json"
     path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    args.output.write_text(render(load_results(args.results)), encoding="utf-8")
+    results = load_results(args.results)
+    args.output.write_text(render(results), encoding="utf-8")
+    if args.output == RESULTS_MD:  # the real results (not a test's): the README's figures table follows
+        README_MD.write_text(readme_with_headline(README_MD.read_text(encoding="utf-8"), results), encoding="utf-8")
     print(f"record: {path} written, {args.output} rendered", file=sys.stderr)
     return 0
 

@@ -53,3 +53,19 @@ def test_record_refuses_output_without_a_json_object(tmp_path: Path, capsys: pyt
                         "--", sys.executable, "-c", "print('no json here')"])
     assert code == 1 and "nothing recorded" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_the_readme_figures_table_is_rendered_between_its_markers() -> None:
+    results = render_results.load_results()
+    readme = f"# Title\n\nBefore.\n\n{render_results.HEADLINE_START}\nstale\n{render_results.HEADLINE_END}\n\nAfter.\n"
+    out = render_results.readme_with_headline(readme, results)
+    assert out.startswith("# Title\n\nBefore.\n\n") and out.endswith("\n\nAfter.\n") and "stale" not in out
+    # Each headline row shows the same figure as RESULTS.md, from the same record.
+    rows = {r[0]: r for r in render_results._rows(render_results.BENCHMARKS["alert_latency"],
+                                                   results["alert_latency"]["result"])}
+    _label, measured, target, met = rows["news.raw → webhook, 1,000 rules, p99"]
+    verdict = "yes" if met else "**no**"
+    assert f"| news.raw → alert webhook, 1,000 rules, p99 | {measured} | {target} | {verdict} |" in out
+    assert render_results.readme_with_headline(out, results) == out  # idempotent
+    with pytest.raises(ValueError, match="no"):
+        render_results.readme_with_headline("# no markers\n", results)
