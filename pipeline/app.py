@@ -129,7 +129,6 @@ def create_app(settings: Settings, *, worker_name: str = "worker", web_port: int
         # blocking work runs in the pool), so a live worker always rejoins well within it.
         broker_rebalance_timeout=max(60.0, p.session_timeout_s * 2),
         producer_acks=-1,
-        producer_linger=p.producer_linger_ms / 1000,
         # A standby copy of the dedupe tables on another worker makes fail-over fast (no full changelog replay).
         table_standby_replicas=1,
         # RocksDB tables with the settings' bounded memory (pipeline/table_store.py), not Faust's per-table defaults.

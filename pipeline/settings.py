@@ -215,10 +215,6 @@ class PipelineSettings(_Section):
     nlp_batch_timeout_s: float = Field(0.5, gt=0, le=60)  # how long enrich waits to fill a batch
     commit_every: int = Field(100, ge=1)  # commit offsets after this many messages (or commit_interval_s)
     commit_interval_s: float = Field(2.0, gt=0, le=600)
-    # How long the worker's Kafka producer waits to fill a batch (Faust's default: 0, a produce request as soon as
-    # possible). A broad alert rule set writes thousands of alerts-sent entries per batch; 5 ms cut the worker's CPU
-    # under it by ~7 % (bench/alert_latency.py --broad) and adds at most 5 ms to a hop.
-    producer_linger_ms: int = Field(5, ge=0, le=1000)
     index_enabled: bool = True  # run the Elasticsearch index agent in this worker
     # A worker that died without leaving the group (kill -9) holds its partitions this long.
     session_timeout_s: float = Field(30.0, ge=6, le=300)
