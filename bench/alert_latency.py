@@ -6,7 +6,8 @@ Runs the real thing against the running local stack (own topic prefix, app id, i
   enter news.raw at ``--rate`` per second, each matched by one webhook rule through its own token; latency is
   webhook arrival minus the moment the item was acknowledged on news.raw. Target p99 <= 5 s (bar: 3 s).
 * ``match``: :class:`pipeline.alerts.matcher.Matcher` with ``--match-rules`` (10,000) generated rules over
-  ``--match-articles`` (1,000) indexed articles in batches of ``alerts.batch_size``. Target >= 200 articles/s.
+  ``--match-articles`` (1,000) indexed articles in batches of ``alerts.batch_size``. Target >= 200 articles/s
+  matched; also reported: matched and highlighted (what the agent does before delivering).
 * ``pipeline``: the worker's throughput (``--pipeline-articles`` items into news.raw until all are indexed) with
   no rules and with 10,000 rules. Target: within 10 %.
 
@@ -251,12 +252,18 @@ async def _match(n_rules: int, n_articles: int, *, narrow: bool = False) -> dict
         prepare_s = time.perf_counter() - t0
         batch = settings.alerts.batch_size
         matches = 0
-        t0 = time.perf_counter()
+        took = highlighting = 0.0
         for start in range(0, len(articles), batch):
-            matches += len(await matcher.match(es, settings.es.alias, articles[start:start + batch]))
-        took = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            found = await matcher.match(es, settings.es.alias, articles[start:start + batch])
+            took += time.perf_counter() - t0
+            # Then highlighted, as the alerts agent does with a batch's new matches before delivering them.
+            t0 = time.perf_counter()
+            matches += len(matcher.highlight(found))
+            highlighting += time.perf_counter() - t0
         return {"rules": n_rules, "narrow_rules": narrow, "articles": n_articles, "batch": batch,
                 "articles_per_s": round(n_articles / took, 1),
+                "with_highlights_articles_per_s": round(n_articles / (took + highlighting), 1),
                 "matches": matches, "unnarrowed_rules": matcher.always, "rules_load_s": round(prepare_s, 2)}
     finally:
         for index in await es.indices.get(index=f"ab-{run_id}-*", allow_no_indices=True):
