@@ -15,6 +15,7 @@ __all__ = [
     "ALERT_LATENCY",
     "ALERT_MATCHES",
     "ALERT_MATCH_SECONDS",
+    "ALERT_POSTER_STARTS",
     "ALERT_RETRIES",
     "ARTICLES_DEDUPED",
     "CLEAN_FIELDS_TRUNCATED",
@@ -89,6 +90,8 @@ PUBLISH_TO_INDEX_LAG = Histogram(
 ELASTIC_WAITING = Gauge("newsflow_sink_elastic_waiting", "1 while the sink waits for Elasticsearch to come back")
 
 # alerts
+ALERT_POSTER_STARTS = Counter("newsflow_alerts_poster_starts_total",
+                              "Webhook poster processes started (more than one per agent: a poster died)")
 ALERTS_SENT = Counter("newsflow_alerts_sent_total", "Alert deliveries by channel and final status (ok, dead_letter)",
                       ["channel", "status"])
 ALERT_MATCHES = Counter("newsflow_alerts_matches_total", "Rule/story matches: new alerts, repeats suppressed",

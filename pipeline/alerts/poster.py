@@ -9,8 +9,10 @@ the worker pays a pickled frame per request. The child runs aiohttp with ``nice`
 the priority changes nothing.
 
 The child dies with the worker (``PR_SET_PDEATHSIG``) and ends when its stdin closes. Should it die, the
-requests in flight fail (the deliverer retries them, which starts a new child). Redirects are never followed
-and any answer comes back as (status, reason): what counts as delivered is decided by the caller.
+requests in flight fail (the deliverer retries them, which starts a new child; each start is counted in
+``newsflow_alerts_poster_starts_total``). Redirects are never followed and any answer comes back as (status,
+reason): what counts as delivered is decided by the caller. Of an answer's body at most ``MAX_ANSWER_BYTES`` are
+read; a receiver sending more has its connection closed, so a hostile one cannot fill the poster's memory.
 """
 
 from __future__ import annotations
@@ -27,14 +29,15 @@ import struct
 import sys
 from typing import Any
 
-from pipeline.errors import AlertDeliveryError
 from pipeline.logs import configure_logging, get_logger
+from pipeline.metrics import ALERT_POSTER_STARTS
 from pipeline.procs import die_with_parent
 
 __all__ = ["Poster"]
 
 log = get_logger(__name__)
 
+MAX_ANSWER_BYTES = 64 * 1024  # of a receiver's answer body: nobody reads it, a keep-alive connection needs it drained
 _HEADER = struct.Struct("!I")  # frame length, then a pickle: request (id, url, body, headers), answer (id, status,
 # reason, error)
 
@@ -57,7 +60,7 @@ class Poster:
     """POSTs from the child process: ``await post(url, body, headers)`` returns the answer's (status, reason).
 
     Raises (from :meth:`post`):
-        AlertDeliveryError: no answer (connection refused, timeout, the child died).
+        ConnectionError: no answer (connection refused, timeout, the child died); the caller names the channel.
     """
 
     def __init__(self, *, limit: int, timeout_s: float, nice: int) -> None:
@@ -74,19 +77,27 @@ class Poster:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
 
+    def _running(self) -> asyncio.subprocess.Process | None:
+        """The child, while it runs and its answers are read."""
+        if self._proc is None or self._proc.returncode is not None or self._reading is None or self._reading.done():
+            return None
+        return self._proc
+
     async def _child(self) -> asyncio.subprocess.Process:
-        if self._proc is not None and self._proc.returncode is None and self._reading and not self._reading.done():
-            return self._proc
+        if (proc := self._running()) is not None:
+            return proc
         if self._starting is None:  # created on the running loop
             self._starting = asyncio.Lock()
         async with self._starting:
-            if self._proc is None or self._proc.returncode is not None or not self._reading or self._reading.done():
+            if self._running() is None:
                 self._proc = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "pipeline.alerts.poster", "--owner", str(os.getpid()),
                     "--limit", str(self.limit), "--timeout", str(self.timeout_s), "--nice", str(self.nice),
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=2**20)
                 self._reading = asyncio.create_task(self._read_answers(self._proc))
+                ALERT_POSTER_STARTS.inc()
                 log.info("alert poster started", pid=self._proc.pid, nice=self.nice)
+        assert self._proc is not None
         return self._proc
 
     async def _read_answers(self, proc: asyncio.subprocess.Process) -> None:
@@ -98,7 +109,7 @@ class Poster:
                 if fut is None or fut.done():
                     continue  # the caller gave up (timeout)
                 if error is not None:
-                    fut.set_exception(AlertDeliveryError("webhook", error))
+                    fut.set_exception(ConnectionError(error))
                 else:
                     fut.set_result((status, reason))
         finally:
@@ -107,7 +118,7 @@ class Poster:
             pending, self._pending = self._pending, {}
             for fut in pending.values():
                 if not fut.done():
-                    fut.set_exception(AlertDeliveryError("webhook", f"the poster process exited ({code})"))
+                    fut.set_exception(ConnectionError(f"the poster process exited ({code})"))
             if pending:
                 log.warning("alert poster exited with requests in flight", code=code, requests=len(pending))
 
@@ -122,7 +133,7 @@ class Poster:
             await proc.stdin.drain()
             return await fut
         except (BrokenPipeError, ConnectionResetError) as exc:
-            raise AlertDeliveryError("webhook", f"the poster process is gone: {exc}") from None
+            raise ConnectionError(f"the poster process is gone: {exc}") from None
         finally:
             self._pending.pop(rid, None)
 
@@ -181,8 +192,10 @@ async def _serve(limit: int, timeout_s: float) -> None:
                 proxy, proxy_auth = _env_proxy(URL(url).origin())
                 async with http.post(url, data=body, headers=headers, allow_redirects=False, proxy=proxy,
                                      proxy_auth=proxy_auth) as resp:
-                    await resp.read()
-                    answer = (rid, resp.status, resp.reason or "", None)
+                    await resp.content.read(MAX_ANSWER_BYTES)
+                    if not resp.content.at_eof():
+                        resp.close()  # more than anyone reads: drop the connection rather than drain it
+                    answer = (rid, resp.status, (resp.reason or "")[:200], None)
             except Exception as exc:  # every failure is an answer: the caller retries or dead-letters
                 answer = (rid, 0, "", str(exc)[:300] or type(exc).__name__)
             writer.write(_frame(answer))

@@ -15,12 +15,13 @@ import pytest
 from aiohttp import web
 
 from pipeline.alerts.poster import Poster
-from pipeline.errors import AlertDeliveryError
+from pipeline.metrics import ALERT_POSTER_STARTS
 
 
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[str, list[tuple[str, bytes, dict[str, str]]], asyncio.Event]]:
-    """A loopback server: /ok answers 200, /fail 500, /moved 302, /slow waits until released."""
+    """A loopback server: /ok answers 200, /fail 500, /moved 302, /huge 200 with 20 MB, /slow waits until
+    released."""
     received: list[tuple[str, bytes, dict[str, str]]] = []
     release = asyncio.Event()
 
@@ -32,6 +33,17 @@ async def server() -> AsyncIterator[tuple[str, list[tuple[str, bytes, dict[str, 
             raise web.HTTPFound("/ok")
         if request.path == "/slow":
             await release.wait()
+        if request.path == "/huge":
+            resp = web.StreamResponse()
+            await resp.prepare(request)
+            chunk = b"x" * 65536
+            try:
+                for _ in range(320):  # 20 MB, unless the poster hangs up first (it should)
+                    await resp.write(chunk)
+                    received.append(("/huge-chunk", b"", {}))
+            except (ConnectionError, RuntimeError):
+                pass
+            return resp
         return web.Response(text="ok")
 
     app = web.Application()
@@ -83,10 +95,25 @@ async def test_posts_come_back_as_status_and_reason_without_following_redirects(
     assert _gone(pid)
 
 
-async def test_no_answer_is_a_delivery_error() -> None:
+async def test_a_huge_answer_is_not_read_whole_and_the_poster_goes_on(server) -> None:  # type: ignore[no-untyped-def]
+    url, received, _release = server
+    poster = Poster(limit=8, timeout_s=20, nice=0)
+    try:
+        assert await poster.post(f"{url}/huge", b"{}", {}) == (200, "OK")
+        pid = poster.pid
+        assert pid is not None
+        assert await poster.post(f"{url}/ok", b"{}", {}) == (200, "OK") and poster.pid == pid
+        await asyncio.sleep(0.5)  # the server notices the closed connection
+        written = sum(1 for path, _b, _h in received if path == "/huge-chunk")
+        assert written < 320  # the poster hung up after its 64 KiB: the 20 MB were never all sent
+    finally:
+        await poster.close()
+
+
+async def test_no_answer_is_a_connection_error() -> None:
     poster = Poster(limit=8, timeout_s=5, nice=0)
     try:
-        with pytest.raises(AlertDeliveryError, match="webhook"):
+        with pytest.raises(ConnectionError):
             await poster.post("http://127.0.0.1:9/refused", b"{}", {})  # port 9 (discard): nothing listens
     finally:
         await poster.close()
@@ -103,12 +130,14 @@ async def test_a_killed_poster_fails_its_requests_and_the_next_post_starts_a_new
             await asyncio.sleep(0.05)
         first = poster.pid
         assert first is not None
+        starts = ALERT_POSTER_STARTS._value.get()
         os.kill(first, signal.SIGKILL)
-        with pytest.raises(AlertDeliveryError, match="exited"):
+        with pytest.raises(ConnectionError, match="exited"):
             await asyncio.wait_for(slow, 10)
         release.set()
         assert await poster.post(f"{url}/ok", b"{}", {}) == (200, "OK")
         assert poster.pid not in (None, first)
+        assert ALERT_POSTER_STARTS._value.get() == starts + 1  # counted: an operator sees a poster died
     finally:
         await poster.close()
 
