@@ -6,10 +6,9 @@ then dead-lettered to news.dlq (stage ``alert``) with the alert as payload. One 
 up another: they run side by side and each ends on its own.
 
 At most ``alerts.max_concurrent_deliveries`` attempts run at once (a slot is held for one attempt, never
-during a backoff). A batch of broad rules brings thousands of alerts; started all at once, each built its body
-and request before the first connection was free, and the event loop spent whole seconds on that burst while
-the stages' results waited behind it (the pool process fell from 97 % to ~68 % of a core). Waiting for a slot
-costs next to nothing.
+during a backoff): a batch of broad rules brings thousands of alerts, and each waits for a slot before it builds
+its body and request, not with a request half made. Webhook and Slack POSTs go through the worker's poster process
+(:mod:`pipeline.alerts.poster`).
 """
 
 from __future__ import annotations

@@ -328,16 +328,16 @@ class Matcher:
     def highlight(self, matches: Sequence[Match]) -> list[Match]:
         """The matches with their highlighted fragments (:mod:`pipeline.alerts.highlight`): each rule's terms marked
         locally, at the offsets matching got (needs :meth:`match` to have run: the rules' terms are analysed)."""
-        offsets: dict[str, Offsets] = {}
+        seen: dict[str, tuple[dict[str, str], Offsets]] = {}  # article id -> its texts and offsets, made once
         out: list[Match] = []
         for m in matches:
             a = m.article
-            known = offsets.get(a.id)
+            known = seen.get(a.id)
             if known is None:
-                known = offsets[a.id] = offsets_from_vectors(m.vectors)
+                texts = {f: getattr(a, f) or "" for f in HIGHLIGHT_FIELDS}
+                known = seen[a.id] = (texts, offsets_from_vectors(m.vectors))
             terms, prefixes = self._highlight_terms(m.rule)
-            texts = {f: getattr(a, f) or "" for f in HIGHLIGHT_FIELDS}
-            out.append(Match(m.rule, a, fragments(texts, known, terms, prefixes)))
+            out.append(Match(m.rule, a, fragments(*known, terms, prefixes)))
         return out
 
     def _highlight_terms(self, rule: Rule) -> tuple[frozenset[str], tuple[str, ...]]:
