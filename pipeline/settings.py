@@ -267,7 +267,7 @@ class AlertSettings(_Section):
     initial_backoff_s: float = Field(0.5, gt=0, le=600)
     max_backoff_s: float = Field(10.0, gt=0, le=3600)
     delivery_timeout_s: float = Field(10.0, gt=0, le=300)  # one HTTP/SMTP attempt
-    # deliveries attempted at once per worker (also its HTTP connection pool); the rest wait their turn cheaply
+    # HTTP connections of the poster at once, and one-by-one attempts (retries, email...) at once; the rest wait
     max_concurrent_deliveries: int = Field(64, ge=1, le=10_000)
     # how much lower the CPU priority of the process posting webhooks is (`nice`, 0-19): under load, ingestion first
     delivery_nice: int = Field(10, ge=0, le=19)

@@ -224,8 +224,7 @@ async def _alert_batch(events: Sequence[Any], settings: Settings, es: AsyncElast
         else:
             instant.append((match.rule, event))
     # Every channel of every alert at once: a slow or failing one holds up nobody else.
-    await asyncio.gather(*(deliverer.deliver(rule, [event]) for rule, event in instant),
-                         *(send_digest(item) for item in digest))
+    await asyncio.gather(deliverer.deliver_batch(instant), *(send_digest(item) for item in digest))
     pending = []
     for match in fresh:
         a = match.article

@@ -13,6 +13,7 @@ more than matching them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = ["FIELDS", "FRAGMENT_CHARS", "Offsets", "fragments", "offsets_from_vectors"]
@@ -20,15 +21,41 @@ __all__ = ["FIELDS", "FRAGMENT_CHARS", "Offsets", "fragments", "offsets_from_vec
 FIELDS = ("title", "summary", "body")
 FRAGMENT_CHARS = 180  # as the search highlighter's fragment_size (pipeline.search.build_search)
 
-Offsets = dict[str, dict[str, list[tuple[int, int]]]]  # field -> term -> [(start, end)] in the field's text
+
+class Offsets:
+    """An article's term offsets in each highlighted field, read from its term vectors when a term is looked up.
+
+    A rule marks a few of an article's terms; converting every token of a long body up front cost two thirds of
+    highlighting under a broad rule set (py-spy), for spans no rule asked for.
+    """
+
+    def __init__(self, terms: Mapping[str, Mapping[str, Any]]) -> None:
+        self._terms = terms  # field -> term -> {"tokens": [{"start_offset": s, "end_offset": e}, ...], ...}
+        self._spans: dict[tuple[str, str], list[tuple[int, int]]] = {}
+
+    @classmethod
+    def from_spans(cls, spans: Mapping[str, Mapping[str, Sequence[tuple[int, int]]]]) -> Offsets:
+        """From field -> term -> [(start, end)] (hand-made offsets)."""
+        return cls({field: {term: {"tokens": [{"start_offset": s, "end_offset": e} for s, e in found]}
+                            for term, found in terms.items()} for field, terms in spans.items()})
+
+    def spans(self, field: str, term: str) -> list[tuple[int, int]]:
+        """Where ``term`` occurs in ``field``'s text, as (start, end) character offsets."""
+        key = (field, term)
+        found = self._spans.get(key)
+        if found is None:
+            info = self._terms.get(field, {}).get(term)
+            found = self._spans[key] = [(t["start_offset"], t["end_offset"]) for t in info.get("tokens", ())] \
+                if info else []
+        return found
+
+    def terms(self, field: str) -> Iterable[str]:
+        return self._terms.get(field, {}).keys()
 
 
 def offsets_from_vectors(vectors: dict[str, Any]) -> Offsets:
-    """An article's terms with their character offsets per highlighted field, from its ``term_vectors`` (as
-    ``_mtermvectors`` gives them with ``offsets``)."""
-    return {field: {term: [(t["start_offset"], t["end_offset"]) for t in info.get("tokens", ())]
-                    for term, info in vectors[field].get("terms", {}).items()}
-            for field in FIELDS if field in vectors}
+    """An article's :class:`Offsets`, from its ``term_vectors`` (as ``_mtermvectors`` gives them with ``offsets``)."""
+    return Offsets({field: vectors[field].get("terms", {}) for field in FIELDS if field in vectors})
 
 
 def fragments(texts: dict[str, str], offsets: Offsets, terms: frozenset[str], prefixes: tuple[str, ...],
@@ -37,14 +64,15 @@ def fragments(texts: dict[str, str], offsets: Offsets, terms: frozenset[str], pr
     out: dict[str, list[str]] = {}
     for field in FIELDS:
         text = texts.get(field) or ""
-        known = offsets.get(field, {})
-        spans = [span for term in terms for span in known.get(term, ())]
-        if prefixes:
-            spans += [span for term, found in known.items() if term.startswith(prefixes) and term not in terms
-                      for span in found]
-        spans.sort()
-        if not text or not spans:
+        if not text:
             continue
+        spans = [span for term in terms for span in offsets.spans(field, term)]
+        if prefixes:
+            spans += [span for term in offsets.terms(field) if term.startswith(prefixes) and term not in terms
+                      for span in offsets.spans(field, term)]
+        if not spans:
+            continue
+        spans.sort()
         if field == "title":
             out[field] = [_mark(text, spans, 0, len(text), tags)]
             continue

