@@ -13,7 +13,8 @@ more than matching them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["FIELDS", "FRAGMENT_CHARS", "Offsets", "fragments", "offsets_from_vectors"]
@@ -32,6 +33,8 @@ class Offsets:
     def __init__(self, terms: Mapping[str, Mapping[str, Any]]) -> None:
         self._terms = terms  # field -> term -> {"tokens": [{"start_offset": s, "end_offset": e}, ...], ...}
         self._spans: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        self._keys: dict[str, frozenset[str]] = {}
+        self._sorted: dict[str, list[str]] = {}
 
     @classmethod
     def from_spans(cls, spans: Mapping[str, Mapping[str, Sequence[tuple[int, int]]]]) -> Offsets:
@@ -49,8 +52,24 @@ class Offsets:
                 if info else []
         return found
 
-    def terms(self, field: str) -> Iterable[str]:
-        return self._terms.get(field, {}).keys()
+    def terms(self, field: str) -> frozenset[str]:
+        """The field's terms (made once per field: every alert of the article asks)."""
+        keys = self._keys.get(field)
+        if keys is None:
+            keys = self._keys[field] = frozenset(self._terms.get(field, {}))
+        return keys
+
+    def starting_with(self, field: str, prefix: str) -> list[str]:
+        """The field's terms that start with ``prefix`` (a binary search in the terms, sorted once per field)."""
+        ordered = self._sorted.get(field)
+        if ordered is None:
+            ordered = self._sorted[field] = sorted(self.terms(field))
+        out = []
+        for term in ordered[bisect_left(ordered, prefix):]:
+            if not term.startswith(prefix):
+                break
+            out.append(term)
+        return out
 
 
 def offsets_from_vectors(vectors: dict[str, Any]) -> Offsets:
@@ -66,10 +85,10 @@ def fragments(texts: dict[str, str], offsets: Offsets, terms: frozenset[str], pr
         text = texts.get(field) or ""
         if not text:
             continue
-        spans = [span for term in terms for span in offsets.spans(field, term)]
+        present = terms & offsets.terms(field)  # in C: a rule has a few terms, a body hundreds
         if prefixes:
-            spans += [span for term in offsets.terms(field) if term.startswith(prefixes) and term not in terms
-                      for span in offsets.spans(field, term)]
+            present |= {term for prefix in prefixes for term in offsets.starting_with(field, prefix)}
+        spans = [span for term in present for span in offsets.spans(field, term)]
         if not spans:
             continue
         spans.sort()

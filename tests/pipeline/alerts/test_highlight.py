@@ -53,3 +53,11 @@ def test_offsets_are_read_from_elasticsearch_term_vectors_only_for_the_terms_ask
     assert set(offsets.terms("title")) == {"nato", "kiev"} and list(offsets.terms("body")) == []
     texts = {"title": "NATO chief visits Kiev", "body": "No term vectors for this body."}
     assert fragments(texts, offsets, frozenset({"kiev"}), ()) == {"title": ["NATO chief visits <em>Kiev</em>"]}
+
+
+def test_prefix_lookups_find_every_term_starting_with_the_prefix_and_no_other() -> None:
+    words = ["uk", "ukr", "ukraine", "ukrainian", "ukrz", "ula", "tukr", "aukr", "ukq", "ukrainians"]
+    offsets = Offsets.from_spans({"body": {w: [(n, n + 1)] for n, w in enumerate(words)}})
+    assert offsets.starting_with("body", "ukr") == ["ukr", "ukraine", "ukrainian", "ukrainians", "ukrz"]
+    assert offsets.starting_with("body", "zz") == [] and offsets.starting_with("title", "ukr") == []
+    assert offsets.starting_with("body", "") == sorted(words)
