@@ -110,10 +110,14 @@ class Deliverer:
                     others.append(self._channel(name, rule, [event]))
 
         async def over_http() -> None:
-            requests = [self._request(name, rule, [event]) for name, rule, event in http]
-            # The poster times each request out itself (delivery_timeout_s); the margin lets its answer arrive rather
-            # than count a request it delivered as failed (and deliver it twice).
-            answers = await self._poster.post_many(requests, timeout_s=self.settings.delivery_timeout_s + 1)
+            answers: list[tuple[int, str] | Exception]
+            try:
+                requests = [self._request(name, rule, [event]) for name, rule, event in http]
+                # The poster times each request out itself (delivery_timeout_s); the margin lets its answer arrive
+                # rather than count a request it delivered as failed (and deliver it twice).
+                answers = await self._poster.post_many(requests, timeout_s=self.settings.delivery_timeout_s + 1)
+            except Exception as exc:  # no poster (it could not start): every first attempt failed, as one by one
+                answers = [exc] * len(http)
             retries = []
             for (name, rule, event), answer in zip(http, answers, strict=True):
                 error = answer if isinstance(answer, Exception) else _refusal(name, answer)

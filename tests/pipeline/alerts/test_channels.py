@@ -88,3 +88,37 @@ async def test_a_batch_is_delivered_once_per_channel_failures_are_retried_then_d
     [letter] = letters
     assert letter.error.startswith("slack: answered 500") and '"rule": "down"' in letter.payload
     assert sorted(topic) == sorted(event.alert_id.encode() for _r, event in batch[-2:])  # the other channel
+
+
+async def test_a_batch_whose_poster_cannot_start_is_retried_then_dead_lettered_not_raised() -> None:
+    from pipeline.alerts.channels import Deliverer
+    from pipeline.alerts.matcher import Match
+    from pipeline.alerts.present import alert_event
+    from pipeline.alerts.rules import Channels, Rule
+    from pipeline.schemas import DeadLetter
+    from pipeline.settings import AlertSettings
+    from testkit.alerts_corpus import sample_article
+
+    letters: list[DeadLetter] = []
+
+    async def send_dead_letter(letter: DeadLetter) -> None:
+        letters.append(letter)
+
+    async def send_topic(key: bytes, value: bytes) -> None:
+        raise AssertionError("no topic channel")
+
+    async def no_poster(*args: object, **kwargs: object) -> object:
+        raise OSError("cannot start the poster")
+
+    rule = Rule(name="w", query="energy", channels=Channels(webhook="http://127.0.0.1:9/hook"))
+    event = alert_event(Match(rule, sample_article()), copies=1, indexed_at=None, top_entities=3)
+    deliverer = Deliverer(AlertSettings(max_attempts=2, initial_backoff_s=0.01), send_topic=send_topic,
+                          send_dead_letter=send_dead_letter)
+    deliverer._poster.post_many = no_poster  # type: ignore[method-assign]
+    deliverer._poster.post = no_poster  # type: ignore[method-assign]
+    try:
+        await deliverer.deliver_batch([(rule, event)])  # does not raise: the alerts agent goes on
+    finally:
+        await deliverer.close()
+    [letter] = letters
+    assert letter.error.startswith("webhook: cannot start the poster")
