@@ -73,7 +73,8 @@ class Poster:
         self._pending: dict[int, asyncio.Future[tuple[int, str]]] = {}
         self._ids = itertools.count()
         self._starting: asyncio.Lock | None = None
-        self._outbox: list[bytes] = []  # frames not yet written to the child
+        self._outbox: list[bytes] = []  # frames not yet written to the child ``_outbox_proc``
+        self._outbox_proc: asyncio.subprocess.Process | None = None
 
     @property
     def pid(self) -> int | None:
@@ -161,18 +162,22 @@ class Poster:
         return rid, fut
 
     def _send(self, proc: asyncio.subprocess.Process, frame: bytes) -> None:
-        """Queue a frame; the frames of one turn of the loop go out in one write. A broad rule set posts hundreds at
-        once, and a write per frame (a system call and a wake-up of the child each) cost more than the pickling.
-        No drain: the delivery slots bound what is in flight."""
+        """Queue a frame for ``proc``; the frames of one turn of the loop go out in one write. A broad rule set posts
+        hundreds at once, and a write per frame (a system call and a wake-up of the child each) cost more than the
+        pickling. No drain: what is in flight is one batch's first attempts and the retry slots'."""
+        if self._outbox and self._outbox_proc is not proc:
+            self._flush()  # frames for a child that has since been replaced: never to the new one
+        self._outbox_proc = proc
         self._outbox.append(frame)
         if len(self._outbox) == 1:
-            asyncio.get_running_loop().call_soon(self._flush, proc)
+            asyncio.get_running_loop().call_soon(self._flush)
 
-    def _flush(self, proc: asyncio.subprocess.Process) -> None:
+    def _flush(self) -> None:
         frames, self._outbox = self._outbox, []
-        if proc.stdin is not None and not proc.stdin.is_closing():
+        proc = self._outbox_proc
+        if frames and proc is not None and proc.stdin is not None and not proc.stdin.is_closing():
             proc.stdin.write(b"".join(frames))
-        # Else the child is gone: its end of stdout closes, and _read_answers fails what it did not answer.
+        # Else the child is gone: _read_answers failed (or will fail) the requests it did not answer.
 
     async def close(self) -> None:
         """Close the child's stdin (it ends once its requests are answered), then wait for it, briefly."""
